@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what nat64's build, tests, demo and benchmarks need on a fresh
+# Debian machine (run as root). Idempotent: does nothing when all is present.
+set -euo pipefail
+
+# command -> Debian package
+declare -A NEED=(
+  [ip]=iproute2
+  [nft]=nftables
+  [iperf3]=iperf3
+  [curl]=curl
+  [tcpdump]=tcpdump
+  [ping]=iputils-ping
+  [tracepath]=iputils-tracepath
+  [traceroute]=traceroute
+  [jq]=jq
+  [python3]=python3
+  [ethtool]=ethtool
+  [socat]=socat
+  [sha256sum]=coreutils
+)
+
+missing=()
+for cmd in "${!NEED[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
+done
+
+if ((${#missing[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing packages ${missing[*]}; run as root to install them" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# TUN device node (present on normal hosts; some containers lack it).
+if [ ! -c /dev/net/tun ]; then
+  mkdir -p /dev/net
+  mknod /dev/net/tun c 10 200
+  chmod 0666 /dev/net/tun
+fi

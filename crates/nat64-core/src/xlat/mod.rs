@@ -1,0 +1,242 @@
+//! RFC 7915 IP/ICMP translation, in place, with the address/port mapping
+//! supplied by the caller through [`Mapper`].
+//!
+//! * [`six_to_four`] — RFC 7915 §5 (IPv6 → IPv4).
+//! * [`four_to_six`] — RFC 7915 §4 (IPv4 → IPv6).
+//! * [`icmp`] — ICMP type/code/pointer/MTU mapping and ICMP errors with their
+//!   inner packet translated (§4.2–4.4, §5.2–5.4).
+//! * [`frag`] — splitting a translated packet that exceeds the next-hop MTU.
+//! * [`icmp_gen`] — ICMP errors the translator itself originates.
+//!
+//! The packet occupies `buf[start..start + len]`. IPv4 → IPv6 grows the header
+//! by 20 bytes (28 with a Fragment header), so the caller leaves at least
+//! [`HEADROOM`] bytes before `start`. Nothing here allocates.
+
+pub mod four_to_six;
+pub mod frag;
+pub mod icmp;
+pub mod icmp_gen;
+pub mod six_to_four;
+
+use crate::addr::Prefix;
+use crate::verdict::DropReason;
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+pub use four_to_six::four_to_six;
+pub use six_to_four::six_to_four;
+
+/// Bytes the caller must leave free before the packet for IPv4 → IPv6
+/// (20 bytes of header growth plus an 8-byte Fragment header; ICMP errors
+/// whose inner packet also grows take up to twice that).
+pub const HEADROOM: usize = 64;
+
+/// Largest packet the translator handles (a TUN with GSO can hand us 64 KiB).
+pub const MAX_PACKET: usize = 65535;
+
+/// Transport protocol of a flow, as the mapping sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum L4Proto {
+    Tcp,
+    Udp,
+    /// ICMP query (echo); the identifier plays the role of both ports.
+    Icmp,
+}
+
+impl L4Proto {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            L4Proto::Tcp => "tcp",
+            L4Proto::Udp => "udp",
+            L4Proto::Icmp => "icmp",
+        }
+    }
+}
+
+/// A flow's 5-tuple in one family. For ICMP echo both ports hold the
+/// identifier (RFC 6146 §3.4: the identifier is the "port").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tuple<A> {
+    pub proto: L4Proto,
+    pub src: A,
+    pub src_port: u16,
+    pub dst: A,
+    pub dst_port: u16,
+}
+
+pub type Tuple6 = Tuple<Ipv6Addr>;
+pub type Tuple4 = Tuple<Ipv4Addr>;
+
+impl<A: Copy> Tuple<A> {
+    /// The same flow seen from the other end (source and destination swapped).
+    pub fn reversed(&self) -> Self {
+        Tuple {
+            proto: self.proto,
+            src: self.dst,
+            src_port: self.dst_port,
+            dst: self.src,
+            dst_port: self.src_port,
+        }
+    }
+}
+
+/// Where in a packet the tuple came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The packet's own header: the mapping may create state.
+    Outer,
+    /// The packet quoted inside an ICMP error, with source and destination
+    /// already swapped so it reads in the error's direction (RFC 6146 §3.4):
+    /// look up only, never create.
+    IcmpErrorInner,
+}
+
+/// Fragment fields of the packet being mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragMeta {
+    /// IPv4 Identification (zero-extended) or IPv6 Fragment Identification.
+    pub ident: u32,
+    /// Byte offset of this fragment.
+    pub offset: u16,
+    pub more: bool,
+}
+
+impl FragMeta {
+    pub fn is_first(&self) -> bool {
+        self.offset == 0
+    }
+}
+
+/// What the mapping is told about a packet besides its tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowMeta {
+    pub role: Role,
+    /// TCP flags byte (0 for other protocols).
+    pub tcp_flags: u8,
+    /// Set for fragments. For a non-first fragment the tuple's ports are 0
+    /// and the mapping must find them from the first fragment (RFC 6146 §3.4,
+    /// SPEC §4 fragment cache); the translator writes only the addresses.
+    pub fragment: Option<FragMeta>,
+    /// Length of the IP packet being translated.
+    pub len: usize,
+}
+
+/// The mapping hook: RFC 7915 does the header arithmetic, the mapping picks
+/// the addresses and ports (RFC 6146 "compute outgoing tuple").
+pub trait Mapper {
+    /// The outgoing IPv4 tuple for a packet travelling IPv6 → IPv4.
+    fn map_6to4(&mut self, t: &Tuple6, meta: &FlowMeta) -> Result<Tuple4, DropReason>;
+    /// The outgoing IPv6 tuple for a packet travelling IPv4 → IPv6.
+    fn map_4to6(&mut self, t: &Tuple4, meta: &FlowMeta) -> Result<Tuple6, DropReason>;
+    /// The IPv6 source for an ICMPv4 error sent by IPv4 router `router`
+    /// (normally `prefix || router`, RFC 7915 §4.2 / RFC 6052).
+    fn icmp_error_source_4to6(&mut self, router: Ipv4Addr) -> Result<Ipv6Addr, DropReason>;
+}
+
+/// How to treat IPv4 UDP datagrams with a zero checksum (RFC 7915 §4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UdpZeroChecksum {
+    /// Compute the checksum when the datagram is not fragmented; drop
+    /// fragments (they cannot be computed) with a counted reason.
+    #[default]
+    Calc,
+    /// Drop every such datagram.
+    Drop,
+    /// Forward with checksum 0 (invalid in IPv6; for controlled labs only).
+    Forward,
+}
+
+/// Translator settings that shape packets (RFC 7915 knobs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Next-hop MTU for translated IPv4 packets (the TUN's MTU by default).
+    pub ipv4_mtu: u16,
+    /// Next-hop MTU for translated IPv6 packets (the TUN's MTU by default).
+    pub ipv6_link_mtu: u16,
+    /// The lowest IPv6 path MTU assumed (RFC 7915 §4.1 "lowest-ipv6-mtu"):
+    /// IPv4 packets without DF are fragmented to it. Default 1280.
+    pub lowest_ipv6_mtu: u16,
+    pub udp_zero_checksum: UdpZeroChecksum,
+    /// Copy IPv4 TOS ↔ IPv6 Traffic Class (RFC 7915 §4.1/§5.1 default: yes).
+    pub copy_tos: bool,
+    /// Decrement TTL / Hop Limit (a translator is a router; default yes).
+    pub decrement_ttl: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ipv4_mtu: 1500,
+            ipv6_link_mtu: 1500,
+            lowest_ipv6_mtu: 1280,
+            udp_zero_checksum: UdpZeroChecksum::Calc,
+            copy_tos: true,
+            decrement_ttl: true,
+        }
+    }
+}
+
+/// A stateless mapping (SIIT-style, RFC 7915 with RFC 6052 for both
+/// addresses): IPv6 addresses are extracted from `prefix`, IPv4 addresses
+/// embedded in it; ports are kept. Used by tests, the fuzzer and benchmarks;
+/// the stateful engine replaces it in the daemon.
+#[derive(Debug, Clone, Copy)]
+pub struct StatelessMapper {
+    pub prefix: Prefix,
+    /// Apply RFC 6052 §3.1 to the Well-Known Prefix.
+    pub wkp_strict: bool,
+}
+
+impl Mapper for StatelessMapper {
+    fn map_6to4(&mut self, t: &Tuple6, _: &FlowMeta) -> Result<Tuple4, DropReason> {
+        Ok(Tuple {
+            proto: t.proto,
+            src: self.prefix.extract_checked(&t.src, self.wkp_strict)?,
+            src_port: t.src_port,
+            dst: self.prefix.extract_checked(&t.dst, self.wkp_strict)?,
+            dst_port: t.dst_port,
+        })
+    }
+    fn map_4to6(&mut self, t: &Tuple4, _: &FlowMeta) -> Result<Tuple6, DropReason> {
+        Ok(Tuple {
+            proto: t.proto,
+            src: self.prefix.embed(t.src),
+            src_port: t.src_port,
+            dst: self.prefix.embed(t.dst),
+            dst_port: t.dst_port,
+        })
+    }
+    fn icmp_error_source_4to6(&mut self, router: Ipv4Addr) -> Result<Ipv6Addr, DropReason> {
+        Ok(self.prefix.embed(router))
+    }
+}
+
+/// True for IPv6 addresses that are never translated: unspecified,
+/// loopback, link-local, multicast (SPEC §4: the kernel's own MLD/RS traffic
+/// into the TUN is dropped silently and counted).
+pub fn v6_not_for_translation(a: &Ipv6Addr) -> bool {
+    let s = a.segments();
+    a.is_unspecified() || a.is_loopback() || a.is_multicast() || (s[0] & 0xffc0) == 0xfe80
+}
+
+/// True for IPv4 addresses that are never translated: unspecified, loopback,
+/// multicast, limited broadcast.
+pub fn v4_not_for_translation(a: &Ipv4Addr) -> bool {
+    a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast()
+}
+
+/// Translates the packet at `buf[start..start + len]` in whichever direction
+/// its version nibble says.
+pub fn translate<M: Mapper + ?Sized>(
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    cfg: &Config,
+    m: &mut M,
+) -> crate::verdict::Verdict {
+    match buf.get(start).map(|b| b >> 4) {
+        Some(6) => six_to_four(buf, start, len, cfg, m),
+        Some(4) => four_to_six(buf, start, len, cfg, m),
+        Some(_) => DropReason::BadVersion.into(),
+        None => DropReason::Truncated.into(),
+    }
+}
