@@ -78,6 +78,8 @@ impl Prefix {
     pub fn addr(&self) -> Ipv6Addr {
         Ipv6Addr::from(self.octets)
     }
+    /// The prefix length in bits (a prefix is never empty).
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u8 {
         self.len
     }

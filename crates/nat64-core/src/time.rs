@@ -23,8 +23,8 @@ impl Timestamp {
     pub const fn as_secs(self) -> u64 {
         self.0 / 1000
     }
-    /// `self + d`, saturating.
-    pub fn add(self, d: Duration) -> Self {
+    /// `self + d`, saturating (also available as `self + d`).
+    pub fn saturating_add(self, d: Duration) -> Self {
         Timestamp(self.0.saturating_add(d.as_millis() as u64))
     }
     /// Time from `earlier` to `self` (zero if `earlier` is later).
@@ -36,6 +36,6 @@ impl Timestamp {
 impl core::ops::Add<Duration> for Timestamp {
     type Output = Timestamp;
     fn add(self, d: Duration) -> Timestamp {
-        Timestamp::add(self, d)
+        self.saturating_add(d)
     }
 }

@@ -177,9 +177,22 @@ pub struct HeaderChain {
 /// Errors on a chain that runs past the packet, a hop-by-hop header that is
 /// not first, or a repeated Fragment header.
 pub fn walk_chain(packet: &[u8]) -> Result<HeaderChain, WireError> {
+    if packet.len() < HEADER_LEN {
+        return Err(WireError::Truncated);
+    }
     let end = HEADER_LEN + be16(packet, field::LENGTH.start) as usize;
     if end > packet.len() {
         return Err(WireError::BadLength);
+    }
+    walk_chain_within(packet, end)
+}
+
+/// Like [`walk_chain`] but only looks at `packet[..end]`: for the packet
+/// quoted in an ICMP error, which is usually truncated below its payload
+/// length. `end` must not exceed `packet.len()`.
+pub fn walk_chain_within(packet: &[u8], end: usize) -> Result<HeaderChain, WireError> {
+    if end > packet.len() || end < HEADER_LEN {
+        return Err(WireError::Truncated);
     }
     let mut next = packet[field::NXT_HDR];
     let mut off = HEADER_LEN;
@@ -297,7 +310,24 @@ mod test {
             WireError::BadExtensionHeader
         );
         // hop-by-hop not first
-        let pl = [nh::HOP_BY_HOP, 0, 0, 0, 0, 0, 0, 0, nh::UDP, 0, 0, 0, 0, 0, 0, 0];
+        let pl = [
+            nh::HOP_BY_HOP,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            nh::UDP,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
         assert_eq!(
             walk_chain(&base(nh::DEST_OPTS, &pl)).unwrap_err(),
             WireError::BadExtensionHeader

@@ -1,9 +1,39 @@
-//! RFC 7915 §4: IPv4 → IPv6.
-use super::{Config, Mapper};
-use crate::verdict::{DropReason, Verdict};
+//! RFC 7915 §4: translating IPv4 packets into IPv6, in place.
+//!
+//! The IPv6 header (and a Fragment header when one is needed) is written in
+//! front of the transport header, reaching into the caller's headroom: the
+//! payload never moves.
 
-/// Translates the IPv4 packet at `buf[start..start + len]` to IPv6 in place;
-/// `start` must be at least [`super::HEADROOM`].
+use super::icmp::{self, Mapped, Rest};
+use super::{v4_not_for_translation, Config, FlowMeta, FragMeta, L4Proto, Mapper, Role, Tuple};
+use crate::verdict::{DropReason, IcmpError, Verdict};
+use crate::wire::icmp::{is_v4_error, v6};
+use crate::wire::ipv4::{self, be16, put16};
+use crate::wire::ipv6::{self, nh};
+use crate::wire::{checksum, l4, proto};
+use core::net::Ipv6Addr;
+
+/// Writes a 40-byte IPv6 header. Flow label is 0 (RFC 7915 §4.1).
+pub(crate) fn write_v6_header(
+    out: &mut [u8],
+    tc: u8,
+    payload_len: u16,
+    next_header: u8,
+    hop_limit: u8,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+) {
+    let mut p = ipv6::Packet::new_unchecked(&mut out[..ipv6::HEADER_LEN]);
+    p.set_version_tc_flow(tc, 0);
+    p.set_payload_len(payload_len);
+    p.set_next_header(next_header);
+    p.set_hop_limit(hop_limit);
+    p.set_src_addr(src);
+    p.set_dst_addr(dst);
+}
+
+/// Translates the IPv4 packet at `buf[start..start + len]` to IPv6 in place
+/// (RFC 7915 §4); `start` must leave [`super::HEADROOM`] bytes in front.
 pub fn four_to_six<M: Mapper + ?Sized>(
     buf: &mut [u8],
     start: usize,
@@ -11,6 +41,366 @@ pub fn four_to_six<M: Mapper + ?Sized>(
     cfg: &Config,
     m: &mut M,
 ) -> Verdict {
-    let _ = (buf, start, len, cfg, m);
-    Verdict::Drop(DropReason::Truncated)
+    match translate(buf, start, len, cfg, m) {
+        Ok(v) => v,
+        Err(r) => Verdict::Drop(r),
+    }
+}
+
+fn translate<M: Mapper + ?Sized>(
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    cfg: &Config,
+    m: &mut M,
+) -> Result<Verdict, DropReason> {
+    let pkt = start
+        .checked_add(len)
+        .and_then(|end| buf.get(start..end))
+        .ok_or(DropReason::NoBufferRoom)?;
+    let ip = ipv4::Packet::new_checked(pkt)?;
+    if !ip.verify_checksum() {
+        return Err(DropReason::BadIpv4Checksum);
+    }
+    let (src4, dst4) = (ip.src_addr(), ip.dst_addr());
+    if v4_not_for_translation(&src4) || v4_not_for_translation(&dst4) {
+        return Err(DropReason::NotForTranslation);
+    }
+    let hl = ip.header_len();
+    let total = ip.total_len() as usize;
+    let upper_len = total - hl;
+    let first = ip.frag_offset() == 0;
+    let is_frag = ip.is_fragment();
+    let protocol = ip.protocol();
+    let is_icmp_error = protocol == proto::ICMP && first && upper_len > 0 && is_v4_error(pkt[hl]);
+
+    // RFC 7915 §4.1 TTL: decrement as a router; expiry answers Time Exceeded.
+    if cfg.decrement_ttl && ip.ttl() <= 1 {
+        return Ok(icmp_or_drop(
+            is_icmp_error,
+            IcmpError::TimeExceeded,
+            DropReason::HopLimitExceeded,
+        ));
+    }
+    // RFC 7915 §4.1: options are ignored, except an unexpired source route:
+    // drop and answer Destination Unreachable / Source Route Failed.
+    if ip.has_unexpired_source_route() {
+        return Ok(icmp_or_drop(
+            is_icmp_error,
+            IcmpError::DestUnreachableV4 { code: 5 },
+            DropReason::SourceRoute,
+        ));
+    }
+    if !matches!(protocol, proto::TCP | proto::UDP | proto::ICMP) {
+        return Err(DropReason::UnsupportedProtocol);
+    }
+    if first && upper_len < l4::min_header_len(protocol) {
+        return Err(if is_frag {
+            DropReason::FragmentTooSmall
+        } else {
+            DropReason::BadL4Header
+        });
+    }
+    if protocol == proto::ICMP && is_frag {
+        // ICMPv6 adds a pseudo-header with the full length: not adjustable
+        // per fragment.
+        return Err(DropReason::IcmpFragmented);
+    }
+    let ttl = if cfg.decrement_ttl {
+        ip.ttl() - 1
+    } else {
+        ip.ttl()
+    };
+    let tc = if cfg.copy_tos { ip.tos() } else { 0 };
+    if is_icmp_error {
+        return icmp_error(buf, start, hl, total, tc, ttl, src4, cfg, m);
+    }
+
+    // RFC 6146 §3.4 determine the incoming tuple.
+    let l4s = &pkt[hl..total];
+    let mut udp_calc = false;
+    let (l4p, sport, dport, tcp_flags, echo6) = if !first {
+        let p = if protocol == proto::TCP {
+            L4Proto::Tcp
+        } else {
+            L4Proto::Udp
+        };
+        (p, 0, 0, 0, None)
+    } else {
+        match protocol {
+            proto::TCP => (L4Proto::Tcp, be16(l4s, 0), be16(l4s, 2), l4s[13], None),
+            proto::UDP => {
+                if be16(l4s, 6) == 0 {
+                    // RFC 7915 §4.5: zero-checksum IPv4 UDP.
+                    match cfg.udp_zero_checksum {
+                        super::UdpZeroChecksum::Drop => return Err(DropReason::UdpZeroChecksum),
+                        super::UdpZeroChecksum::Calc if is_frag => {
+                            return Err(DropReason::UdpZeroChecksumFragment)
+                        }
+                        super::UdpZeroChecksum::Calc => udp_calc = true,
+                        super::UdpZeroChecksum::Forward => {}
+                    }
+                }
+                (L4Proto::Udp, be16(l4s, 0), be16(l4s, 2), 0, None)
+            }
+            _ => {
+                let rest = u32::from_be_bytes([l4s[4], l4s[5], l4s[6], l4s[7]]);
+                let t = match icmp::map_v4_to_v6(l4s[0], l4s[1], rest)? {
+                    Mapped::Echo { msg_type } => msg_type,
+                    Mapped::Error { .. } => return Err(DropReason::IcmpUntranslatableType),
+                };
+                let id = be16(l4s, 4);
+                (L4Proto::Icmp, id, id, 0, Some(t))
+            }
+        }
+    };
+    let meta = FlowMeta {
+        role: Role::Outer,
+        tcp_flags,
+        fragment: is_frag.then(|| FragMeta {
+            ident: ip.ident() as u32,
+            offset: ip.frag_offset(),
+            more: ip.more_frags(),
+        }),
+        len: total,
+    };
+    let t4 = Tuple {
+        proto: l4p,
+        src: src4,
+        src_port: sport,
+        dst: dst4,
+        dst_port: dport,
+    };
+    let t6 = m.map_4to6(&t4, &meta)?;
+
+    // Sizes, Fragment header and MTU (RFC 7915 §4.1).
+    let df = ip.dont_frag();
+    let (ident, frag_off, more) = (ip.ident() as u32, ip.frag_offset(), ip.more_frags());
+    let need_frag_hdr =
+        is_frag || (!df && upper_len + ipv6::HEADER_LEN > cfg.lowest_ipv6_mtu as usize);
+    let hdr6 = ipv6::HEADER_LEN
+        + if need_frag_hdr {
+            ipv6::FRAG_HEADER_LEN
+        } else {
+            0
+        };
+    let total6 = hdr6 + upper_len;
+    let payload6 = total6 - ipv6::HEADER_LEN;
+    if payload6 > 65535 {
+        return Err(DropReason::BadLength);
+    }
+    let mut fragment_mtu = None;
+    if !df && !is_frag && total6 > cfg.lowest_ipv6_mtu as usize {
+        fragment_mtu = Some(cfg.lowest_ipv6_mtu);
+    } else if total6 > cfg.ipv6_link_mtu as usize {
+        if df && !is_frag {
+            return Ok(Verdict::Icmp {
+                error: IcmpError::FragmentationNeeded {
+                    mtu: cfg.ipv6_link_mtu.saturating_sub(20),
+                },
+                reason: DropReason::PacketTooBig,
+            });
+        }
+        fragment_mtu = Some(cfg.ipv6_link_mtu);
+    }
+    let l4_abs = start + hl;
+    let new_start = l4_abs.checked_sub(hdr6).ok_or(DropReason::NoBufferRoom)?;
+
+    // Transport header (RFC 7915 §4.5).
+    if first {
+        let l4b = &mut buf[l4_abs..start + total];
+        match echo6 {
+            None => {
+                let off = l4::checksum_offset(protocol).unwrap_or(6);
+                put16(l4b, 0, t6.src_port);
+                put16(l4b, 2, t6.dst_port);
+                if udp_calc {
+                    put16(l4b, off, 0);
+                    let sum =
+                        checksum::pseudo_header_v6(t6.src, t6.dst, proto::UDP, upper_len as u32);
+                    let mut c = !checksum::fold(checksum::accumulate(sum, l4b));
+                    if c == 0 {
+                        c = 0xffff;
+                    }
+                    put16(l4b, off, c);
+                } else if !(protocol == proto::UDP && be16(l4b, off) == 0) {
+                    let old = checksum::addr_sum_v4(src4, dst4) + sport as u32 + dport as u32;
+                    let new = checksum::addr_sum_v6(t6.src, t6.dst)
+                        + t6.src_port as u32
+                        + t6.dst_port as u32;
+                    let mut c = checksum::adjust(be16(l4b, off), old, new);
+                    if protocol == proto::UDP && c == 0 {
+                        c = 0xffff;
+                    }
+                    put16(l4b, off, c);
+                }
+            }
+            Some(t) => {
+                let old = be16(l4b, 0) as u32 + dport as u32;
+                l4b[0] = t;
+                l4b[1] = 0;
+                put16(l4b, 4, t6.dst_port);
+                let new = checksum::pseudo_header_v6(t6.src, t6.dst, nh::ICMPV6, upper_len as u32)
+                    + be16(l4b, 0) as u32
+                    + t6.dst_port as u32;
+                let c = checksum::adjust(be16(l4b, 2), old, new);
+                put16(l4b, 2, c);
+            }
+        }
+    }
+
+    let nh6 = if protocol == proto::ICMP {
+        nh::ICMPV6
+    } else {
+        protocol
+    };
+    write_v6_header(
+        &mut buf[new_start..new_start + ipv6::HEADER_LEN],
+        tc,
+        payload6 as u16,
+        if need_frag_hdr { nh::FRAGMENT } else { nh6 },
+        ttl,
+        t6.src,
+        t6.dst,
+    );
+    if need_frag_hdr {
+        // RFC 7915 §4.1: Identification zero-extended, offset and M copied.
+        ipv6::emit_frag_header(
+            &mut buf[new_start + ipv6::HEADER_LEN..l4_abs],
+            nh6,
+            frag_off,
+            more,
+            ident,
+        );
+    }
+    Ok(Verdict::Forward {
+        start: new_start,
+        len: total6,
+        fragment_mtu,
+    })
+}
+
+fn icmp_or_drop(is_icmp_error: bool, error: IcmpError, reason: DropReason) -> Verdict {
+    // RFC 1812 §4.3.2.7: no ICMP error about an ICMP error.
+    if is_icmp_error {
+        Verdict::Drop(reason)
+    } else {
+        Verdict::Icmp { error, reason }
+    }
+}
+
+/// RFC 7915 §4.2–4.4: an ICMPv4 error becomes an ICMPv6 error whose quoted
+/// packet is translated too. Output is capped at 1280 bytes (RFC 4443).
+#[allow(clippy::too_many_arguments)]
+fn icmp_error<M: Mapper + ?Sized>(
+    buf: &mut [u8],
+    start: usize,
+    hl: usize,
+    total: usize,
+    tc: u8,
+    ttl: u8,
+    router: core::net::Ipv4Addr,
+    cfg: &Config,
+    m: &mut M,
+) -> Result<Verdict, DropReason> {
+    let icmp_abs = start + hl;
+    let msg = &buf[icmp_abs..start + total];
+    let (t, code) = (msg[0], msg[1]);
+    let rest = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
+    let (t6, c6, rest_kind) = match icmp::map_v4_to_v6(t, code, rest)? {
+        Mapped::Error {
+            msg_type,
+            code,
+            rest,
+        } => (msg_type, code, rest),
+        Mapped::Echo { .. } => return Err(DropReason::IcmpUntranslatableType),
+    };
+    let mut scratch = [0u8; 1536];
+    let body = &msg[8..];
+    let body_len = body.len().min(scratch.len());
+    scratch[..body_len].copy_from_slice(&body[..body_len]);
+    let body = &scratch[..body_len];
+    // Total Length of the quoted packet, for the RFC 1191 plateau search.
+    let inner_total = if body.len() >= 4 { be16(body, 2) } else { 0 };
+
+    // RFC 4884: length (32-bit words) in byte 5 for Dest Unreach / Time
+    // Exceeded; only those have a length octet on the IPv6 side too.
+    let ext_words = if t6 == v6::DEST_UNREACH || t6 == v6::TIME_EXCEEDED {
+        msg[5] as usize
+    } else {
+        0
+    };
+    let (quoted, extension) = if ext_words != 0 && ext_words * 4 < body.len() {
+        body.split_at(ext_words * 4)
+    } else {
+        (body, &[][..])
+    };
+
+    // Output: [IPv6 40][ICMPv6 8][quoted, translated][pad][extension].
+    let new_start = icmp_abs.checked_sub(40).ok_or(DropReason::NoBufferRoom)?;
+    let out_body = new_start + 48;
+    let room = buf
+        .len()
+        .saturating_sub(out_body)
+        .min(icmp::MAX_ICMPV6_ERROR - 48);
+    let out = &mut buf[out_body..out_body + room];
+    // The quoted packet grows by 20 (28 with a Fragment header) bytes.
+    let quoted = &quoted[..quoted.len().min(room.saturating_sub(28))];
+    let (mut qlen, map) = icmp::inner_4to6(quoted, out, m)?;
+    let mut ext_len = 0;
+    let mut length_attr = 0u8;
+    if !extension.is_empty() {
+        // RFC 4884 §5.1: padded to 128 bytes, 64-bit words on IPv6.
+        let padded = qlen.max(128).div_ceil(8) * 8;
+        if padded + extension.len() <= out.len() {
+            out[qlen..padded].fill(0);
+            out[padded..padded + extension.len()].copy_from_slice(extension);
+            length_attr = (padded / 8) as u8;
+            qlen = padded;
+            ext_len = extension.len();
+        }
+    }
+    let body_out = qlen + ext_len;
+    let src6 = m.icmp_error_source_4to6(router)?;
+    // Addressed to the quoted packet's source (our IPv6 client).
+    let dst6 = map.src;
+    let rest6: u32 = match rest_kind {
+        Rest::Mtu => icmp::ptb_mtu_v4_to_v6(
+            (rest & 0xffff) as u16,
+            inner_total,
+            cfg.ipv6_link_mtu,
+            cfg.ipv4_mtu,
+        ),
+        Rest::Pointer(p) => p as u32,
+        Rest::Unused => (length_attr as u32) << 24,
+    };
+    let icmp_len = 8 + body_out;
+    {
+        let h = &mut buf[new_start + 40..new_start + 48];
+        h[0] = t6;
+        h[1] = c6;
+        h[2] = 0;
+        h[3] = 0;
+        h[4..8].copy_from_slice(&rest6.to_be_bytes());
+    }
+    let sum = checksum::pseudo_header_v6(src6, dst6, nh::ICMPV6, icmp_len as u32);
+    let c = !checksum::fold(checksum::accumulate(
+        sum,
+        &buf[new_start + 40..new_start + 40 + icmp_len],
+    ));
+    put16(&mut buf[new_start + 40..], 2, c);
+    write_v6_header(
+        &mut buf[new_start..new_start + 40],
+        tc,
+        icmp_len as u16,
+        nh::ICMPV6,
+        ttl,
+        src6,
+        dst6,
+    );
+    Ok(Verdict::Forward {
+        start: new_start,
+        len: 40 + icmp_len,
+        fragment_mtu: None,
+    })
 }

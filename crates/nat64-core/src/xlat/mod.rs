@@ -240,3 +240,90 @@ pub fn translate<M: Mapper + ?Sized>(
         None => DropReason::Truncated.into(),
     }
 }
+
+#[cfg(test)]
+mod test {
+    //! Smoke tests; the RFC 7915 conformance suite lives in `tests/`.
+    use super::*;
+    use crate::verdict::Verdict;
+    use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+
+    fn mapper() -> StatelessMapper {
+        StatelessMapper {
+            prefix: "2001:db8:64::/96".parse().unwrap(),
+            wkp_strict: false,
+        }
+    }
+
+    fn place(pkt: &[u8]) -> Vec<u8> {
+        let mut buf = vec![0u8; HEADROOM + pkt.len() + 256];
+        buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(pkt);
+        buf
+    }
+
+    #[test]
+    fn tcp_round_trip_checksums_verify() {
+        let m = mapper();
+        let src = m.prefix.embed(Ipv4Addr::new(192, 0, 2, 1)).octets();
+        let dst = m.prefix.embed(Ipv4Addr::new(198, 51, 100, 2)).octets();
+        let payload = [7u8; 100];
+        let b = PacketBuilder::ipv6(src, dst, 64).tcp(40000, 80, 1234, 65535);
+        let mut pkt = Vec::new();
+        b.write(&mut pkt, &payload).unwrap();
+        let mut buf = place(&pkt);
+        let mut mm = m;
+        let v = six_to_four(&mut buf, HEADROOM, pkt.len(), &Config::default(), &mut mm);
+        let Verdict::Forward { start, len, .. } = v else {
+            panic!("{v:?}")
+        };
+        let out = buf[start..start + len].to_vec();
+        let s = SlicedPacket::from_ip(&out).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ip4)) = &s.net else {
+            panic!()
+        };
+        assert_eq!(ip4.header().ttl(), 63);
+        let Some(TransportSlice::Tcp(tcp)) = &s.transport else {
+            panic!()
+        };
+        let want = tcp
+            .to_header()
+            .calc_checksum_ipv4(&ip4.header().to_header(), &payload)
+            .unwrap();
+        assert_eq!(tcp.checksum(), want);
+        // and back
+        let v = four_to_six(&mut buf, start, len, &Config::default(), &mut mm);
+        let Verdict::Forward { start, len, .. } = v else {
+            panic!("{v:?}")
+        };
+        let mut expect = pkt.clone();
+        expect[7] = 62; // hop limit decremented twice
+        assert_eq!(&buf[start..start + len], &expect[..]);
+    }
+
+    #[test]
+    fn icmp_echo_round_trip() {
+        let mut m = mapper();
+        let src = m.prefix.embed(Ipv4Addr::new(192, 0, 2, 1)).octets();
+        let dst = m.prefix.embed(Ipv4Addr::new(198, 51, 100, 2)).octets();
+        let b = PacketBuilder::ipv6(src, dst, 64).icmpv6_echo_request(0x1234, 7);
+        let mut pkt = Vec::new();
+        b.write(&mut pkt, b"hello").unwrap();
+        let mut buf = place(&pkt);
+        let Verdict::Forward { start, len, .. } =
+            six_to_four(&mut buf, HEADROOM, pkt.len(), &Config::default(), &mut m)
+        else {
+            panic!()
+        };
+        let out = &buf[start..start + len];
+        assert_eq!(out[20], 8);
+        assert_eq!(crate::wire::checksum::checksum(&out[20..]), 0);
+        let Verdict::Forward { start, len, .. } =
+            four_to_six(&mut buf, start, len, &Config::default(), &mut m)
+        else {
+            panic!()
+        };
+        let mut expect = pkt.clone();
+        expect[7] = 62;
+        assert_eq!(&buf[start..start + len], &expect[..]);
+    }
+}

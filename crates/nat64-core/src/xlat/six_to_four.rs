@@ -1,8 +1,60 @@
-//! RFC 7915 §5: IPv6 → IPv4.
-use super::{Config, Mapper};
-use crate::verdict::{DropReason, Verdict};
+//! RFC 7915 §5: translating IPv6 packets into IPv4, in place.
+//!
+//! The IPv4 header is written over the tail of the IPv6 header and its
+//! extension headers, ending where the transport header starts, so the
+//! payload never moves.
 
-/// Translates the IPv6 packet at `buf[start..start + len]` to IPv4 in place.
+use super::icmp::{self, Mapped, Rest};
+use super::{v6_not_for_translation, Config, FlowMeta, FragMeta, L4Proto, Mapper, Role, Tuple};
+use crate::verdict::{DropReason, IcmpError, Verdict};
+use crate::wire::icmp::{is_v6_error, v6};
+use crate::wire::ipv4::{be16, put16};
+use crate::wire::ipv6::{self, nh, HeaderChain};
+use crate::wire::{checksum, l4, proto};
+use core::net::Ipv4Addr;
+
+/// Fields of an IPv4 header to emit (RFC 7915 §5.1).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct V4Header {
+    pub tos: u8,
+    pub total_len: u16,
+    pub ident: u16,
+    pub df: bool,
+    pub mf: bool,
+    pub frag_offset: u16,
+    pub ttl: u8,
+    pub protocol: u8,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+}
+
+/// Writes a 20-byte IPv4 header (no options) with its checksum.
+pub(crate) fn write_v4_header(out: &mut [u8], h: &V4Header) {
+    let mut p = crate::wire::ipv4::Packet::new_unchecked(&mut out[..20]);
+    p.set_version_and_header_len(20);
+    p.set_tos(h.tos);
+    p.set_total_len(h.total_len);
+    p.set_ident(h.ident);
+    p.set_flags_and_offset(h.df, h.mf, h.frag_offset);
+    p.set_ttl(h.ttl);
+    p.set_protocol(h.protocol);
+    p.set_src_addr(h.src);
+    p.set_dst_addr(h.dst);
+    p.fill_checksum();
+}
+
+/// RFC 7915 §5.1 "Identification: set according to a Fragment
+/// Identification algorithm": a hash of the addresses and the transport
+/// checksum (which changes with every segment), in the spirit of RFC 7739.
+/// Only used for packets sent with DF clear.
+fn fragment_id(src: Ipv4Addr, dst: Ipv4Addr, l4_sum: u16, len: u16) -> u16 {
+    let x = u32::from(src).rotate_left(7) ^ u32::from(dst) ^ ((l4_sum as u32) << 16) ^ len as u32;
+    let h = x.wrapping_mul(0x9e37_79b1);
+    (h >> 16) as u16 | 1
+}
+
+/// Translates the IPv6 packet at `buf[start..start + len]` to IPv4 in place
+/// (RFC 7915 §5), asking `m` for the outgoing addresses and ports.
 pub fn six_to_four<M: Mapper + ?Sized>(
     buf: &mut [u8],
     start: usize,
@@ -10,6 +62,333 @@ pub fn six_to_four<M: Mapper + ?Sized>(
     cfg: &Config,
     m: &mut M,
 ) -> Verdict {
-    let _ = (buf, start, len, cfg, m);
-    Verdict::Drop(DropReason::Truncated)
+    match translate(buf, start, len, cfg, m) {
+        Ok(v) => v,
+        Err(r) => Verdict::Drop(r),
+    }
+}
+
+fn translate<M: Mapper + ?Sized>(
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    cfg: &Config,
+    m: &mut M,
+) -> Result<Verdict, DropReason> {
+    let pkt = start
+        .checked_add(len)
+        .and_then(|end| buf.get(start..end))
+        .ok_or(DropReason::NoBufferRoom)?;
+    let ip = ipv6::Packet::new_checked(pkt)?;
+    let total = ip.total_len();
+    let (src6, dst6) = (ip.src_addr(), ip.dst_addr());
+    if v6_not_for_translation(&src6) || v6_not_for_translation(&dst6) {
+        return Err(DropReason::NotForTranslation);
+    }
+    let chain = ipv6::walk_chain(&pkt[..total])?;
+    let first = chain.frag.is_none_or(|f| f.is_first());
+    let upper_len = total - chain.upper_offset;
+    let is_icmp_error =
+        chain.upper == nh::ICMPV6 && first && upper_len > 0 && is_v6_error(pkt[chain.upper_offset]);
+
+    // RFC 7915 §5.1: a Routing header with Segments Left != 0 is not
+    // translated; Parameter Problem code 0 points at Segments Left.
+    if let Some(at) = chain.segments_left_at {
+        return Ok(icmp_or_drop(
+            is_icmp_error,
+            IcmpError::ParameterProblem {
+                code: 0,
+                pointer: at as u32,
+            },
+            DropReason::SegmentsLeft,
+        ));
+    }
+    // RFC 7915 §5.1 TTL: the translator is a router and decrements.
+    if cfg.decrement_ttl && ip.hop_limit() <= 1 {
+        return Ok(icmp_or_drop(
+            is_icmp_error,
+            IcmpError::TimeExceeded,
+            DropReason::HopLimitExceeded,
+        ));
+    }
+    match chain.upper {
+        proto::TCP | proto::UDP | proto::ICMPV6 => {}
+        nh::AH | nh::MOBILITY | nh::NO_NEXT | nh::HOP_BY_HOP | nh::ROUTING | nh::DEST_OPTS => {
+            return Err(DropReason::UnsupportedExtensionHeader)
+        }
+        _ => return Err(DropReason::UnsupportedProtocol),
+    }
+    if first && upper_len < l4::min_header_len(chain.upper) {
+        return Err(if chain.frag.is_some() {
+            DropReason::FragmentTooSmall
+        } else {
+            DropReason::BadL4Header
+        });
+    }
+    if chain.upper == nh::ICMPV6 && chain.frag.is_some() {
+        // The ICMPv6 checksum covers the whole message and a pseudo-header
+        // with its full length: it cannot be adjusted per fragment.
+        return Err(DropReason::IcmpFragmented);
+    }
+    let ttl = if cfg.decrement_ttl {
+        ip.hop_limit() - 1
+    } else {
+        ip.hop_limit()
+    };
+    let tos = if cfg.copy_tos { ip.traffic_class() } else { 0 };
+    if is_icmp_error {
+        return icmp_error(buf, start, total, &chain, tos, ttl, cfg, m);
+    }
+
+    // RFC 6146 §3.4 determine the incoming tuple.
+    let l4s = &pkt[chain.upper_offset..total];
+    let (l4p, sport, dport, tcp_flags, echo4) = if !first {
+        let p = if chain.upper == proto::TCP {
+            L4Proto::Tcp
+        } else {
+            L4Proto::Udp
+        };
+        (p, 0, 0, 0, None)
+    } else {
+        match chain.upper {
+            proto::TCP => (L4Proto::Tcp, be16(l4s, 0), be16(l4s, 2), l4s[13], None),
+            proto::UDP => {
+                if be16(l4s, 6) == 0 {
+                    // A zero UDP checksum is not valid in IPv6 (RFC 8200 §8.1).
+                    return Err(DropReason::BadChecksum);
+                }
+                (L4Proto::Udp, be16(l4s, 0), be16(l4s, 2), 0, None)
+            }
+            _ => {
+                let rest = u32::from_be_bytes([l4s[4], l4s[5], l4s[6], l4s[7]]);
+                let t = match icmp::map_v6_to_v4(l4s[0], l4s[1], rest)? {
+                    Mapped::Echo { msg_type } => msg_type,
+                    Mapped::Error { .. } => return Err(DropReason::IcmpUntranslatableType),
+                };
+                let id = be16(l4s, 4);
+                (L4Proto::Icmp, id, id, 0, Some(t))
+            }
+        }
+    };
+    let meta = FlowMeta {
+        role: Role::Outer,
+        tcp_flags,
+        fragment: chain.frag.map(|f| FragMeta {
+            ident: f.ident,
+            offset: f.offset,
+            more: f.more,
+        }),
+        len: total,
+    };
+    let t6 = Tuple {
+        proto: l4p,
+        src: src6,
+        src_port: sport,
+        dst: dst6,
+        dst_port: dport,
+    };
+    // RFC 6146 §3.5 filtering and updating / §3.6 compute outgoing tuple.
+    let t4 = m.map_6to4(&t6, &meta)?;
+
+    // Sizes, DF and MTU (RFC 7915 §5.1, §5.1.1).
+    let total4 = upper_len + 20;
+    if total4 > 65535 {
+        return Err(DropReason::BadLength);
+    }
+    let mut fragment_mtu = None;
+    let df = chain.frag.is_none() && total4 > 1260;
+    if total4 > cfg.ipv4_mtu as usize {
+        if df {
+            let mtu = (cfg.ipv4_mtu as u32 + 20).max(1280);
+            return Ok(Verdict::Icmp {
+                error: IcmpError::PacketTooBig { mtu },
+                reason: DropReason::PacketTooBig,
+            });
+        }
+        fragment_mtu = Some(cfg.ipv4_mtu);
+    }
+
+    // Transport header: ports / identifier and checksum (RFC 7915 §5.5).
+    let l4_abs = start + chain.upper_offset;
+    let mut l4_sum = 0;
+    if first {
+        let l4b = &mut buf[l4_abs..start + total];
+        match echo4 {
+            None => {
+                let off = l4::checksum_offset(chain.upper).unwrap_or(6);
+                let old = checksum::addr_sum_v6(src6, dst6) + sport as u32 + dport as u32;
+                let new =
+                    checksum::addr_sum_v4(t4.src, t4.dst) + t4.src_port as u32 + t4.dst_port as u32;
+                put16(l4b, 0, t4.src_port);
+                put16(l4b, 2, t4.dst_port);
+                let mut c = checksum::adjust(be16(l4b, off), old, new);
+                if chain.upper == proto::UDP && c == 0 {
+                    c = 0xffff;
+                }
+                put16(l4b, off, c);
+                l4_sum = c;
+            }
+            Some(t) => {
+                let old = checksum::pseudo_header_v6(src6, dst6, nh::ICMPV6, upper_len as u32)
+                    + be16(l4b, 0) as u32
+                    + sport as u32;
+                l4b[0] = t;
+                l4b[1] = 0;
+                put16(l4b, 4, t4.src_port);
+                let new = be16(l4b, 0) as u32 + t4.src_port as u32;
+                let c = checksum::adjust(be16(l4b, 2), old, new);
+                put16(l4b, 2, c);
+                l4_sum = c;
+            }
+        }
+    }
+
+    let (ident, mf, frag_offset) = match chain.frag {
+        // RFC 7915 §5.1.1: low-order 16 bits of the Identification, MF and
+        // offset copied, DF clear.
+        Some(f) => (f.ident as u16, f.more, f.offset),
+        None if df => (0, false, 0),
+        None => (fragment_id(t4.src, t4.dst, l4_sum, total4 as u16), false, 0),
+    };
+    let proto4 = if chain.upper == nh::ICMPV6 {
+        proto::ICMP
+    } else {
+        chain.upper
+    };
+    let new_start = l4_abs - 20;
+    write_v4_header(
+        &mut buf[new_start..l4_abs],
+        &V4Header {
+            tos,
+            total_len: total4 as u16,
+            ident,
+            df,
+            mf,
+            frag_offset,
+            ttl,
+            protocol: proto4,
+            src: t4.src,
+            dst: t4.dst,
+        },
+    );
+    Ok(Verdict::Forward {
+        start: new_start,
+        len: total4,
+        fragment_mtu,
+    })
+}
+
+fn icmp_or_drop(is_icmp_error: bool, error: IcmpError, reason: DropReason) -> Verdict {
+    // RFC 4443 §2.4(e): never answer an ICMP error with an ICMP error.
+    if is_icmp_error {
+        Verdict::Drop(reason)
+    } else {
+        Verdict::Icmp { error, reason }
+    }
+}
+
+/// RFC 7915 §5.2–5.4: an ICMPv6 error becomes an ICMPv4 error whose quoted
+/// packet is translated too. Output is capped at 576 bytes (RFC 1812).
+#[allow(clippy::too_many_arguments)]
+fn icmp_error<M: Mapper + ?Sized>(
+    buf: &mut [u8],
+    start: usize,
+    total: usize,
+    chain: &HeaderChain,
+    tos: u8,
+    ttl: u8,
+    cfg: &Config,
+    m: &mut M,
+) -> Result<Verdict, DropReason> {
+    let icmp_abs = start + chain.upper_offset;
+    let msg = &buf[icmp_abs..start + total];
+    let (t, code) = (msg[0], msg[1]);
+    let rest = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
+    let (t4, c4, rest_kind) = match icmp::map_v6_to_v4(t, code, rest)? {
+        Mapped::Error {
+            msg_type,
+            code,
+            rest,
+        } => (msg_type, code, rest),
+        Mapped::Echo { .. } => return Err(DropReason::IcmpUntranslatableType),
+    };
+    // Copy the body (quoted packet + any RFC 4884 extension) aside.
+    let mut scratch = [0u8; 1536];
+    let body = &msg[8..];
+    let body_len = body.len().min(scratch.len());
+    scratch[..body_len].copy_from_slice(&body[..body_len]);
+    let body = &scratch[..body_len];
+
+    // RFC 4884: a non-zero length (64-bit words) marks the extension start.
+    let ext_words = if t == v6::DEST_UNREACH || t == v6::TIME_EXCEEDED {
+        msg[4] as usize
+    } else {
+        0
+    };
+    let (quoted, extension) = if ext_words != 0 && ext_words * 8 < body.len() {
+        body.split_at(ext_words * 8)
+    } else {
+        (body, &[][..])
+    };
+
+    // Output layout: [IPv4 20][ICMP 8][quoted, translated][pad][extension].
+    let new_start = icmp_abs - 20;
+    let out_body = new_start + 28;
+    let room = (buf.len() - out_body).min(icmp::MAX_ICMPV4_ERROR - 28);
+    let out = &mut buf[out_body..out_body + room];
+    // Translate as much of the quoted packet as the size cap allows (the
+    // translation shrinks it by at least 20 bytes, so this always fits).
+    let quoted = &quoted[..quoted.len().min(room)];
+    let (mut qlen, map) = icmp::inner_6to4(quoted, out, m)?;
+    let mut ext_len = 0;
+    let mut length_attr = 0u8;
+    if !extension.is_empty() {
+        // RFC 4884 §5.1: original datagram padded to 128 bytes, 32-bit words.
+        let padded = qlen.max(128).div_ceil(4) * 4;
+        if padded + extension.len() <= out.len() {
+            out[qlen..padded].fill(0);
+            out[padded..padded + extension.len()].copy_from_slice(extension);
+            length_attr = (padded / 4) as u8;
+            qlen = padded;
+            ext_len = extension.len();
+        }
+    }
+    let body_out = (qlen + ext_len).min(room);
+
+    let mut hdr = [0u8; 8];
+    hdr[0] = t4;
+    hdr[1] = c4;
+    let rest4: u32 = match rest_kind {
+        Rest::Mtu => icmp::ptb_mtu_v6_to_v4(rest, cfg.ipv4_mtu, cfg.ipv6_link_mtu) as u32,
+        Rest::Pointer(p) => (p as u32) << 24,
+        Rest::Unused => (length_attr as u32) << 16,
+    };
+    hdr[4..8].copy_from_slice(&rest4.to_be_bytes());
+    buf[new_start + 20..new_start + 28].copy_from_slice(&hdr);
+    let icmp_len = 8 + body_out;
+    let c = checksum::checksum(&buf[new_start + 20..new_start + 20 + icmp_len]);
+    put16(&mut buf[new_start + 20..], 2, c);
+    let total4 = 20 + icmp_len;
+    // RFC 6146 §3.4 for errors: the quoted packet's tuple drives the outer
+    // addresses: to its source (the IPv4 peer), from its destination (ours).
+    write_v4_header(
+        &mut buf[new_start..new_start + 20],
+        &V4Header {
+            tos,
+            total_len: total4 as u16,
+            ident: 0,
+            df: false,
+            mf: false,
+            frag_offset: 0,
+            ttl,
+            protocol: proto::ICMP,
+            src: map.dst,
+            dst: map.src,
+        },
+    );
+    Ok(Verdict::Forward {
+        start: new_start,
+        len: total4,
+        fragment_mtu: None,
+    })
 }
