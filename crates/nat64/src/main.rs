@@ -1,24 +1,77 @@
 //! `nat64`: the stateful NAT64 daemon.
 
+use nat64::{config, run};
+
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 /// Stateful NAT64 translator (RFC 6146, RFC 7915, RFC 6052) on a Linux TUN.
 #[derive(Debug, Parser)]
 #[command(name = "nat64", version, about)]
 struct Cli {
+    /// Log filter (tracing EnvFilter syntax; RUST_LOG overrides).
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the translator in the foreground.
-    Run,
+    /// Run the translator in the foreground (SIGTERM/SIGINT stop it cleanly,
+    /// SIGHUP reloads timeouts, limits and static entries, SIGUSR1 logs
+    /// counters).
+    Run {
+        /// Config file, or a built-in profile name (`geomind`).
+        #[arg(short, long, default_value = "/etc/nat64/nat64.toml")]
+        config: String,
+    },
+    /// Validate a configuration and print the effective one (TOML).
+    Check {
+        /// Config file, or a built-in profile name (`geomind`).
+        #[arg(short, long, default_value = "/etc/nat64/nat64.toml")]
+        config: String,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Run => anyhow::bail!("not implemented yet"),
+    init_logging(&cli.log);
+    let res = match &cli.command {
+        Command::Check { config } => check(config),
+        Command::Run { config } => config::load(config).and_then(|loaded| run::run(loaded, config)),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(ce) = e.downcast_ref::<config::ConfigErrors>() {
+                eprint!("nat64: {ce}");
+            } else {
+                eprintln!("nat64: error: {e:#}");
+            }
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn check(arg: &str) -> anyhow::Result<()> {
+    let loaded = config::load(arg)?;
+    for w in &loaded.settings.warnings {
+        eprintln!("nat64: warning: {w}");
+    }
+    println!("# effective configuration of {}", loaded.source);
+    print!("{}", loaded.file.to_toml()?);
+    eprintln!("nat64: {} is valid", loaded.source);
+    Ok(())
 }

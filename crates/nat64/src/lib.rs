@@ -1,0 +1,11 @@
+//! The `nat64` daemon as a library: configuration, TUN data plane,
+//! plumbing, counters. `main.rs` is the CLI over it; integration tests use
+//! the pieces directly.
+
+pub mod config;
+pub mod dataplane;
+pub mod engine;
+pub mod plumbing;
+pub mod ratelimit;
+pub mod run;
+pub mod stats;

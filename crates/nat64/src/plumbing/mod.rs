@@ -1,0 +1,200 @@
+//! Network plumbing around the TUN: routes, the kernel-mode nftables table,
+//! forwarding sysctls. Done with the `ip` and `nft` commands (ADR-0003).
+//!
+//! Everything installed is recorded in [`Installed`] and removed again by
+//! [`Installed::teardown`] (also on drop), in reverse order.
+
+use anyhow::{bail, Context as _};
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use tracing::{info, warn};
+
+/// Runs `prog args…`; on failure the error quotes the command and its stderr.
+pub fn run(prog: &str, args: &[&str]) -> anyhow::Result<()> {
+    run_stdin(prog, args, None)
+}
+
+fn run_stdin(prog: &str, args: &[&str], stdin: Option<&str>) -> anyhow::Result<()> {
+    let cmdline = format!("{prog} {}", args.join(" "));
+    let mut child = Command::new(prog)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot run `{cmdline}`: is {prog} installed and on PATH? (Debian: apt-get \
+                 install {})",
+                if prog == "nft" {
+                    "nftables"
+                } else {
+                    "iproute2"
+                }
+            )
+        })?;
+    if let (Some(text), Some(mut w)) = (stdin, child.stdin.take()) {
+        w.write_all(text.as_bytes())
+            .with_context(|| format!("writing input to `{cmdline}`"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("waiting for `{cmdline}`"))?;
+    if !out.status.success() {
+        bail!(
+            "`{cmdline}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// One thing the daemon installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// A route `dest dev tun` (family `-4`/`-6`).
+    Route {
+        family: &'static str,
+        dest: String,
+        dev: String,
+    },
+    /// The nftables table `ip nat64`.
+    NftTable,
+}
+
+/// What was installed, to be removed on exit.
+#[derive(Debug, Default)]
+pub struct Installed {
+    items: Vec<Item>,
+}
+
+impl Installed {
+    /// `ip -6|-4 route replace DEST dev DEV` (replace: idempotent over a
+    /// leftover from a crashed run).
+    pub fn route(&mut self, family: &'static str, dest: &str, dev: &str) -> anyhow::Result<()> {
+        run("ip", &[family, "route", "replace", dest, "dev", dev]).with_context(|| {
+            format!("installing the route {dest} -> {dev} (set manage-routes = false to manage routes yourself)")
+        })?;
+        info!("route {dest} dev {dev} installed");
+        self.items.push(Item::Route {
+            family,
+            dest: dest.to_string(),
+            dev: dev.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Installs (or replaces) `table ip nat64` masquerading `inner` on every
+    /// egress except the TUN itself (hairpinned traffic goes back into it).
+    pub fn nft_masquerade(&mut self, inner: &str, tun: &str) -> anyhow::Result<()> {
+        let rules = nft_ruleset(inner, tun);
+        run_stdin("nft", &["-f", "-"], Some(&rules)).context(
+            "installing the nftables table `ip nat64` (set manage-nft = false to manage NAT \
+             yourself)",
+        )?;
+        info!("nftables table ip nat64 installed (masquerade {inner})");
+        self.items.push(Item::NftTable);
+        Ok(())
+    }
+
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+
+    /// Removes everything, newest first. Errors are logged, not returned:
+    /// teardown goes on with the rest.
+    pub fn teardown(&mut self) {
+        while let Some(it) = self.items.pop() {
+            let r = match &it {
+                Item::Route { family, dest, dev } => {
+                    run("ip", &[family, "route", "del", dest, "dev", dev])
+                }
+                Item::NftTable => run("nft", &["delete", "table", "ip", "nat64"]),
+            };
+            match r {
+                Ok(()) => info!("removed {it:?}"),
+                // A route vanishes with its TUN: nothing to report then.
+                Err(e) if matches!(it, Item::Route { .. }) => {
+                    tracing::debug!("route already gone: {e:#}")
+                }
+                Err(e) => warn!("could not remove {it:?}: {e:#}"),
+            }
+        }
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// The kernel-mode nftables ruleset. `add table` + `delete table` first makes
+/// loading it replace a leftover table atomically.
+pub fn nft_ruleset(inner: &str, tun: &str) -> String {
+    format!(
+        "add table ip nat64\n\
+         delete table ip nat64\n\
+         table ip nat64 {{\n\
+         \tchain postrouting {{\n\
+         \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+         \t\tip saddr {inner} oifname != \"{tun}\" masquerade\n\
+         \t}}\n\
+         }}\n"
+    )
+}
+
+/// Reads a sysctl under /proc/sys (`net/ipv4/ip_forward`).
+pub fn sysctl_get(path: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/sys/{path}"))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+pub fn sysctl_set(path: &str, value: &str) -> anyhow::Result<()> {
+    std::fs::write(format!("/proc/sys/{path}"), value)
+        .with_context(|| format!("setting /proc/sys/{path} = {value} (needs root)"))
+}
+
+/// Forwarding must be on for traffic of other hosts to reach the TUN and
+/// leave it. With `manage` the sysctls are set; otherwise a warning names
+/// the missing ones.
+pub fn ensure_forwarding(manage: bool) -> anyhow::Result<()> {
+    for path in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"] {
+        let v = sysctl_get(path);
+        if v.as_deref() == Some("1") {
+            continue;
+        }
+        if manage {
+            sysctl_set(path, "1")?;
+            info!("sysctl {} = 1 (manage-forwarding)", path.replace('/', "."));
+        } else {
+            warn!(
+                "sysctl {} is {}: only this host's own traffic will be translated; run `sysctl \
+                 -w {}=1` or set manage-forwarding = true",
+                path.replace('/', "."),
+                v.as_deref().unwrap_or("unreadable"),
+                path.replace('/', ".")
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn ruleset_masquerades_inner_pool_except_into_tun() {
+        let r = nft_ruleset("100.64.0.0/16", "nat64");
+        assert!(r.contains("type nat hook postrouting priority srcnat"));
+        assert!(r.contains("ip saddr 100.64.0.0/16 oifname != \"nat64\" masquerade"));
+        assert!(r.starts_with("add table ip nat64\ndelete table ip nat64\n"));
+    }
+}

@@ -1,0 +1,286 @@
+//! `nat64 run`: bring the TUN up, plumb routes/nft, start workers and the
+//! reaper, serve signals, and undo everything on exit.
+
+use crate::config::{self, Loaded, NaptMode, Settings, TunMode};
+use crate::dataplane::{tun, worker, Clock};
+use crate::engine::Engine;
+use crate::plumbing::{self, Installed};
+use crate::ratelimit::TokenBucket;
+use crate::stats::{Stats, Totals};
+use anyhow::Context as _;
+use nat64_core::xlat;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::iterator::Signals;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{error, info, warn};
+
+/// The xlat knobs from the settings and the TUN's MTU.
+pub fn xlat_config(s: &Settings, tun_mtu: u16) -> xlat::Config {
+    xlat::Config {
+        ipv4_mtu: s.ipv4_mtu.unwrap_or(tun_mtu),
+        ipv6_link_mtu: tun_mtu,
+        lowest_ipv6_mtu: s.ipv6_mtu,
+        udp_zero_checksum: s.udp_zero_checksum,
+        copy_tos: true,
+        decrement_ttl: true,
+    }
+}
+
+fn stats_line(engine: &Engine, all: &[Arc<Stats>]) -> String {
+    let t = Totals::sum(all);
+    let c = engine.counts_line();
+    if c.is_empty() {
+        t.render()
+    } else {
+        format!("{} {c}", t.render())
+    }
+}
+
+/// Installs the routes (and nft table) the settings ask for.
+fn plumb(s: &Settings, tun_name: &str, inst: &mut Installed) -> anyhow::Result<()> {
+    let manage_routes = s.manage_routes.unwrap_or(s.tun.mode == TunMode::Create);
+    if manage_routes {
+        inst.route("-6", &s.prefix.to_string(), tun_name)?;
+        match s.napt {
+            NaptMode::Daemon => {
+                for p in &s.pool {
+                    inst.route("-4", &p.to_string(), tun_name)?;
+                }
+            }
+            NaptMode::Kernel => {
+                if let Some(ip) = s.inner_pool {
+                    inst.route("-4", &ip.to_string(), tun_name)?;
+                    for (_, v4) in &s.maps {
+                        if !ip.contains(*v4) {
+                            inst.route("-4", &format!("{v4}/32"), tun_name)?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if s.napt == NaptMode::Kernel && s.manage_nft {
+        if let Some(ip) = s.inner_pool {
+            inst.nft_masquerade(&ip.to_string(), tun_name)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
+    let s = &loaded.settings;
+    for w in &s.warnings {
+        warn!("{w}");
+    }
+    if s.metrics.is_some() {
+        info!("metrics endpoint: not served yet (a later release exports the counters)");
+    }
+    plumbing::ensure_forwarding(s.manage_forwarding)?;
+
+    // Signals first, so a TERM during setup still tears down cleanly.
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).context("installing signal handlers")?;
+
+    let tun = tun::open(&s.tun)?;
+    info!(
+        "TUN {} {} (mtu {}, {} queue{})",
+        tun.name,
+        if tun.created { "created" } else { "attached" },
+        tun.mtu,
+        tun.queues.len(),
+        if tun.queues.len() == 1 { "" } else { "s" }
+    );
+    let xcfg = xlat_config(s, tun.mtu);
+    let engine = Engine::new(s, xcfg).context("starting the NAT64 engine")?;
+
+    let mut installed = Installed::default();
+    plumb(s, &tun.name, &mut installed)?;
+
+    let shared = Arc::new(worker::Shared {
+        shutdown: Default::default(),
+        clock: Clock::new(),
+        limiter: TokenBucket::new(s.icmp_rate, s.icmp_burst),
+        icmp_src_v6: s.icmp_source_v6,
+        icmp_src_v4: s.gateway_v4,
+        tun_mtu: tun.mtu,
+    });
+
+    let mut all_stats = Vec::new();
+    let mut handles = Vec::new();
+    for (i, q) in tun.queues.into_iter().enumerate() {
+        let st = Arc::new(Stats::default());
+        all_stats.push(st.clone());
+        let w = engine.worker();
+        let sh = shared.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("nat64-q{i}"))
+            .spawn(move || worker::run(q, w, sh, st))
+            .context("spawning a worker thread")?;
+        handles.push(h);
+    }
+
+    let reaper = {
+        let engine = engine.clone();
+        let sh = shared.clone();
+        let interval = Arc::new(std::sync::atomic::AtomicU64::new(
+            s.reap_interval.as_millis() as u64,
+        ));
+        std::thread::Builder::new()
+            .name("nat64-reaper".into())
+            .spawn(move || reaper_loop(engine, sh, interval))
+            .context("spawning the reaper thread")?
+    };
+
+    info!(
+        "nat64 running: prefix {} napt {:?} {} ; send SIGUSR1 for stats",
+        s.prefix,
+        s.napt,
+        match s.napt {
+            NaptMode::Daemon => format!(
+                "pool {}",
+                s.pool
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            NaptMode::Kernel => format!(
+                "inner-pool {}",
+                s.inner_pool.map(|p| p.to_string()).unwrap_or_default()
+            ),
+        }
+    );
+
+    for sig in signals.forever() {
+        match sig {
+            SIGTERM | SIGINT => {
+                info!("signal {sig}: shutting down");
+                break;
+            }
+            SIGHUP => match config::load(config_arg) {
+                Ok(new) => {
+                    note_restart_only(s, &new.settings);
+                    match engine.reload(&new.settings) {
+                        Ok(()) => info!("SIGHUP: reloaded timeouts, limits and static entries"),
+                        Err(e) => error!("SIGHUP: reload failed, keeping the old settings: {e:#}"),
+                    }
+                }
+                Err(e) => error!("SIGHUP: new configuration refused, keeping the old one: {e:#}"),
+            },
+            SIGUSR1 => info!("stats: {}", stats_line(&engine, &all_stats)),
+            _ => {}
+        }
+    }
+
+    shared.shutdown.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    let _ = reaper.join();
+    if let (NaptMode::Kernel, Some(path)) = (s.napt, &s.state_file) {
+        if let Err(e) = save_leases(path, &engine.kernel_leases()) {
+            warn!("could not save leases to {}: {e:#}", path.display());
+        }
+    }
+    installed.teardown();
+    info!("final stats: {}", stats_line(&engine, &all_stats));
+    info!("nat64 stopped");
+    Ok(())
+}
+
+fn note_restart_only(old: &Settings, new: &Settings) {
+    let mut changed = Vec::new();
+    if old.prefix != new.prefix {
+        changed.push("prefix");
+    }
+    if old.pool != new.pool {
+        changed.push("pool");
+    }
+    if old.napt != new.napt {
+        changed.push("napt");
+    }
+    if old.inner_pool != new.inner_pool {
+        changed.push("inner-pool");
+    }
+    if old.tun != new.tun {
+        changed.push("tun");
+    }
+    if old.gateway_v4 != new.gateway_v4 {
+        changed.push("gateway-v4");
+    }
+    if old.reap_interval != new.reap_interval {
+        changed.push("reap-interval-secs");
+    }
+    if !changed.is_empty() {
+        warn!(
+            "SIGHUP: {} changed but only take effect after a restart",
+            changed.join(", ")
+        );
+    }
+}
+
+fn reaper_loop(
+    engine: Engine,
+    sh: Arc<worker::Shared>,
+    interval_ms: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut next = sh.clock.now().as_millis() + interval_ms.load(Ordering::Relaxed);
+    while !sh.shutdown.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = sh.clock.now();
+        if now.as_millis() >= next {
+            let summary = engine.sweep(now);
+            if !summary.is_empty() {
+                tracing::debug!("reaper: {summary}");
+            }
+            next = now.as_millis() + interval_ms.load(Ordering::Relaxed);
+        }
+    }
+}
+
+fn save_leases(
+    path: &std::path::Path,
+    leases: &[(std::net::Ipv6Addr, std::net::Ipv4Addr)],
+) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut text = String::from("# nat64 kernel-mode leases: IPv6 client, inner IPv4\n");
+    for (a6, a4) in leases {
+        text.push_str(&format!("{a6} {a4}\n"));
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+/// Reads a lease file written by [`save_leases`]; bad lines are skipped with
+/// a warning.
+pub fn load_leases(path: &std::path::Path) -> Vec<(std::net::Ipv6Addr, std::net::Ipv4Addr)> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let mut v = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut it = line.split_whitespace();
+        match (
+            it.next().and_then(|a| a.parse().ok()),
+            it.next().and_then(|a| a.parse().ok()),
+        ) {
+            (Some(a6), Some(a4)) => v.push((a6, a4)),
+            _ => warn!(
+                "{}:{}: not a lease line, skipped: {line}",
+                path.display(),
+                i + 1
+            ),
+        }
+    }
+    v
+}
