@@ -1,0 +1,138 @@
+//! The `kernel` NAPT backend's address pool (SPEC §5): each IPv6 source gets
+//! one inner IPv4 address from `inner-pool`; the host kernel's MASQUERADE
+//! does the ports. Allocation starts at a slot derived from the IPv6
+//! address (a fixed hash, not seeded per process), so a client tends to get
+//! the same inner address again even without the lease file.
+
+use super::pool::mix_v6;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+pub(crate) struct KernelPool {
+    net: u32,
+    /// First usable offset and count (network/broadcast skipped when the
+    /// prefix is shorter than /31).
+    first: u32,
+    count: u32,
+    used: Vec<u64>,
+    in_use: u32,
+}
+
+impl KernelPool {
+    pub fn new(net: Ipv4Addr, len: u8) -> Result<KernelPool, String> {
+        if len > 32 {
+            return Err(format!("inner-pool {net}/{len}: length must be 0-32"));
+        }
+        if len < 8 {
+            return Err(format!(
+                "inner-pool {net}/{len} is larger than a /8; use a slice such as 100.64.0.0/16"
+            ));
+        }
+        let n = u32::from(net);
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        if n & !mask != 0 {
+            return Err(format!(
+                "inner-pool {net}/{len} has host bits set; use {}/{len}",
+                Ipv4Addr::from(n & mask)
+            ));
+        }
+        let size = 1u64 << (32 - len as u32);
+        let (first, count) = if len >= 31 {
+            (0, size as u32)
+        } else {
+            (1, (size - 2) as u32)
+        };
+        Ok(KernelPool {
+            net: n,
+            first,
+            count,
+            used: vec![0; (size as usize).div_ceil(64)],
+            in_use: 0,
+        })
+    }
+
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        let x = u32::from(a).wrapping_sub(self.net);
+        x >= self.first && x < self.first + self.count
+    }
+
+    fn bit(&self, off: u32) -> bool {
+        self.used[off as usize / 64] & (1 << (off % 64)) != 0
+    }
+    fn set(&mut self, off: u32, v: bool) {
+        let w = &mut self.used[off as usize / 64];
+        if v {
+            *w |= 1 << (off % 64);
+        } else {
+            *w &= !(1 << (off % 64));
+        }
+    }
+
+    /// An inner address for `v6`, or `None` when the pool is exhausted.
+    pub fn allocate(&mut self, v6: &Ipv6Addr) -> Option<Ipv4Addr> {
+        if self.in_use >= self.count {
+            return None;
+        }
+        let start = (mix_v6(v6, 0) % self.count as u64) as u32;
+        for i in 0..self.count {
+            let off = self.first + (start + i) % self.count;
+            if !self.bit(off) {
+                self.set(off, true);
+                self.in_use += 1;
+                return Some(Ipv4Addr::from(self.net + off));
+            }
+        }
+        None
+    }
+
+    /// Marks `a` taken (static map or restored lease). False if taken.
+    pub fn reserve(&mut self, a: Ipv4Addr) -> bool {
+        if !self.contains(a) {
+            return true;
+        }
+        let off = u32::from(a) - self.net;
+        if self.bit(off) {
+            return false;
+        }
+        self.set(off, true);
+        self.in_use += 1;
+        true
+    }
+
+    pub fn release(&mut self, a: Ipv4Addr) {
+        if self.contains(a) {
+            let off = u32::from(a) - self.net;
+            if self.bit(off) {
+                self.set(off, false);
+                self.in_use = self.in_use.saturating_sub(1);
+            }
+        }
+    }
+
+    pub fn in_use(&self) -> u32 {
+        self.in_use
+    }
+    pub fn capacity(&self) -> u32 {
+        self.count
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn kernel_pool_exhausts_and_recovers() {
+        let mut p = KernelPool::new(Ipv4Addr::new(100, 64, 0, 0), 30).unwrap();
+        assert_eq!(p.capacity(), 2);
+        let a: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let b: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let x = p.allocate(&a).unwrap();
+        let y = p.allocate(&b).unwrap();
+        assert_ne!(x, y);
+        assert!(p.contains(x) && p.contains(y));
+        assert_eq!(p.allocate(&a), None);
+        p.release(x);
+        assert_eq!(p.allocate(&b), Some(x));
+        assert!(KernelPool::new(Ipv4Addr::new(100, 64, 0, 1), 16).is_err());
+    }
+}

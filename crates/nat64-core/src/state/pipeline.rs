@@ -1,0 +1,607 @@
+//! RFC 6146 §3.4–3.8 as one function per step, the way the RFC (and Jool's
+//! `steps/`) lays them out:
+//!
+//! 1. [`determine_incoming_tuple_6`] / [`determine_incoming_tuple_4`] —
+//!    §3.4: the 5-tuple of the packet (for non-first fragments from the
+//!    fragment cache).
+//! 2. [`EngineMapper::filtering_and_updating_6`] /
+//!    [`EngineMapper::filtering_and_updating_4`] — §3.5: find or create the
+//!    BIB entry and session, apply filtering, the TCP state machine and the
+//!    timers. The kernel-mode equivalent is the lease lookup.
+//! 3. [`compute_outgoing_tuple_4`] / [`compute_outgoing_tuple_6`] — §3.6.
+//! 4. Translation — §3.7: RFC 7915 in [`crate::xlat`], which calls steps
+//!    1–3 through the [`Mapper`] trait.
+//! 5. [`process`] — §3.8 hairpinning: an IPv6 packet whose destination is
+//!    one of our own IPv4 addresses is translated back to IPv6 in place.
+//!
+//! Steps 1–3 take no lock for an established flow: the index is read
+//! through a wait-free handle and the session's deadline and TCP state are
+//! atomics. Only a new flow takes the writer mutex.
+
+use super::frag_cache::FragKey;
+use super::table::{Index, Session};
+use super::tcp_fsm::{self, Dir, Lifetime, TcpState};
+use super::{
+    client_key, Control, Filtering, Mode, Shared, Tuple4Key, MAX_HELD_SYNS, T_EST, T_FRAG, T_ICMP,
+    T_TRANS, T_UDP,
+};
+use crate::time::Timestamp;
+use crate::verdict::{DropReason, Verdict};
+use crate::xlat::{self, FlowMeta, L4Proto, Mapper, Role, Tuple, Tuple4, Tuple6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// The engine as the translation core sees it: a [`Mapper`] holding a
+/// worker's read handle and the packet's time.
+pub(crate) struct EngineMapper {
+    pub(crate) sh: Arc<Shared>,
+    rh: left_right::ReadHandle<Index>,
+    pub(crate) now: u64,
+    /// Set when an IPv4 SYN was refused and should be held (§3.5.2.2).
+    held: Option<Tuple4Key>,
+}
+
+/// RFC 6146 §3.5.4 / §3.4: for ICMP queries the identifier is the port on
+/// each side; the remote has none.
+#[inline]
+fn remote_port(p: L4Proto, port: u16) -> u16 {
+    if p == L4Proto::Icmp {
+        0
+    } else {
+        port
+    }
+}
+
+/// §3.6: the IPv4 tuple of a packet travelling IPv6 → IPv4 on session `s`.
+#[inline]
+pub(crate) fn compute_outgoing_tuple_4(s: &Session, t: &Tuple6, dst4: Ipv4Addr) -> Tuple4 {
+    Tuple {
+        proto: s.proto,
+        src: s.v4,
+        src_port: s.v4_port,
+        dst: dst4,
+        dst_port: if s.proto == L4Proto::Icmp {
+            s.v4_port
+        } else {
+            t.dst_port
+        },
+    }
+}
+
+/// §3.6: the IPv6 tuple of a packet travelling IPv4 → IPv6 to `v6:v6_port`.
+#[inline]
+pub(crate) fn compute_outgoing_tuple_6(
+    sh: &Shared,
+    proto: L4Proto,
+    v6: Ipv6Addr,
+    v6_port: u16,
+    t: &Tuple4,
+) -> Tuple6 {
+    Tuple {
+        proto,
+        src: sh.prefix.embed(t.src),
+        src_port: if proto == L4Proto::Icmp {
+            v6_port
+        } else {
+            t.src_port
+        },
+        dst: v6,
+        dst_port: v6_port,
+    }
+}
+
+fn frag_key6(t: &Tuple6, ident: u32) -> FragKey {
+    FragKey {
+        src: IpAddr::V6(t.src),
+        dst: IpAddr::V6(t.dst),
+        proto: t.proto,
+        ident,
+    }
+}
+
+fn frag_key4(t: &Tuple4, ident: u32) -> FragKey {
+    FragKey {
+        src: IpAddr::V4(t.src),
+        dst: IpAddr::V4(t.dst),
+        proto: t.proto,
+        ident,
+    }
+}
+
+/// §3.4: the incoming tuple of an IPv6 packet. A non-first fragment gets
+/// the ports its first fragment carried, or is dropped
+/// ([`DropReason::FragmentNoState`]) when that is unknown.
+pub(crate) fn determine_incoming_tuple_6(
+    sh: &Shared,
+    t: &Tuple6,
+    meta: &FlowMeta,
+    now: u64,
+) -> Result<Tuple6, DropReason> {
+    match meta.fragment {
+        Some(f) if !f.is_first() => {
+            let c = sh.frags.lock().unwrap_or_else(|e| e.into_inner());
+            let (sp, dp) = c
+                .get(&frag_key6(t, f.ident), Timestamp(now))
+                .ok_or(DropReason::FragmentNoState)?;
+            Ok(Tuple {
+                src_port: sp,
+                dst_port: dp,
+                ..*t
+            })
+        }
+        _ => Ok(*t),
+    }
+}
+
+/// §3.4 for IPv4 packets.
+pub(crate) fn determine_incoming_tuple_4(
+    sh: &Shared,
+    t: &Tuple4,
+    meta: &FlowMeta,
+    now: u64,
+) -> Result<Tuple4, DropReason> {
+    match meta.fragment {
+        Some(f) if !f.is_first() => {
+            let c = sh.frags.lock().unwrap_or_else(|e| e.into_inner());
+            let (sp, dp) = c
+                .get(&frag_key4(t, f.ident), Timestamp(now))
+                .ok_or(DropReason::FragmentNoState)?;
+            Ok(Tuple {
+                src_port: sp,
+                dst_port: dp,
+                ..*t
+            })
+        }
+        _ => Ok(*t),
+    }
+}
+
+fn remember_first_fragment(
+    sh: &Shared,
+    meta: &FlowMeta,
+    key: impl FnOnce(u32) -> FragKey,
+    ports: (u16, u16),
+    now: u64,
+) {
+    if let Some(f) = meta.fragment {
+        if f.is_first() && f.more && meta.role == Role::Outer {
+            let exp = now.saturating_add(sh.timeout_ms(T_FRAG));
+            sh.frags.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                key(f.ident),
+                ports,
+                Timestamp(now),
+                Timestamp(exp),
+            );
+        }
+    }
+}
+
+/// Refuses a new session over the global or per-client limit (SPEC §4).
+fn check_limits(c: &mut Control, v6: &Ipv6Addr) -> Result<(), DropReason> {
+    if c.total_sessions >= c.limits.max_sessions {
+        c.session_limit_hits += 1;
+        return Err(DropReason::SessionLimit);
+    }
+    let ck = client_key(v6, c.limits.client_prefix_len);
+    if c.clients.get(&ck).copied().unwrap_or(0) as usize >= c.limits.max_sessions_per_client {
+        c.client_limited(ck);
+        return Err(DropReason::ClientSessionLimit);
+    }
+    Ok(())
+}
+
+impl EngineMapper {
+    pub(crate) fn new(sh: Arc<Shared>) -> EngineMapper {
+        let rh = sh.factory.handle();
+        EngineMapper {
+            sh,
+            rh,
+            now: 0,
+            held: None,
+        }
+    }
+
+    fn lifetime(&self, p: L4Proto) -> u64 {
+        self.now.saturating_add(self.sh.timeout_ms(match p {
+            L4Proto::Udp => T_UDP,
+            L4Proto::Icmp => T_ICMP,
+            L4Proto::Tcp => T_TRANS,
+        }))
+    }
+
+    /// §3.5.1 / §3.5.2.2 / §3.5.3 for a packet of an existing session: the
+    /// TCP state machine and the timer refresh, lock-free. False when the
+    /// reaper claimed the session meanwhile.
+    #[inline]
+    fn update(&self, s: &Session, dir: Dir, flags: u8) -> bool {
+        let now = self.now;
+        match s.proto {
+            L4Proto::Udp => s.refresh(now.saturating_add(self.sh.timeout_ms(T_UDP))),
+            L4Proto::Icmp => s.refresh(now.saturating_add(self.sh.timeout_ms(T_ICMP))),
+            L4Proto::Tcp => loop {
+                let cur = s.tcp.load(Relaxed);
+                let st = TcpState::from_u8(cur);
+                let Some((ns, life)) = tcp_fsm::step(st, dir, flags) else {
+                    return !s.is_dead();
+                };
+                if ns != st
+                    && s.tcp
+                        .compare_exchange(cur, ns as u8, Relaxed, Relaxed)
+                        .is_err()
+                {
+                    continue;
+                }
+                return match life {
+                    Lifetime::Keep => !s.is_dead(),
+                    Lifetime::Est => s.refresh(now.saturating_add(self.sh.timeout_ms(T_EST))),
+                    Lifetime::Trans => s.refresh(now.saturating_add(self.sh.timeout_ms(T_TRANS))),
+                };
+            },
+        }
+    }
+
+    /// §3.5 for IPv6 → IPv4 in `daemon` mode: find the session (lock-free),
+    /// or create it under the writer lock.
+    pub(crate) fn filtering_and_updating_6(
+        &mut self,
+        t: &Tuple6,
+        dst4: Ipv4Addr,
+        meta: &FlowMeta,
+    ) -> Result<Tuple4, DropReason> {
+        let rp = remote_port(t.proto, t.dst_port);
+        if let Some(g) = self.rh.enter() {
+            if let Some(s) = g.session6(t.proto, &t.src, t.src_port, dst4, rp) {
+                if meta.role == Role::IcmpErrorInner || self.update(s, Dir::V6, meta.tcp_flags) {
+                    return Ok(compute_outgoing_tuple_4(s, t, dst4));
+                }
+            }
+            if meta.role == Role::IcmpErrorInner {
+                // The quoted packet's flow may have no session for this
+                // exact remote; the BIB entry still gives the mapping.
+                // Never create state for it.
+                return g
+                    .binding6(t.proto, &t.src, t.src_port)
+                    .map(|b| Tuple {
+                        proto: t.proto,
+                        src: b.v4,
+                        src_port: b.v4_port,
+                        dst: dst4,
+                        dst_port: if t.proto == L4Proto::Icmp {
+                            b.v4_port
+                        } else {
+                            t.dst_port
+                        },
+                    })
+                    .ok_or(DropReason::NoMapping);
+            }
+        }
+        self.new_flow_6(t, dst4, rp, meta)
+    }
+
+    /// §3.5.1.1 / §3.5.2.2 CLOSED / §3.5.3: a packet from IPv6 with no
+    /// session. Serialised by the writer lock: two workers racing for the
+    /// same flow find each other's session here.
+    fn new_flow_6(
+        &self,
+        t: &Tuple6,
+        dst4: Ipv4Addr,
+        rp: u16,
+        meta: &FlowMeta,
+    ) -> Result<Tuple4, DropReason> {
+        let mut c = self.sh.lock();
+        c.last_now = c.last_now.max(self.now);
+        let existing = c
+            .view()
+            .and_then(|v| v.session6(t.proto, &t.src, t.src_port, dst4, rp).cloned());
+        if let Some(s) = existing {
+            return if self.update(&s, Dir::V6, meta.tcp_flags) {
+                Ok(compute_outgoing_tuple_4(&s, t, dst4))
+            } else {
+                Err(DropReason::NoMapping)
+            };
+        }
+        // §3.5.2.2 CLOSED: only a SYN opens a TCP session.
+        let state = match t.proto {
+            L4Proto::Tcp => match tcp_fsm::step(TcpState::Closed, Dir::V6, meta.tcp_flags) {
+                Some((s, _)) => s,
+                None => return Err(DropReason::TcpStateRejected),
+            },
+            _ => TcpState::Closed,
+        };
+        check_limits(&mut c, &t.src)?;
+        // §3.5.1.1: endpoint-independent mapping: the BIB entry of
+        // (v6 source, port) whatever the destination, or a new one.
+        let found = c
+            .view()
+            .and_then(|v| v.binding6(t.proto, &t.src, t.src_port).cloned());
+        let b = match found {
+            Some(b) => b,
+            None => {
+                let mut changes = Vec::new();
+                let got = match c.pool.as_mut() {
+                    Some(p) => p.allocate(t.proto, t.src, t.src_port, &mut changes),
+                    None => return Err(DropReason::NoMapping),
+                };
+                let Ok((v4, port)) = got else {
+                    c.pool_exhausted += 1;
+                    return Err(DropReason::PoolExhausted);
+                };
+                c.emit_blocks_pub(self.now, &changes);
+                c.add_binding(
+                    super::table::Binding {
+                        proto: t.proto,
+                        v6: t.src,
+                        v6_port: t.src_port,
+                        v4,
+                        v4_port: port,
+                        is_static: false,
+                        sessions: AtomicU32::new(0),
+                    },
+                    self.now,
+                )
+            }
+        };
+        let s = c.add_session(&b, dst4, rp, state, self.lifetime(t.proto));
+        c.publish();
+        Ok(compute_outgoing_tuple_4(&s, t, dst4))
+    }
+
+    /// §3.5 for IPv4 → IPv6 in `daemon` mode.
+    pub(crate) fn filtering_and_updating_4(
+        &mut self,
+        t: &Tuple4,
+        meta: &FlowMeta,
+    ) -> Result<Tuple6, DropReason> {
+        let rp = remote_port(t.proto, t.src_port);
+        if let Some(g) = self.rh.enter() {
+            if let Some(s) = g.session4(t.proto, t.dst, t.dst_port, t.src, rp) {
+                if meta.role == Role::IcmpErrorInner || self.update(s, Dir::V4, meta.tcp_flags) {
+                    return Ok(compute_outgoing_tuple_6(
+                        &self.sh, s.proto, s.v6, s.v6_port, t,
+                    ));
+                }
+            }
+            if meta.role == Role::IcmpErrorInner {
+                return g
+                    .binding4(t.proto, t.dst, t.dst_port)
+                    .map(|b| compute_outgoing_tuple_6(&self.sh, b.proto, b.v6, b.v6_port, t))
+                    .ok_or(DropReason::NoMapping);
+            }
+        }
+        self.new_flow_4(t, rp, meta)
+    }
+
+    /// §3.5.1 / §3.5.2.2: a packet from IPv4 with no session. Needs a BIB
+    /// entry and the filter's consent.
+    fn new_flow_4(&mut self, t: &Tuple4, rp: u16, meta: &FlowMeta) -> Result<Tuple6, DropReason> {
+        let syn = t.proto == L4Proto::Tcp && meta.tcp_flags & tcp_fsm::SYN != 0;
+        let mut c = self.sh.lock();
+        c.last_now = c.last_now.max(self.now);
+        let (existing, binding) = match c.view() {
+            Some(v) => (
+                v.session4(t.proto, t.dst, t.dst_port, t.src, rp).cloned(),
+                v.binding4(t.proto, t.dst, t.dst_port).cloned(),
+            ),
+            None => (None, None),
+        };
+        if let Some(s) = existing {
+            return if self.update(&s, Dir::V4, meta.tcp_flags) {
+                Ok(compute_outgoing_tuple_6(
+                    &self.sh, s.proto, s.v6, s.v6_port, t,
+                ))
+            } else {
+                Err(DropReason::NoMapping)
+            };
+        }
+        let hold = (t.src, t.src_port, t.dst, t.dst_port);
+        let Some(b) = binding else {
+            // §3.5.2.2: an IPv4 SYN without a BIB entry is held 6 s for a
+            // simultaneous open, then answered with Port Unreachable.
+            if syn {
+                self.held = Some(hold);
+            }
+            return Err(DropReason::NoBinding);
+        };
+        // §3.5.1 / RFC 4787 §5: address-dependent filtering lets in only
+        // remotes the IPv6 host has sent to. Static entries stay open.
+        if self.sh.filtering == Filtering::AddressDependent
+            && !b.is_static
+            && !c.adf.contains_key(&(
+                super::table::pbyte(t.proto),
+                u32::from(t.dst),
+                t.dst_port,
+                u32::from(t.src),
+            ))
+        {
+            if syn {
+                self.held = Some(hold);
+            }
+            return Err(DropReason::FilteredByAddress);
+        }
+        let state = match t.proto {
+            L4Proto::Tcp => match tcp_fsm::step(TcpState::Closed, Dir::V4, meta.tcp_flags) {
+                Some((s, _)) => s,
+                None => return Err(DropReason::TcpStateRejected),
+            },
+            _ => TcpState::Closed,
+        };
+        // RFC 6052 §3.1: no session towards a non-global address behind
+        // the Well-Known Prefix.
+        if self.sh.wkp_strict && self.sh.prefix.is_well_known() && !crate::addr::is_global_v4(t.src)
+        {
+            return Err(DropReason::WkpNonGlobal);
+        }
+        check_limits(&mut c, &b.v6)?;
+        let s = c.add_session(&b, t.src, rp, state, self.lifetime(t.proto));
+        c.publish();
+        Ok(compute_outgoing_tuple_6(
+            &self.sh, s.proto, s.v6, s.v6_port, t,
+        ))
+    }
+
+    /// Lease lifetime in kernel mode: the protocol's timer (TCP_EST, or
+    /// TCP_TRANS for a FIN/RST), never shortening a lease.
+    fn kernel_deadline(&self, p: L4Proto, flags: u8) -> u64 {
+        let which = match p {
+            L4Proto::Udp => T_UDP,
+            L4Proto::Icmp => T_ICMP,
+            L4Proto::Tcp if flags & (tcp_fsm::FIN | tcp_fsm::RST) != 0 => T_TRANS,
+            L4Proto::Tcp => T_EST,
+        };
+        self.now.saturating_add(self.sh.timeout_ms(which))
+    }
+
+    /// `kernel` mode, IPv6 → IPv4: the source's 1:1 lease (created on first
+    /// use); ports are left to the host's MASQUERADE.
+    fn kernel_6to4(
+        &mut self,
+        t: &Tuple6,
+        dst4: Ipv4Addr,
+        meta: &FlowMeta,
+    ) -> Result<Tuple4, DropReason> {
+        let out = |v4: Ipv4Addr| Tuple {
+            proto: t.proto,
+            src: v4,
+            src_port: t.src_port,
+            dst: dst4,
+            dst_port: t.dst_port,
+        };
+        let dl = self.kernel_deadline(t.proto, meta.tcp_flags);
+        if let Some(g) = self.rh.enter() {
+            if let Some(l) = g.lease6(&t.src) {
+                if meta.role == Role::IcmpErrorInner || l.refresh(dl) {
+                    return Ok(out(l.v4));
+                }
+            }
+        }
+        if meta.role == Role::IcmpErrorInner {
+            return Err(DropReason::NoMapping);
+        }
+        let mut c = self.sh.lock();
+        c.last_now = c.last_now.max(self.now);
+        if let Some(l) = c.view().and_then(|v| v.lease6(&t.src).cloned()) {
+            l.refresh(dl);
+            return Ok(out(l.v4));
+        }
+        let got = c.kpool.as_mut().and_then(|k| k.allocate(&t.src));
+        let Some(v4) = got else {
+            c.pool_exhausted += 1;
+            return Err(DropReason::PoolExhausted);
+        };
+        c.add_lease(t.src, v4, false, dl, self.now);
+        c.publish();
+        Ok(out(v4))
+    }
+
+    /// `kernel` mode, IPv4 → IPv6: the lease (dynamic or a static map) of
+    /// the destination; any IPv4 source becomes `prefix || v4`.
+    fn kernel_4to6(&mut self, t: &Tuple4, meta: &FlowMeta) -> Result<Tuple6, DropReason> {
+        let dl = self.kernel_deadline(t.proto, meta.tcp_flags);
+        let g = self.rh.enter().ok_or(DropReason::NoMapping)?;
+        let l = g.lease4(t.dst).ok_or(DropReason::NoBinding)?;
+        if meta.role == Role::Outer && !l.refresh(dl) {
+            return Err(DropReason::NoBinding);
+        }
+        Ok(Tuple {
+            proto: t.proto,
+            src: self.sh.prefix.embed(t.src),
+            src_port: t.src_port,
+            dst: l.v6,
+            dst_port: t.dst_port,
+        })
+    }
+}
+
+impl Mapper for EngineMapper {
+    fn map_6to4(&mut self, t: &Tuple6, meta: &FlowMeta) -> Result<Tuple4, DropReason> {
+        let now = self.now;
+        // 1. §3.4 determine the incoming tuple.
+        let t = determine_incoming_tuple_6(&self.sh, t, meta, now)?;
+        let dst4 = self.sh.prefix.extract_checked(&t.dst, self.sh.wkp_strict)?;
+        // 2–3. §3.5 filtering and updating, §3.6 outgoing tuple.
+        let out = match self.sh.mode {
+            Mode::Kernel { .. } => self.kernel_6to4(&t, dst4, meta)?,
+            Mode::Daemon { .. } => self.filtering_and_updating_6(&t, dst4, meta)?,
+        };
+        remember_first_fragment(
+            &self.sh,
+            meta,
+            |i| frag_key6(&t, i),
+            (t.src_port, t.dst_port),
+            now,
+        );
+        Ok(out)
+    }
+
+    fn map_4to6(&mut self, t: &Tuple4, meta: &FlowMeta) -> Result<Tuple6, DropReason> {
+        let now = self.now;
+        let t = determine_incoming_tuple_4(&self.sh, t, meta, now)?;
+        let out = match self.sh.mode {
+            Mode::Kernel { .. } => self.kernel_4to6(&t, meta)?,
+            Mode::Daemon { .. } => self.filtering_and_updating_4(&t, meta)?,
+        };
+        remember_first_fragment(
+            &self.sh,
+            meta,
+            |i| frag_key4(&t, i),
+            (t.src_port, t.dst_port),
+            now,
+        );
+        Ok(out)
+    }
+
+    fn icmp_error_source_4to6(&mut self, router: Ipv4Addr) -> Result<Ipv6Addr, DropReason> {
+        Ok(self.sh.prefix.embed(router))
+    }
+}
+
+/// One packet through the whole pipeline, with RFC 6146 §3.8 hairpinning:
+/// after IPv6 → IPv4, a destination that is our own IPv4 address is
+/// translated straight back to IPv6 (in place, no second trip through the
+/// TUN), as if the IPv4 packet had arrived from outside.
+pub(crate) fn process(
+    m: &mut EngineMapper,
+    cfg: &xlat::Config,
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    now: Timestamp,
+) -> Verdict {
+    m.now = now.0;
+    m.held = None;
+    let from6 = buf.get(start).map(|b| b >> 4) == Some(6);
+    let v = xlat::translate(buf, start, len, cfg, m);
+    match v {
+        Verdict::Forward {
+            start: s, len: l, ..
+        } if from6 => {
+            let dst = buf
+                .get(s + 16..s + 20)
+                .and_then(|d| <[u8; 4]>::try_from(d).ok())
+                .map(Ipv4Addr::from);
+            match dst {
+                Some(d) if l >= 20 && buf[s] >> 4 == 4 && m.sh.is_local_v4(d) => {
+                    xlat::four_to_six(buf, s, l, cfg, m)
+                }
+                _ => v,
+            }
+        }
+        Verdict::Drop(DropReason::NoBinding | DropReason::FilteredByAddress) if !from6 => {
+            if let Some(k) = m.held.take() {
+                hold_syn(&m.sh, k, &buf[start..(start + len).min(buf.len())], now.0);
+            }
+            v
+        }
+        _ => v,
+    }
+}
+
+/// Stores an unsolicited IPv4 SYN (RFC 6146 §3.5.2.2), bounded in count.
+fn hold_syn(sh: &Shared, k: Tuple4Key, pkt: &[u8], now: u64) {
+    let mut h = sh.held.lock().unwrap_or_else(|e| e.into_inner());
+    if h.len() >= MAX_HELD_SYNS || h.iter().any(|(_, x, _)| *x == k) {
+        return;
+    }
+    h.push((now, k, pkt[..pkt.len().min(576)].to_vec()));
+}

@@ -1,0 +1,586 @@
+//! The `daemon`-mode NAPT pool (SPEC §4): IPv4 addresses from one or more
+//! prefixes, a port (or ICMP identifier) range per protocol, pool affinity,
+//! port preservation and parity, and optional port blocks.
+//!
+//! Only the engine's writer (behind its mutex) touches the pool; nothing
+//! here is shared with the data path.
+//!
+//! * **Affinity** (RFC 4787 REQ-2 "paired" pooling, RFC 6146 §3.5.1.1): all
+//!   bindings of one IPv6 source use one pool address. The first binding of
+//!   a source picks `hash(v6 source) mod N` (so distinct sources spread over
+//!   the addresses) and falls back to the next address with a free port;
+//!   later bindings of that source stay on that address while it has any
+//!   binding left, and get [`Exhausted`] rather than a second address.
+//! * **Preservation and parity** (RFC 4787 REQ-3/REQ-4, RFC 6146 §3.5.1.1):
+//!   the source port is kept when it is in range and free; otherwise a free
+//!   port of the same parity is taken, and only when none is left one of the
+//!   other parity.
+//! * **Port blocks** (RFC 7422 spirit): with a block size `N`, a source owns
+//!   whole aligned blocks of `N` ports on its address; its ports come from
+//!   its blocks, a new block is taken when they are full, and a block goes
+//!   back when its last port is freed.
+
+use crate::xlat::L4Proto;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// No free port (or address) is left for this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exhausted;
+
+/// Index of a protocol in per-protocol arrays.
+pub(crate) const fn pidx(p: L4Proto) -> usize {
+    match p {
+        L4Proto::Tcp => 0,
+        L4Proto::Udp => 1,
+        L4Proto::Icmp => 2,
+    }
+}
+
+pub(crate) const PROTOS: [L4Proto; 3] = [L4Proto::Tcp, L4Proto::Udp, L4Proto::Icmp];
+
+const WORDS: usize = 65536 / 64;
+const EVEN: u64 = 0x5555_5555_5555_5555;
+
+/// Ports in use on one address for one protocol: a 65536-bit bitmap where a
+/// set bit is a taken (or out-of-range) port. 8 KiB, created on first use.
+struct PortMap {
+    bits: Box<[u64]>,
+    used: u32,
+}
+
+impl PortMap {
+    fn new(lo: u16, hi: u16) -> PortMap {
+        let mut bits = vec![0u64; WORDS].into_boxed_slice();
+        for p in 0..=u16::MAX {
+            if p < lo || p > hi {
+                bits[p as usize / 64] |= 1 << (p % 64);
+            }
+        }
+        PortMap { bits, used: 0 }
+    }
+    fn is_free(&self, p: u16) -> bool {
+        self.bits[p as usize / 64] & (1 << (p % 64)) == 0
+    }
+    fn take(&mut self, p: u16) {
+        self.bits[p as usize / 64] |= 1 << (p % 64);
+        self.used += 1;
+    }
+    fn put(&mut self, p: u16) {
+        let w = &mut self.bits[p as usize / 64];
+        if *w & (1 << (p % 64)) != 0 {
+            *w &= !(1 << (p % 64));
+            self.used = self.used.saturating_sub(1);
+        }
+    }
+    /// A free port in `[lo, hi]` with the wanted parity (`Some(0)` even,
+    /// `Some(1)` odd, `None` any), searching from word `start`.
+    fn find(&self, lo: u16, hi: u16, parity: Option<u16>, start: usize) -> Option<u16> {
+        let mask = match parity {
+            Some(0) => EVEN,
+            Some(_) => !EVEN,
+            None => u64::MAX,
+        };
+        let (wlo, whi) = (lo as usize / 64, hi as usize / 64);
+        let n = whi - wlo + 1;
+        for i in 0..n {
+            let w = wlo + (start + i) % n;
+            let free = !self.bits[w] & mask;
+            if free != 0 {
+                return Some((w * 64 + free.trailing_zeros() as usize) as u16);
+            }
+        }
+        None
+    }
+}
+
+/// Per-source state: the affine address and how many bindings hold it.
+struct Source {
+    addr: u32,
+    bindings: u32,
+    /// Port blocks owned, per protocol: block start ports.
+    blocks: [Vec<u16>; 3],
+}
+
+/// A port block handed to or taken back from a source (for the mapping log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockChange {
+    pub proto: L4Proto,
+    pub v6: Ipv6Addr,
+    pub v4: Ipv4Addr,
+    pub first: u16,
+    pub last: u16,
+    pub allocated: bool,
+}
+
+pub(crate) struct Pool {
+    prefixes: Vec<(u32, u8)>,
+    addrs: Vec<Ipv4Addr>,
+    ranges: [(u16, u16); 3],
+    maps: Vec<[Option<PortMap>; 3]>,
+    sources: HashMap<Ipv6Addr, Source>,
+    block: Option<u16>,
+    /// Block owner per (address, proto, block index): used to free blocks.
+    block_used: HashMap<(u32, u8, u16), u16>,
+    seed: u64,
+}
+
+/// Deterministic mixing of a v6 address (spread of sources over addresses).
+pub(crate) fn mix_v6(a: &Ipv6Addr, seed: u64) -> u64 {
+    let v = u128::from(*a);
+    let mut h = (v as u64) ^ ((v >> 64) as u64).rotate_left(29) ^ seed;
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+impl Pool {
+    /// Largest number of pool addresses accepted (a /16).
+    pub const MAX_ADDRS: usize = 65536;
+
+    pub fn new(
+        prefixes: &[(Ipv4Addr, u8)],
+        ranges: [(u16, u16); 3],
+        block: Option<u16>,
+    ) -> Result<Pool, String> {
+        let mut addrs = Vec::new();
+        let mut pfx = Vec::new();
+        for &(a, len) in prefixes {
+            if len > 32 {
+                return Err(format!("pool prefix {a}/{len}: length must be 0-32"));
+            }
+            let n = u32::from(a);
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            if n & !mask != 0 {
+                return Err(format!(
+                    "pool prefix {a}/{len} has host bits set; use {}/{len}",
+                    Ipv4Addr::from(n & mask)
+                ));
+            }
+            let count = 1u64 << (32 - len as u32);
+            if addrs.len() as u64 + count > Self::MAX_ADDRS as u64 {
+                return Err(format!(
+                    "pool holds more than {} addresses; use a longer prefix than {a}/{len}",
+                    Self::MAX_ADDRS
+                ));
+            }
+            for i in 0..count as u32 {
+                let x = Ipv4Addr::from(n + i);
+                if addrs.contains(&x) {
+                    return Err(format!("pool prefixes overlap at {x}"));
+                }
+                addrs.push(x);
+            }
+            pfx.push((n, len));
+        }
+        if addrs.is_empty() {
+            return Err("the pool is empty: give at least one IPv4 prefix".into());
+        }
+        for (p, (lo, hi)) in PROTOS.iter().zip(ranges) {
+            if lo > hi {
+                return Err(format!("{} port range {lo}-{hi} is empty", p.as_str()));
+            }
+        }
+        if let Some(b) = block {
+            if b == 0 || !b.is_power_of_two() {
+                return Err(format!("port block size {b} must be a power of two"));
+            }
+        }
+        let maps = (0..addrs.len()).map(|_| [None, None, None]).collect();
+        Ok(Pool {
+            prefixes: pfx,
+            addrs,
+            ranges,
+            maps,
+            sources: HashMap::new(),
+            block,
+            block_used: HashMap::new(),
+            seed: 0x9e37_79b9_7f4a_7c15,
+        })
+    }
+
+    /// True when `a` is one of the pool's addresses.
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        let x = u32::from(a);
+        self.prefixes.iter().any(|&(n, len)| {
+            let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            x & m == n
+        })
+    }
+
+    fn index_of(&self, a: Ipv4Addr) -> Option<usize> {
+        let x = u32::from(a);
+        let mut base = 0usize;
+        for &(n, len) in &self.prefixes {
+            let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            if x & m == n {
+                return Some(base + (x - n) as usize);
+            }
+            base += 1usize << (32 - len as u32);
+        }
+        None
+    }
+
+    fn map(&mut self, ai: usize, p: L4Proto) -> &mut PortMap {
+        let (lo, hi) = self.ranges[pidx(p)];
+        self.maps[ai][pidx(p)].get_or_insert_with(|| PortMap::new(lo, hi))
+    }
+
+    fn has_free(&self, ai: usize, p: L4Proto) -> bool {
+        let (lo, hi) = self.ranges[pidx(p)];
+        match &self.maps[ai][pidx(p)] {
+            None => true,
+            Some(m) => (m.used as usize) < (hi as usize - lo as usize + 1),
+        }
+    }
+
+    /// Size of each protocol's range.
+    pub fn capacities(&self) -> crate::state::PerProto<u32> {
+        let c = |i: usize| self.ranges[i].1 as u32 - self.ranges[i].0 as u32 + 1;
+        crate::state::PerProto {
+            tcp: c(0),
+            udp: c(1),
+            icmp: c(2),
+        }
+    }
+
+    /// Ports in use per protocol on each address.
+    pub fn usage(&self) -> Vec<(Ipv4Addr, [u32; 3])> {
+        self.addrs
+            .iter()
+            .zip(&self.maps)
+            .map(|(a, m)| (*a, [0, 1, 2].map(|i| m[i].as_ref().map_or(0, |pm| pm.used))))
+            .collect()
+    }
+
+    /// RFC 6146 §3.5.1.1 / §3.5.2.1: an IPv4 transport address for a new
+    /// binding of `v6:port`. Blocks handed out are pushed to `changes`.
+    pub fn allocate(
+        &mut self,
+        p: L4Proto,
+        v6: Ipv6Addr,
+        port: u16,
+        changes: &mut Vec<BlockChange>,
+    ) -> Result<(Ipv4Addr, u16), Exhausted> {
+        let n = self.addrs.len();
+        let ai = match self.sources.get(&v6) {
+            Some(s) => s.addr as usize,
+            None => {
+                let h = mix_v6(&v6, self.seed) as usize;
+                (0..n)
+                    .map(|i| (h + i) % n)
+                    .find(|&ai| self.has_free(ai, p))
+                    .ok_or(Exhausted)?
+            }
+        };
+        let got = match self.block {
+            None => self.take_port(ai, p, port, mix_v6(&v6, port as u64) as usize)?,
+            Some(bs) => self.take_port_in_blocks(ai, p, v6, port, bs, changes)?,
+        };
+        let s = self.sources.entry(v6).or_insert(Source {
+            addr: ai as u32,
+            bindings: 0,
+            blocks: Default::default(),
+        });
+        s.bindings += 1;
+        Ok((self.addrs[ai], got))
+    }
+
+    fn take_port(&mut self, ai: usize, p: L4Proto, port: u16, h: usize) -> Result<u16, Exhausted> {
+        let (lo, hi) = self.ranges[pidx(p)];
+        let m = self.map(ai, p);
+        let got = if m.is_free(port) {
+            port
+        } else {
+            let start = h % WORDS;
+            m.find(lo, hi, Some(port & 1), start)
+                .or_else(|| m.find(lo, hi, None, start))
+                .ok_or(Exhausted)?
+        };
+        m.take(got);
+        Ok(got)
+    }
+
+    fn take_port_in_blocks(
+        &mut self,
+        ai: usize,
+        p: L4Proto,
+        v6: Ipv6Addr,
+        port: u16,
+        bs: u16,
+        changes: &mut Vec<BlockChange>,
+    ) -> Result<u16, Exhausted> {
+        let (lo, hi) = self.ranges[pidx(p)];
+        let owned: Vec<u16> = self
+            .sources
+            .get(&v6)
+            .map(|s| s.blocks[pidx(p)].clone())
+            .unwrap_or_default();
+        // 1. The source port, if it lies in one of the source's blocks.
+        // 2. A port of the same parity in its blocks, then any.
+        for parity in [Some(port & 1), None] {
+            for &b in &owned {
+                let end = b.saturating_add(bs - 1).min(hi);
+                let m = self.map(ai, p);
+                if parity == Some(port & 1) && (b..=end).contains(&port) && m.is_free(port) {
+                    m.take(port);
+                    self.bump_block(ai, p, b, bs);
+                    return Ok(port);
+                }
+                if let Some(q) =
+                    (b..=end).find(|&q| m.is_free(q) && parity.is_none_or(|x| q & 1 == x))
+                {
+                    m.take(q);
+                    self.bump_block(ai, p, b, bs);
+                    return Ok(q);
+                }
+            }
+        }
+        // 3. A new block: prefer the one holding the source port.
+        let first_block = lo.div_ceil(bs).saturating_mul(bs).max(lo);
+        let nblocks = (hi as u32 + 1).saturating_sub(first_block as u32) / bs as u32;
+        if nblocks == 0 {
+            return Err(Exhausted);
+        }
+        let want = (port as u32).saturating_sub(first_block as u32) / bs as u32;
+        let h = mix_v6(&v6, 7) as u32;
+        let pick = (0..nblocks)
+            .map(|i| {
+                if i == 0 && want < nblocks {
+                    want
+                } else {
+                    (h.wrapping_add(i)) % nblocks
+                }
+            })
+            .map(|i| first_block + (i * bs as u32) as u16)
+            .find(|&b| {
+                !self
+                    .block_used
+                    .contains_key(&(ai as u32, pidx(p) as u8, b / bs))
+            })
+            .ok_or(Exhausted)?;
+        let end = pick + (bs - 1);
+        let m = self.map(ai, p);
+        let q = if (pick..=end).contains(&port) && m.is_free(port) {
+            port
+        } else {
+            (pick..=end)
+                .find(|&q| m.is_free(q) && q & 1 == port & 1)
+                .or_else(|| (pick..=end).find(|&q| m.is_free(q)))
+                .ok_or(Exhausted)?
+        };
+        m.take(q);
+        self.block_used
+            .insert((ai as u32, pidx(p) as u8, pick / bs), 1);
+        let s = self.sources.entry(v6).or_insert(Source {
+            addr: ai as u32,
+            bindings: 0,
+            blocks: Default::default(),
+        });
+        s.blocks[pidx(p)].push(pick);
+        changes.push(BlockChange {
+            proto: p,
+            v6,
+            v4: self.addrs[ai],
+            first: pick,
+            last: end,
+            allocated: true,
+        });
+        Ok(q)
+    }
+
+    fn bump_block(&mut self, ai: usize, p: L4Proto, b: u16, bs: u16) {
+        *self
+            .block_used
+            .entry((ai as u32, pidx(p) as u8, b / bs))
+            .or_insert(0) += 1;
+    }
+
+    /// Marks `v4:port` taken for a static binding (ports outside the dynamic
+    /// range are allowed and not tracked). Returns false if already taken.
+    pub fn reserve(&mut self, p: L4Proto, v6: Ipv6Addr, v4: Ipv4Addr, port: u16) -> bool {
+        let Some(ai) = self.index_of(v4) else {
+            return false;
+        };
+        let (lo, hi) = self.ranges[pidx(p)];
+        if (lo..=hi).contains(&port) {
+            let m = self.map(ai, p);
+            if !m.is_free(port) {
+                return false;
+            }
+            m.take(port);
+        }
+        let s = self.sources.entry(v6).or_insert(Source {
+            addr: ai as u32,
+            bindings: 0,
+            blocks: Default::default(),
+        });
+        s.bindings += 1;
+        true
+    }
+
+    /// Gives `v4:port` back (binding of `v6` expired or removed).
+    pub fn release(
+        &mut self,
+        p: L4Proto,
+        v6: Ipv6Addr,
+        v4: Ipv4Addr,
+        port: u16,
+        is_static: bool,
+        changes: &mut Vec<BlockChange>,
+    ) {
+        let Some(ai) = self.index_of(v4) else {
+            return;
+        };
+        let (lo, hi) = self.ranges[pidx(p)];
+        if (lo..=hi).contains(&port) {
+            if let Some(m) = self.maps[ai][pidx(p)].as_mut() {
+                m.put(port);
+            }
+            if let (Some(bs), false) = (self.block, is_static) {
+                let key = (ai as u32, pidx(p) as u8, port / bs);
+                let b = (port / bs) * bs;
+                if let Some(c) = self.block_used.get_mut(&key) {
+                    *c = c.saturating_sub(1);
+                    if *c == 0 {
+                        self.block_used.remove(&key);
+                        if let Some(s) = self.sources.get_mut(&v6) {
+                            s.blocks[pidx(p)].retain(|&x| x != b);
+                        }
+                        changes.push(BlockChange {
+                            proto: p,
+                            v6,
+                            v4,
+                            first: b,
+                            last: b.saturating_add(bs - 1).min(hi),
+                            allocated: false,
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(s) = self.sources.get_mut(&v6) {
+            s.bindings = s.bindings.saturating_sub(1);
+            if s.bindings == 0 && s.blocks.iter().all(|b| b.is_empty()) {
+                self.sources.remove(&v6);
+            }
+        }
+    }
+
+    /// Total ports in use over all addresses and protocols.
+    pub fn ports_in_use(&self) -> u64 {
+        self.maps
+            .iter()
+            .flat_map(|m| m.iter())
+            .map(|m| m.as_ref().map_or(0, |pm| pm.used as u64))
+            .sum()
+    }
+
+    /// The affine address of `v6`, if it has one.
+    pub fn affinity(&self, v6: &Ipv6Addr) -> Option<Ipv4Addr> {
+        self.sources.get(v6).map(|s| self.addrs[s.addr as usize])
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn pool(n: u8) -> Pool {
+        Pool::new(
+            &[(Ipv4Addr::new(192, 0, 2, 0), 32 - n)],
+            [(1024, 65535); 3],
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn rfc4787_req3_preserves_free_source_port() {
+        let mut p = pool(2);
+        let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let mut ch = vec![];
+        let (a, port) = p.allocate(L4Proto::Udp, v6, 40000, &mut ch).unwrap();
+        assert_eq!(port, 40000);
+        let (b, port2) = p.allocate(L4Proto::Udp, v6, 40000, &mut ch).unwrap();
+        assert_eq!(a, b, "affinity");
+        assert_ne!(port2, 40000);
+        assert_eq!(port2 % 2, 0, "parity");
+    }
+
+    #[test]
+    fn rfc4787_req4_parity_kept_below_range() {
+        let mut p = pool(0);
+        let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let mut ch = vec![];
+        for sp in [53u16, 123, 7, 8] {
+            let (_, port) = p.allocate(L4Proto::Udp, v6, sp, &mut ch).unwrap();
+            assert!(port >= 1024);
+            assert_eq!(port & 1, sp & 1);
+        }
+    }
+
+    #[test]
+    fn exhaustion_and_release() {
+        let mut p = Pool::new(
+            &[(Ipv4Addr::new(192, 0, 2, 1), 32)],
+            [(1000, 1003); 3],
+            None,
+        )
+        .unwrap();
+        let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let mut ch = vec![];
+        let got: Vec<_> = (0..4)
+            .map(|_| p.allocate(L4Proto::Tcp, v6, 5, &mut ch).unwrap().1)
+            .collect();
+        assert_eq!(p.allocate(L4Proto::Tcp, v6, 5, &mut ch), Err(Exhausted));
+        // Other protocols are separate.
+        assert!(p.allocate(L4Proto::Udp, v6, 5, &mut ch).is_ok());
+        for port in got {
+            p.release(
+                L4Proto::Tcp,
+                v6,
+                Ipv4Addr::new(192, 0, 2, 1),
+                port,
+                false,
+                &mut ch,
+            );
+        }
+        assert_eq!(p.usage()[0].1, [0, 1, 0]);
+    }
+
+    #[test]
+    fn port_blocks_one_change_per_block() {
+        let mut p = Pool::new(
+            &[(Ipv4Addr::new(192, 0, 2, 1), 32)],
+            [(1024, 65535); 3],
+            Some(64),
+        )
+        .unwrap();
+        let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let mut ch = vec![];
+        let mut ports = vec![];
+        for i in 0..100u16 {
+            let (_, port) = p.allocate(L4Proto::Udp, v6, 20000 + i, &mut ch).unwrap();
+            ports.push(port);
+        }
+        assert_eq!(ch.len(), 2, "100 ports in two blocks of 64");
+        let blocks: std::collections::HashSet<u16> = ports.iter().map(|p| p / 64).collect();
+        assert_eq!(blocks.len(), 2);
+        ch.clear();
+        for port in ports {
+            p.release(
+                L4Proto::Udp,
+                v6,
+                Ipv4Addr::new(192, 0, 2, 1),
+                port,
+                false,
+                &mut ch,
+            );
+        }
+        assert_eq!(ch.iter().filter(|c| !c.allocated).count(), 2);
+        assert_eq!(p.ports_in_use(), 0);
+    }
+}
