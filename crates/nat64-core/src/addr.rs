@@ -90,7 +90,9 @@ impl Prefix {
     /// True when `a` lies inside this prefix.
     #[inline]
     pub fn contains(&self, a: &Ipv6Addr) -> bool {
-        mask(a.octets(), self.len) == self.octets
+        // len is one of 32..=96, so the shift never overflows.
+        let m = u128::MAX << (128 - self.len as u32);
+        u128::from(*a) & m == u128::from_be_bytes(self.octets)
     }
 
     /// RFC 6052 §2.2: the IPv4-embedded IPv6 address of `v4`.

@@ -1,0 +1,79 @@
+//! Shared harness: translate arbitrary bytes, then check every invariant
+//! the daemon relies on (output inside the buffer, parseable, fragments
+//! and ICMP errors buildable). Any panic is a bug.
+
+use nat64_core::xlat::{self, Config, StatelessMapper, HEADROOM};
+use nat64_core::Verdict;
+
+pub fn mapper() -> StatelessMapper {
+    StatelessMapper {
+        prefix: "64:ff9b::/96".parse().expect("static prefix"),
+        wkp_strict: false,
+    }
+}
+
+pub fn run(data: &[u8], six_to_four: bool) {
+    // The first byte picks config knobs so the fuzzer explores them.
+    let (knobs, pkt) = match data.split_first() {
+        Some((k, p)) => (*k, p),
+        None => return,
+    };
+    let cfg = Config {
+        ipv4_mtu: if knobs & 1 != 0 { 1280 } else { 1500 },
+        ipv6_link_mtu: if knobs & 2 != 0 { 1280 } else { 1500 },
+        udp_zero_checksum: match knobs >> 6 {
+            0 => xlat::UdpZeroChecksum::Calc,
+            1 => xlat::UdpZeroChecksum::Drop,
+            _ => xlat::UdpZeroChecksum::Forward,
+        },
+        ..Config::default()
+    };
+    let mut buf = vec![0u8; HEADROOM + pkt.len() + 64];
+    buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(pkt);
+    let mut m = mapper();
+    let v = if six_to_four {
+        xlat::six_to_four(&mut buf, HEADROOM, pkt.len(), &cfg, &mut m)
+    } else {
+        xlat::four_to_six(&mut buf, HEADROOM, pkt.len(), &cfg, &mut m)
+    };
+    let mut scratch = vec![0u8; 65536];
+    match v {
+        Verdict::Forward {
+            start,
+            len,
+            fragment_mtu,
+        } => {
+            assert!(start + len <= buf.len());
+            let out = &buf[start..start + len];
+            let version = out[0] >> 4;
+            assert_eq!(version, if six_to_four { 4 } else { 6 });
+            if let Some(mtu) = fragment_mtu {
+                let mut n = 0;
+                let mut emit = |f: &[u8]| {
+                    assert!(f.len() <= mtu as usize);
+                    n += 1;
+                };
+                let r = if six_to_four {
+                    xlat::frag::fragment_v4(out, mtu, &mut scratch, &mut emit)
+                } else {
+                    xlat::frag::fragment_v6(out, mtu, &mut scratch, &mut emit)
+                };
+                assert!(r.is_ok(), "fragmenting a translated packet failed: {r:?}");
+            }
+        }
+        Verdict::Icmp { error, .. } => {
+            // The original must still be intact and answerable.
+            let orig = &buf[HEADROOM..HEADROOM + pkt.len()];
+            assert_eq!(orig, pkt);
+            let r = if six_to_four {
+                let src = "64:ff9b::c000:201".parse().expect("addr");
+                xlat::icmp_gen::icmpv6_error(orig, error, src, &mut scratch)
+            } else {
+                let src = "192.0.2.1".parse().expect("addr");
+                xlat::icmp_gen::icmpv4_error(orig, error, src, &mut scratch)
+            };
+            assert!(r.is_ok(), "cannot build the ICMP error {error:?}: {r:?}");
+        }
+        Verdict::Drop(_) => {}
+    }
+}
