@@ -1,0 +1,202 @@
+//! End-to-end: real packets (built and checked with `etherparse`) through
+//! `Worker::process`, i.e. the RFC 6146 pipeline plus the RFC 7915 core,
+//! including hairpinning (RFC 6146 §3.8) and held SYNs (§3.5.2.2).
+
+mod state_common;
+use state_common::*;
+
+use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+use nat64_core::addr::Prefix;
+use nat64_core::state::*;
+use nat64_core::time::Timestamp;
+use nat64_core::xlat::{L4Proto, HEADROOM};
+use nat64_core::Verdict;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
+
+fn wkp(a: &str) -> Ipv6Addr {
+    Prefix::WELL_KNOWN.embed(v4(a))
+}
+
+/// A buffer holding `pkt` after HEADROOM bytes of headroom.
+fn framed(pkt: Vec<u8>) -> (Vec<u8>, usize, usize) {
+    let mut buf = vec![0u8; HEADROOM + pkt.len() + 64];
+    buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(&pkt);
+    (buf, HEADROOM, pkt.len())
+}
+
+fn udp6(src: Ipv6Addr, sp: u16, dst: Ipv6Addr, dp: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv6(src.octets(), dst.octets(), 64)
+        .udp(sp, dp)
+        .write(&mut v, b"hello")
+        .unwrap();
+    v
+}
+
+fn udp4(src: Ipv4Addr, sp: u16, dst: Ipv4Addr, dp: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(src.octets(), dst.octets(), 64)
+        .udp(sp, dp)
+        .write(&mut v, b"world")
+        .unwrap();
+    v
+}
+
+fn syn4(src: Ipv4Addr, sp: u16, dst: Ipv4Addr, dp: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(src.octets(), dst.octets(), 64)
+        .tcp(sp, dp, 1, 65535)
+        .syn()
+        .write(&mut v, &[])
+        .unwrap();
+    v
+}
+
+fn syn6(src: Ipv6Addr, sp: u16, dst: Ipv6Addr, dp: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv6(src.octets(), dst.octets(), 64)
+        .tcp(sp, dp, 1, 65535)
+        .syn()
+        .write(&mut v, &[])
+        .unwrap();
+    v
+}
+
+#[derive(Debug, PartialEq)]
+enum Addrs {
+    V4(Ipv4Addr, u16, Ipv4Addr, u16),
+    V6(Ipv6Addr, u16, Ipv6Addr, u16),
+}
+
+fn addrs(p: &[u8]) -> Addrs {
+    let s = SlicedPacket::from_ip(p).expect("etherparse parses the output");
+    let (sp, dp) = match s.transport {
+        Some(TransportSlice::Udp(u)) => (u.source_port(), u.destination_port()),
+        Some(TransportSlice::Tcp(t)) => (t.source_port(), t.destination_port()),
+        other => panic!("unexpected transport {other:?}"),
+    };
+    match s.net {
+        Some(NetSlice::Ipv4(h)) => Addrs::V4(
+            h.header().source_addr(),
+            sp,
+            h.header().destination_addr(),
+            dp,
+        ),
+        Some(NetSlice::Ipv6(h)) => Addrs::V6(
+            h.header().source_addr(),
+            sp,
+            h.header().destination_addr(),
+            dp,
+        ),
+        other => panic!("unexpected network layer {other:?}"),
+    }
+}
+
+fn run(w: &mut Worker, pkt: Vec<u8>, now: u64) -> Result<Addrs, Verdict> {
+    let (mut buf, s, l) = framed(pkt);
+    match w.process(&mut buf, s, l, Timestamp(now)) {
+        Verdict::Forward { start, len, .. } => Ok(addrs(&buf[start..start + len])),
+        v => Err(v),
+    }
+}
+
+#[test]
+fn e2e_udp_out_and_back() {
+    let e = Engine::new(daemon_cfg(&[("192.0.2.1", 32)])).unwrap();
+    let mut w = e.worker();
+    let out = run(
+        &mut w,
+        udp6(v6("2001:db8::1"), 40000, wkp("8.8.8.8"), 53),
+        0,
+    )
+    .unwrap();
+    assert_eq!(out, Addrs::V4(v4("192.0.2.1"), 40000, v4("8.8.8.8"), 53));
+    let back = run(
+        &mut w,
+        udp4(v4("8.8.8.8"), 53, v4("192.0.2.1"), 40000),
+        1000,
+    )
+    .unwrap();
+    assert_eq!(
+        back,
+        Addrs::V6(wkp("8.8.8.8"), 53, v6("2001:db8::1"), 40000)
+    );
+    assert_eq!(e.counts().sessions.udp, 1);
+}
+
+/// RFC 6146 §3.8: a v6 host reaching a port-forwarded v6 server through
+/// the pool address comes back out as IPv6, source `prefix || pool`.
+#[test]
+fn rfc6146_3_8_hairpinning_comes_back_translated() {
+    let mut cfg = daemon_cfg(&[("192.0.2.0", 31)]);
+    cfg.wkp_strict = false; // 192.0.2.0/24 is documentation space
+    cfg.static_bib = vec![StaticBinding {
+        proto: L4Proto::Udp,
+        v6: SocketAddrV6::new(v6("2001:db8::80"), 8080, 0, 0),
+        v4: (v4("192.0.2.1"), 80),
+    }];
+    let e = Engine::new(cfg).unwrap();
+    let mut w = e.worker();
+    let client = v6("2001:db8::1");
+    let got = run(&mut w, udp6(client, 5000, wkp("192.0.2.1"), 80), 0).unwrap();
+    let a = e.affinity(&client).unwrap();
+    let Addrs::V6(src, sp, dst, dp) = got else {
+        panic!("hairpinned packet left as IPv4: {got:?}");
+    };
+    assert_eq!((dst, dp), (v6("2001:db8::80"), 8080));
+    assert_eq!(src, wkp(&a.to_string()));
+    // The server's answer hairpins back to the client.
+    let back = run(&mut w, udp6(v6("2001:db8::80"), 8080, src, sp), 10).unwrap();
+    assert_eq!(back, Addrs::V6(wkp("192.0.2.1"), 80, client, 5000));
+}
+
+/// RFC 6146 §3.5.2.2: an unsolicited IPv4 SYN is held 6 s, then answered
+/// with ICMP Port Unreachable; an IPv6 SYN in the meantime cancels that.
+#[test]
+fn rfc6146_3_5_2_2_v4_syn_held_six_seconds() {
+    let e = Engine::new(daemon_cfg(&[("192.0.2.1", 32)])).unwrap();
+    let mut w = e.worker();
+    let r = run(&mut w, syn4(v4("8.8.8.8"), 4000, v4("192.0.2.1"), 5000), 0);
+    assert_eq!(r, Err(Verdict::Drop(nat64_core::DropReason::NoBinding)));
+    // A second unsolicited SYN, answered by a v6 SYN (simultaneous open).
+    let r = run(&mut w, syn4(v4("9.9.9.9"), 4000, v4("192.0.2.1"), 6000), 0);
+    assert!(r.is_err());
+    assert_eq!(e.counts().held_syns, 2);
+    run(
+        &mut w,
+        syn6(v6("2001:db8::1"), 6000, wkp("9.9.9.9"), 4000),
+        1000,
+    )
+    .unwrap();
+    assert!(e.sweep(Timestamp(5999)).icmp_answers.is_empty());
+    let st = e.sweep(Timestamp(6000));
+    assert_eq!(st.icmp_answers.len(), 1);
+    let q = &st.icmp_answers[0].packet;
+    assert_eq!(
+        addrs(q),
+        Addrs::V4(v4("8.8.8.8"), 4000, v4("192.0.2.1"), 5000)
+    );
+    assert_eq!(e.counts().held_syns, 0);
+}
+
+#[test]
+fn e2e_kernel_mode_translates_addresses_only() {
+    let e = Engine::new(kernel_cfg(("100.64.0.0", 16), &[])).unwrap();
+    let mut w = e.worker();
+    let out = run(
+        &mut w,
+        udp6(v6("2001:db8::1"), 40000, wkp("8.8.8.8"), 53),
+        0,
+    )
+    .unwrap();
+    let Addrs::V4(inner, 40000, d, 53) = out else {
+        panic!("{out:?}");
+    };
+    assert_eq!(d, v4("8.8.8.8"));
+    assert!(e.is_local_v4(inner));
+    let back = run(&mut w, udp4(v4("8.8.8.8"), 53, inner, 40000), 1).unwrap();
+    assert_eq!(
+        back,
+        Addrs::V6(wkp("8.8.8.8"), 53, v6("2001:db8::1"), 40000)
+    );
+}
