@@ -917,3 +917,327 @@ fn rfc7915_5_5_other_transport_forwarded() {
     assert_eq!(ip.protocol, IpNumber(33));
     assert_eq!(rest, &body[..]);
 }
+
+// ===========================================================================
+// Fragmentation of translated packets (xlat::frag)
+// ===========================================================================
+
+/// RFC 7915 §1.4 ("the translator MUST ... fragment the packet when the
+/// packet size exceeds the MTU of the next-hop interface") for a DF=0 result
+/// (§5: ≤ 1260 bytes), following RFC 791 §3.2 fragmentation: same
+/// Identification, offsets in 8-octet units, MF on all but the last, each
+/// fragment within the MTU; the reassembled datagram's checksum verifies.
+#[test]
+fn rfc7915_5_1_ipv4_fragmentation_to_next_hop_mtu() {
+    let cfg = Config {
+        ipv4_mtu: 576,
+        ..Config::default()
+    };
+    let pkt = udp6_pkt(&V6::out(), 4444, 53, &payload(1000));
+    let Out::Fwd {
+        pkt: v4,
+        fragment_mtu: Some(mtu),
+    } = six_cfg(&pkt, &cfg)
+    else {
+        panic!("expected Forward with fragment_mtu");
+    };
+    assert_eq!(mtu, 576);
+    let frags = fragment4(&v4, mtu);
+    assert!(frags.len() >= 2);
+    let r = reassemble4(&frags, mtu);
+    assert_eq!(r.first_offset, 0);
+    assert!(!r.last_more);
+    assert_eq!(r.ip.protocol, IpNumber(UDP));
+    assert_eq!(r.ip.time_to_live, 63);
+    assert_eq!(r.data.len(), 1008);
+    assert_udp4(r.ip.source, r.ip.destination, &r.data);
+}
+
+/// §5.1.1 + RFC 791: an IPv6 fragment translated to IPv4 (DF=0) and then
+/// re-fragmented keeps its base offset, and the last piece keeps MF=1 when
+/// the original fragment was not the last one.
+#[test]
+fn rfc7915_5_1_1_translated_fragment_refragmented() {
+    let cfg = Config {
+        ipv4_mtu: 576,
+        ..Config::default()
+    };
+    let body = payload(1000);
+    let pkt = ipv6(
+        &V6::out(),
+        FRAGMENT,
+        &ext_frag(UDP, 10, true, 0x0102_0304),
+        &body,
+    );
+    let Out::Fwd {
+        pkt: v4,
+        fragment_mtu: Some(mtu),
+    } = six_cfg(&pkt, &cfg)
+    else {
+        panic!("expected Forward with fragment_mtu");
+    };
+    let r = reassemble4(&fragment4(&v4, mtu), mtu);
+    assert_eq!(r.ip.identification, 0x0304);
+    assert_eq!(r.first_offset, 10);
+    assert!(r.last_more);
+    assert_eq!(r.data, body);
+}
+
+/// RFC 791: a DF=1 packet must not be fragmented.
+#[test]
+fn rfc7915_5_1_df_packet_not_fragmented() {
+    let pkt = tcp6_pkt(&V6::out(), 1, 2, &payload(1300));
+    let v4 = six(&pkt).whole();
+    let mut scratch = vec![0u8; 2048];
+    let r = nat64_core::xlat::frag::fragment_v4(&v4, 576, &mut scratch, &mut |_: &[u8]| {});
+    assert!(r.is_err(), "fragment_v4 on DF=1 must refuse, got {r:?}");
+}
+
+// ===========================================================================
+// §5.4 Generation of ICMPv6 Error Messages (xlat::icmp_gen)
+// ===========================================================================
+
+fn gateway6() -> [u8; 16] {
+    embed([192, 0, 2, 1])
+}
+
+/// Builds the translator's ICMPv6 error for `orig` and checks the RFC 4443
+/// basics with etherparse: addressed back to the source, from the given
+/// source, ICMPv6 checksum with pseudo-header, at most 1280 bytes (RFC 4443
+/// §2.4(c)), quoting the start of the invoking packet.
+#[track_caller]
+fn gen6(orig: &[u8], err: IcmpError) -> Vec<u8> {
+    let mut out = vec![0u8; 2048];
+    let n = nat64_core::xlat::icmp_gen::icmpv6_error(
+        orig,
+        err,
+        std::net::Ipv6Addr::from(gateway6()),
+        &mut out,
+    )
+    .expect("icmpv6_error");
+    out.truncate(n);
+    assert!(out.len() <= 1280, "RFC 4443 §2.4(c): {} bytes", out.len());
+    let (ip, msg) = parse6(&out);
+    assert_eq!(ip.source, gateway6());
+    assert_eq!(&ip.destination[..], &orig[8..24], "sent back to the source");
+    assert_eq!(ip.next_header, IpNumber(ICMP6));
+    assert_icmp6(ip.source, ip.destination, msg);
+    assert_eq!(
+        &msg[8..],
+        &orig[..msg.len() - 8],
+        "quotes the invoking packet"
+    );
+    msg.to_vec()
+}
+
+/// §5.1 TTL (hop limit exhausted) → ICMPv6 Time Exceeded, code 0 (RFC 4443
+/// §3.3 "hop limit exceeded in transit").
+#[test]
+fn rfc7915_5_4_generated_time_exceeded() {
+    let pkt = udp6_pkt(&V6::out().hop(1), 1, 2, b"expiring");
+    let err = six(&pkt).icmp();
+    let msg = gen6(&pkt, err);
+    assert_eq!((msg[0], msg[1]), (3, 0));
+    assert_eq!(msg.len() - 8, pkt.len(), "small packet quoted whole");
+}
+
+/// §5.1.1 → ICMPv6 Packet Too Big (Type 2, Code 0) with the adjusted MTU
+/// (RFC 4443 §3.2), truncated to 1280 bytes.
+#[test]
+fn rfc7915_5_4_generated_packet_too_big() {
+    let cfg = Config {
+        ipv4_mtu: 1400,
+        ..Config::default()
+    };
+    let pkt = tcp6_pkt(&V6::out(), 1, 2, &payload(1440));
+    let err = six_cfg(&pkt, &cfg).icmp();
+    let msg = gen6(&pkt, err);
+    assert_eq!((msg[0], msg[1]), (2, 0));
+    assert_eq!(&msg[4..8], &1420u32.to_be_bytes());
+    assert_eq!(
+        msg.len() + 40,
+        1280,
+        "as much of the packet as fits in 1280"
+    );
+}
+
+/// §5.1 → ICMPv6 Parameter Problem (Type 4, Code 0), Pointer at Segments
+/// Left.
+#[test]
+fn rfc7915_5_4_generated_parameter_problem() {
+    let h = V6::out();
+    let pkt = ipv6(
+        &h,
+        ROUTING,
+        &ext_routing(TCP, 1),
+        &tcp6(h.src, h.dst, 1, 2, b""),
+    );
+    let err = six(&pkt).icmp();
+    let msg = gen6(&pkt, err);
+    assert_eq!((msg[0], msg[1]), (4, 0));
+    assert_eq!(&msg[4..8], &43u32.to_be_bytes());
+}
+
+/// §5.4: "The ICMPv6 message MUST have Type 1 (Destination Unreachable) and
+/// Code 1 (Communication with destination administratively prohibited),
+/// unless otherwise specified".
+#[test]
+fn rfc7915_5_4_generated_default_admin_prohibited() {
+    let pkt = udp6_pkt(&V6::out(), 1, 2, b"refused");
+    let msg = gen6(&pkt, IcmpError::DestUnreachableV6 { code: 1 });
+    assert_eq!((msg[0], msg[1]), (1, 1));
+}
+
+/// §5.4 "unless the discarded packet is itself an ICMPv6 message" / RFC 4443
+/// §2.4(e): never an error about an ICMPv6 error, nor to a multicast source.
+#[test]
+fn rfc7915_5_4_generated_refuses_error_about_error() {
+    let inner = quoted_udp6(60, 8);
+    let pkt = icmp6_err(1, 4, [0; 4], &inner);
+    let mut out = vec![0u8; 2048];
+    let gw = std::net::Ipv6Addr::from(gateway6());
+    let r = nat64_core::xlat::icmp_gen::icmpv6_error(&pkt, IcmpError::TimeExceeded, gw, &mut out);
+    assert!(r.is_err(), "error about an ICMPv6 error: {r:?}");
+    let mc: [u8; 16] = [0xff, 0x0e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let pkt = udp6_pkt(&V6::out().src(mc), 1, 2, b"x");
+    let r = nat64_core::xlat::icmp_gen::icmpv6_error(&pkt, IcmpError::TimeExceeded, gw, &mut out);
+    assert!(r.is_err(), "error to a multicast source: {r:?}");
+}
+
+// ===========================================================================
+// Edge cases
+// ===========================================================================
+
+/// §5.5 + RFC 768: "If the computed checksum is zero, it is transmitted as
+/// all ones" (zero means "no checksum" in IPv4).
+#[test]
+fn rfc7915_5_5_udp_checksum_zero_result_sent_as_ffff() {
+    let data = udp_payload_with_zero_sum(30, |d| {
+        etherparse::UdpHeader {
+            source_port: 5353,
+            destination_port: 53,
+            length: (8 + d.len()) as u16,
+            checksum: 0,
+        }
+        .calc_checksum_ipv4_raw(V4_CLIENT, V4_SERVER, d)
+        .expect("len")
+    });
+    let pkt = udp6_pkt(&V6::out(), 5353, 53, &data);
+    let out = six(&pkt).whole();
+    let (ip, rest) = parse4(&out);
+    let u = assert_udp4(ip.source, ip.destination, rest);
+    assert_eq!(u.checksum, 0xffff);
+}
+
+/// §5.1 "Total Length: Payload length value from the IPv6 header, plus the
+/// size of the IPv4 header": bytes after the IPv6 payload are not part of
+/// the packet. Dropping is tolerated; forwarding them is not.
+#[test]
+fn rfc7915_5_1_total_length_from_payload_length_not_buffer() {
+    let mut pkt = udp6_pkt(&V6::out(), 5353, 53, b"short");
+    let plen = pkt.len() - 40;
+    pkt.extend_from_slice(&[0xaa; 16]);
+    match six(&pkt) {
+        Out::Fwd { pkt: out, .. } => {
+            let (ip, rest) = parse4(&out);
+            assert_eq!(ip.total_len as usize, plen + 20);
+            assert_udp4(ip.source, ip.destination, rest);
+        }
+        Out::Drop(_) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// §5.3 "translated just like a normal IP packet": extension headers of the
+/// inner packet are skipped (§5.1) and its Total Length excludes them.
+#[test]
+fn rfc7915_5_3_inner_extension_headers_skipped() {
+    let ih = V6::out().src(v6_server()).dst(v6_client()).hop(9);
+    let l4 = udp6(ih.src, ih.dst, 5000, 53, &payload(20));
+    let inner = ipv6(&ih, HOPOPT, &ext_opts(UDP), &l4);
+    let pkt = icmp6_err(1, 4, [0; 4], &inner);
+    let (_, msg) = icmp_6to4_fwd(&pkt, &Config::default(), &mut stateless());
+    let (ih4, il4) = parse4_inner(&msg[8..]);
+    assert_eq!(ih4.protocol, IpNumber(UDP));
+    assert_eq!(ih4.total_len as usize, 20 + l4.len());
+    assert_eq!(ih4.time_to_live, 9);
+    assert_udp4(ih4.source, ih4.destination, il4);
+}
+
+/// §5.3 with §5.1.1: an inner IPv6 fragment becomes an IPv4 fragment (low 16
+/// bits of the Identification, MF, offset).
+#[test]
+fn rfc7915_5_3_inner_fragment_translated() {
+    let ih = V6::out().src(v6_server()).dst(v6_client()).hop(9);
+    let dgram = udp6(ih.src, ih.dst, 5000, 53, &payload(1000));
+    let inner = ipv6(
+        &ih,
+        FRAGMENT,
+        &ext_frag(UDP, 0, true, 0x0102_0304),
+        &dgram[..504],
+    );
+    let pkt = icmp6_err(3, 1, [0; 4], &inner);
+    let (_, msg) = icmp_6to4_fwd(&pkt, &Config::default(), &mut stateless());
+    let (ih4, il4) = parse4_inner(&msg[8..]);
+    assert_eq!(ih4.protocol, IpNumber(UDP));
+    assert_eq!(ih4.identification, 0x0304);
+    assert!(ih4.more_fragments);
+    assert_eq!(ih4.fragment_offset.value(), 0);
+    assert_eq!(ih4.total_len as usize, 20 + 504);
+    assert_eq!(&il4[..4], &[0x13, 0x88, 0x00, 0x35], "ports 5000 → 53");
+}
+
+/// §5: "Since the ICMPv6 [RFC4443], TCP [RFC793], UDP [RFC768], and DCCP
+/// [RFC4340] headers contain checksums that cover the IP header, if the
+/// address mapping algorithm is not checksum neutral, the checksum MUST be
+/// evaluated before translation and the ICMP and transport-layer headers
+/// MUST be updated." A corrupt TCP segment or echo stays corrupt.
+#[test]
+fn rfc7915_5_5_corrupt_checksum_stays_corrupt() {
+    let mut pkt = tcp6_pkt(&V6::out(), 40000, 80, b"hello world");
+    let n = pkt.len();
+    pkt[n - 1] ^= 0x01;
+    if let Out::Fwd { pkt: out, .. } = six(&pkt) {
+        let (ip, rest) = parse4(&out);
+        let (t, data) = etherparse::TcpHeader::from_slice(rest).expect("tcp");
+        let want = t
+            .calc_checksum_ipv4_raw(ip.source, ip.destination, data)
+            .expect("len");
+        assert!(!csum_eq(t.checksum, want), "corrupt TCP segment made valid");
+    }
+    let mut pkt = icmp6_pkt(&V6::out(), 128, 0, echo_rest(1, 1), b"abcdefgh");
+    let n = pkt.len();
+    pkt[n - 1] ^= 0x01;
+    if let Out::Fwd { pkt: out, .. } = six(&pkt) {
+        assert!(!icmp4_valid(&out), "corrupt echo request made valid");
+    }
+}
+
+/// True if the ICMPv4 checksum of `pkt` verifies (etherparse recomputation).
+fn icmp4_valid(pkt: &[u8]) -> bool {
+    let (_, msg) = parse4(pkt);
+    let want = etherparse::Icmpv4Type::Unknown {
+        type_u8: msg[0],
+        code_u8: msg[1],
+        bytes5to8: [msg[4], msg[5], msg[6], msg[7]],
+    }
+    .calc_checksum(&msg[8..]);
+    csum_eq(u16::from_be_bytes([msg[2], msg[3]]), want)
+}
+
+/// §5 (quoted above): "the checksum MUST be evaluated before translation".
+/// An ICMPv6 error with a wrong checksum must be dropped (or stay invalid),
+/// not turned into a valid ICMPv4 error by recomputing from scratch.
+#[test]
+#[ignore = "implementation recomputes ICMP error checksums without verifying the incoming one (corrupt ICMPv6 error → valid ICMPv4 error)"]
+fn rfc7915_5_3_corrupt_icmp_error_not_laundered() {
+    let inner = quoted_udp6(60, 20);
+    let mut pkt = icmp6_err(1, 4, [0; 4], &inner);
+    let n = pkt.len();
+    pkt[n - 1] ^= 0x01;
+    match six(&pkt) {
+        Out::Fwd { pkt: out, .. } => assert!(!icmp4_valid(&out), "corrupt ICMPv6 error made valid"),
+        Out::Drop(_) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+}

@@ -670,11 +670,21 @@ pub fn parse6_inner(pkt: &[u8]) -> (Ipv6Header, &[u8]) {
     Ipv6Header::from_slice(pkt).expect("etherparse: valid inner IPv6 header")
 }
 
+/// Equal as ones'-complement checksums: 0x0000 and 0xFFFF both verify for
+/// TCP and ICMP (RFC 1624 §3: an incremental update may yield either).
+pub fn csum_eq(got: u16, want: u16) -> bool {
+    got == want || (matches!(got, 0 | 0xffff) && matches!(want, 0 | 0xffff))
+}
+
 #[track_caller]
 pub fn assert_tcp4(src: [u8; 4], dst: [u8; 4], seg: &[u8]) -> TcpHeader {
     let (t, data) = TcpHeader::from_slice(seg).expect("etherparse: TCP header");
     let want = t.calc_checksum_ipv4_raw(src, dst, data).expect("len");
-    assert_eq!(t.checksum, want, "TCP checksum over the IPv4 pseudo-header");
+    assert!(
+        csum_eq(t.checksum, want),
+        "TCP checksum over the IPv4 pseudo-header: got {:#06x}, want {want:#06x}",
+        t.checksum
+    );
     t
 }
 
@@ -682,7 +692,11 @@ pub fn assert_tcp4(src: [u8; 4], dst: [u8; 4], seg: &[u8]) -> TcpHeader {
 pub fn assert_tcp6(src: [u8; 16], dst: [u8; 16], seg: &[u8]) -> TcpHeader {
     let (t, data) = TcpHeader::from_slice(seg).expect("etherparse: TCP header");
     let want = t.calc_checksum_ipv6_raw(src, dst, data).expect("len");
-    assert_eq!(t.checksum, want, "TCP checksum over the IPv6 pseudo-header");
+    assert!(
+        csum_eq(t.checksum, want),
+        "TCP checksum over the IPv6 pseudo-header: got {:#06x}, want {want:#06x}",
+        t.checksum
+    );
     t
 }
 
@@ -718,10 +732,10 @@ pub fn assert_icmp4(msg: &[u8]) {
         bytes5to8: rest_of(msg),
     }
     .calc_checksum(&msg[8..]);
-    assert_eq!(
-        u16::from_be_bytes([msg[2], msg[3]]),
-        want,
-        "ICMPv4 checksum (RFC 792, no pseudo-header)"
+    let got = u16::from_be_bytes([msg[2], msg[3]]);
+    assert!(
+        csum_eq(got, want),
+        "ICMPv4 checksum (RFC 792, no pseudo-header): got {got:#06x}, want {want:#06x}"
     );
 }
 
@@ -736,10 +750,10 @@ pub fn assert_icmp6(src: [u8; 16], dst: [u8; 16], msg: &[u8]) {
     }
     .calc_checksum(src, dst, &msg[8..])
     .expect("len");
-    assert_eq!(
-        u16::from_be_bytes([msg[2], msg[3]]),
-        want,
-        "ICMPv6 checksum (RFC 4443 §2.3, with pseudo-header)"
+    let got = u16::from_be_bytes([msg[2], msg[3]]);
+    assert!(
+        csum_eq(got, want),
+        "ICMPv6 checksum (RFC 4443 §2.3, with pseudo-header): got {got:#06x}, want {want:#06x}"
     );
 }
 
@@ -954,4 +968,20 @@ pub fn reassemble4(frags: &[Vec<u8>], mtu: u16) -> Reassembled4 {
         }
     }
     out.expect("at least one fragment")
+}
+
+/// Finds the last two payload bytes that make `calc` (an etherparse UDP
+/// checksum, which maps a computed 0 to 0xFFFF) come out as 0xFFFF, i.e. a
+/// datagram whose computed checksum is zero and must be sent as all ones
+/// (RFC 768; RFC 8200 §8.1).
+pub fn udp_payload_with_zero_sum(len: usize, calc: impl Fn(&[u8]) -> u16) -> Vec<u8> {
+    let mut data = payload(len);
+    let n = data.len();
+    for w in 0..=u16::MAX {
+        data[n - 2..].copy_from_slice(&w.to_be_bytes());
+        if calc(&data) == 0xffff {
+            return data;
+        }
+    }
+    panic!("no word gives a zero UDP checksum");
 }
