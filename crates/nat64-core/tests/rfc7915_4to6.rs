@@ -378,6 +378,23 @@ fn rfc7915_4_2_untranslatable_informational_dropped() {
     }
 }
 
+/// §4.2 "IGMP messages: ... all the 'normal' IGMP messages are single-hop
+/// messages and SHOULD be silently dropped by the translator."
+#[test]
+fn rfc7915_4_2_igmp_dropped() {
+    // IGMPv2 membership report (type 0x16), RFC 2236 layout, sent unicast.
+    let mut igmp = vec![0x16, 0, 0, 0, 239, 1, 2, 3];
+    let c = etherparse::checksum::Sum16BitWords::new()
+        .add_slice(&igmp)
+        .ones_complement();
+    igmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let pkt = ipv4(&V4::inb().ttl(64), 2, &igmp);
+    assert!(
+        matches!(four(&pkt), Out::Drop(_)),
+        "IGMP must be silently dropped"
+    );
+}
+
 /// The packet quoted in ICMPv4 errors below: a UDP datagram that went from
 /// the IPv6 client (as 192.0.2.33) to the IPv4 server.
 fn quoted_udp4(ttl: u8, data_len: usize) -> Vec<u8> {
