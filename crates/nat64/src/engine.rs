@@ -1,69 +1,190 @@
-//! The bridge between the daemon and the RFC 6146 engine of `nat64-core`:
-//! builds the engine from [`Settings`], hands a [`Processor`] to each worker,
-//! and applies reloads.
-//!
-//! TEMPORARY: until `nat64_core::state` lands this runs the stateless
-//! RFC 6052 mapping so the data plane can be exercised.
+//! The bridge between the daemon and the RFC 6146 engine of `nat64-core`
+//! ([`nat64_core::state`]): builds it from [`Settings`], hands a
+//! [`Processor`] to each worker, and applies reloads.
 
-use crate::config::Settings;
+use crate::config::{FilteringMode, NaptMode, Settings, StaticBib};
 use crate::dataplane::worker::Processor;
+use anyhow::Context as _;
+use nat64_core::state::{
+    self, EngineConfig, Filtering, KernelConfig, Limits, NaptConfig, PoolConfig, StaticBinding,
+    SweepStats, Timeouts,
+};
 use nat64_core::time::Timestamp;
 use nat64_core::verdict::Verdict;
-use nat64_core::xlat::{self, StatelessMapper};
+use nat64_core::xlat;
+use std::time::Duration;
+
+fn timeouts(s: &Settings) -> Timeouts {
+    let t = &s.timeouts;
+    Timeouts {
+        udp: Duration::from_secs(t.udp),
+        tcp_est: Duration::from_secs(t.tcp_established),
+        tcp_trans: Duration::from_secs(t.tcp_transitory),
+        icmp: Duration::from_secs(t.icmp),
+        frag: Duration::from_secs(t.fragment),
+    }
+}
+
+fn limits(s: &Settings) -> Limits {
+    Limits {
+        max_sessions: s.limits.max_sessions as usize,
+        max_sessions_per_client: s.limits.max_sessions_per_client as usize,
+        client_prefix_len: s.limits.client_prefix_len,
+    }
+}
+
+fn static_binding(b: &StaticBib) -> StaticBinding {
+    StaticBinding {
+        proto: b.proto,
+        v6: b.v6,
+        v4: (*b.v4.ip(), b.v4.port()),
+    }
+}
+
+/// The engine configuration for these settings.
+pub fn engine_config(s: &Settings, xlat: xlat::Config) -> EngineConfig {
+    let napt = match s.napt {
+        NaptMode::Daemon => NaptConfig::Daemon(PoolConfig {
+            prefixes: s.pool.iter().map(|n| (n.addr, n.len)).collect(),
+            tcp_ports: s.tcp_ports,
+            udp_ports: s.udp_ports,
+            icmp_ids: s.icmp_ids,
+            port_block_size: s.port_block_size,
+        }),
+        NaptMode::Kernel => {
+            let ip = s.inner_pool.unwrap_or(crate::config::V4Net {
+                addr: std::net::Ipv4Addr::new(100, 64, 0, 0),
+                len: 16,
+            });
+            NaptConfig::Kernel(KernelConfig {
+                inner_pool: (ip.addr, ip.len),
+                maps: s.maps.clone(),
+            })
+        }
+    };
+    EngineConfig {
+        prefix: s.prefix,
+        wkp_strict: s.wkp_strict,
+        napt,
+        filtering: match s.filtering {
+            FilteringMode::EndpointIndependent => Filtering::EndpointIndependent,
+            FilteringMode::AddressDependent => Filtering::AddressDependent,
+        },
+        timeouts: timeouts(s),
+        limits: limits(s),
+        xlat,
+        static_bib: s.static_bib.iter().map(static_binding).collect(),
+    }
+}
 
 #[derive(Clone)]
 pub struct Engine {
-    mapper: StatelessMapper,
-    xlat: xlat::Config,
+    inner: state::Engine,
+    statics: std::sync::Arc<std::sync::Mutex<Vec<StaticBib>>>,
 }
 
 impl Engine {
     pub fn new(s: &Settings, xlat: xlat::Config) -> anyhow::Result<Engine> {
+        let inner = state::Engine::new(engine_config(s, xlat))
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("the configuration was refused by the NAT64 engine")?;
         Ok(Engine {
-            mapper: StatelessMapper {
-                prefix: s.prefix,
-                wkp_strict: s.wkp_strict,
-            },
-            xlat,
+            inner,
+            statics: std::sync::Arc::new(std::sync::Mutex::new(s.static_bib.clone())),
         })
+    }
+
+    pub fn core(&self) -> &state::Engine {
+        &self.inner
     }
 
     pub fn worker(&self) -> Worker {
         Worker {
-            mapper: self.mapper,
-            xlat: self.xlat,
+            inner: self.inner.worker(),
         }
     }
 
-    /// Expires sessions/bindings; returns a one-line summary for logs.
-    pub fn sweep(&self, _now: Timestamp) -> String {
-        String::new()
+    /// Expires sessions and bindings (the reaper).
+    pub fn sweep(&self, now: Timestamp) -> SweepStats {
+        self.inner.sweep(now)
     }
 
-    /// Table sizes for the stats dump.
+    /// Table sizes for the stats dump (`key=value` pairs).
     pub fn counts_line(&self) -> String {
-        String::new()
+        let c = self.inner.counts();
+        format!(
+            "bindings_tcp={} bindings_udp={} bindings_icmp={} static_bindings={} sessions_tcp={} \
+             sessions_udp={} sessions_icmp={} kernel_leases={} pool_ports_in_use={} \
+             pool_exhausted={} session_limit_hits={} client_session_limit_hits={} \
+             fragments_cached={} held_syns={}",
+            c.bindings.tcp,
+            c.bindings.udp,
+            c.bindings.icmp,
+            c.static_bindings,
+            c.sessions.tcp,
+            c.sessions.udp,
+            c.sessions.icmp,
+            c.kernel_leases,
+            c.pool_ports_in_use,
+            c.pool_exhausted,
+            c.session_limit_hits,
+            c.client_session_limit_hits,
+            c.fragments_cached,
+            c.held_syns
+        )
     }
 
-    /// Applies what can change at run time (timeouts, limits, static BIB).
-    pub fn reload(&self, _s: &Settings) -> anyhow::Result<()> {
-        Ok(())
+    /// Applies what can change at run time: timeouts, limits, static BIB
+    /// entries (removed ones go, new ones come).
+    pub fn reload(&self, s: &Settings) -> anyhow::Result<()> {
+        self.inner.set_timeouts(timeouts(s));
+        self.inner.set_limits(limits(s));
+        let mut cur = self.statics.lock().unwrap_or_else(|p| p.into_inner());
+        let mut errors = Vec::new();
+        for old in cur.iter().filter(|o| !s.static_bib.contains(o)) {
+            if let Err(e) = self
+                .inner
+                .remove_static(old.proto, (*old.v4.ip(), old.v4.port()))
+            {
+                errors.push(e.to_string());
+            }
+        }
+        let mut kept: Vec<StaticBib> = cur
+            .iter()
+            .filter(|o| s.static_bib.contains(o))
+            .copied()
+            .collect();
+        for new in s.static_bib.iter().filter(|n| !cur.contains(n)) {
+            match self.inner.add_static(static_binding(new)) {
+                Ok(()) => kept.push(*new),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        *cur = kept;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("static entries: {}", errors.join("; "))
+        }
     }
 
     /// Kernel mode: dynamic 1:1 leases to persist.
     pub fn kernel_leases(&self) -> Vec<(std::net::Ipv6Addr, std::net::Ipv4Addr)> {
-        Vec::new()
+        self.inner.kernel_leases()
+    }
+
+    pub fn restore_kernel_leases(&self, v: &[(std::net::Ipv6Addr, std::net::Ipv4Addr)]) -> usize {
+        self.inner.restore_kernel_leases(v)
     }
 }
 
 pub struct Worker {
-    mapper: StatelessMapper,
-    xlat: xlat::Config,
+    inner: state::Worker,
 }
 
 impl Processor for Worker {
     #[inline]
-    fn process(&mut self, buf: &mut [u8], start: usize, len: usize, _now: Timestamp) -> Verdict {
-        xlat::translate(buf, start, len, &self.xlat, &mut self.mapper)
+    fn process(&mut self, buf: &mut [u8], start: usize, len: usize, now: Timestamp) -> Verdict {
+        self.inner.process(buf, start, len, now)
     }
 }

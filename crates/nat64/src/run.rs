@@ -107,9 +107,22 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
         tun_mtu: tun.mtu,
     });
 
+    if let (NaptMode::Kernel, Some(path)) = (s.napt, &s.state_file) {
+        let leases = load_leases(path);
+        if !leases.is_empty() {
+            let n = engine.restore_kernel_leases(&leases);
+            info!(
+                "restored {n} of {} leases from {}",
+                leases.len(),
+                path.display()
+            );
+        }
+    }
+
+    let queues: Vec<Arc<tun_rs::SyncDevice>> = tun.queues.into_iter().map(Arc::new).collect();
     let mut all_stats = Vec::new();
     let mut handles = Vec::new();
-    for (i, q) in tun.queues.into_iter().enumerate() {
+    for (i, q) in queues.iter().cloned().enumerate() {
         let st = Arc::new(Stats::default());
         all_stats.push(st.clone());
         let w = engine.worker();
@@ -121,15 +134,18 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
         handles.push(h);
     }
 
+    // The reaper answers held SYNs through queue 0 and counts them there.
     let reaper = {
         let engine = engine.clone();
         let sh = shared.clone();
+        let dev = queues[0].clone();
+        let st = all_stats[0].clone();
         let interval = Arc::new(std::sync::atomic::AtomicU64::new(
             s.reap_interval.as_millis() as u64,
         ));
         std::thread::Builder::new()
             .name("nat64-reaper".into())
-            .spawn(move || reaper_loop(engine, sh, interval))
+            .spawn(move || reaper_loop(engine, sh, interval, dev, st))
             .context("spawning the reaper thread")?
     };
 
@@ -225,18 +241,51 @@ fn reaper_loop(
     engine: Engine,
     sh: Arc<worker::Shared>,
     interval_ms: Arc<std::sync::atomic::AtomicU64>,
+    dev: Arc<tun_rs::SyncDevice>,
+    stats: Arc<Stats>,
 ) {
     let mut next = sh.clock.now().as_millis() + interval_ms.load(Ordering::Relaxed);
+    let mut out = vec![0u8; 2048];
     while !sh.shutdown.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         let now = sh.clock.now();
-        if now.as_millis() >= next {
-            let summary = engine.sweep(now);
-            if !summary.is_empty() {
-                tracing::debug!("reaper: {summary}");
-            }
-            next = now.as_millis() + interval_ms.load(Ordering::Relaxed);
+        if now.as_millis() < next {
+            continue;
         }
+        let st = engine.sweep(now);
+        tracing::debug!(
+            "reaper: examined {} expired sessions tcp/udp/icmp {}/{}/{} bindings {}/{}/{} \
+             leases {}",
+            st.examined,
+            st.expired_sessions.tcp,
+            st.expired_sessions.udp,
+            st.expired_sessions.icmp,
+            st.expired_bindings.tcp,
+            st.expired_bindings.udp,
+            st.expired_bindings.icmp,
+            st.expired_leases
+        );
+        // RFC 6146 §3.5.2.2: unanswered held SYNs get Port Unreachable.
+        for a in &st.icmp_answers {
+            if !sh.limiter.allow(now) {
+                Stats::inc(&stats.icmp_rate_limited);
+                continue;
+            }
+            let err = nat64_core::IcmpError::DestUnreachableV4 { code: 3 };
+            match worker::build_icmp(&a.packet, err, &sh, &mut out) {
+                Ok(n) => {
+                    Stats::inc(&stats.icmp_sent);
+                    worker::send(&dev, &out[..n], &stats);
+                }
+                Err(_) => Stats::inc(&stats.icmp_build_failed),
+            }
+        }
+        let wait = if st.complete {
+            interval_ms.load(Ordering::Relaxed)
+        } else {
+            100
+        };
+        next = now.as_millis() + wait;
     }
 }
 

@@ -4,7 +4,7 @@ use super::Clock;
 use crate::ratelimit::TokenBucket;
 use crate::stats::Stats;
 use nat64_core::time::Timestamp;
-use nat64_core::verdict::{IcmpError, Verdict};
+use nat64_core::verdict::{DropReason, IcmpError, Verdict};
 use nat64_core::xlat::{self, HEADROOM, MAX_PACKET};
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -36,7 +36,12 @@ pub struct Shared {
 const IDLE_POLL_MS: i32 = 200;
 
 /// Runs until `shared.shutdown` is set.
-pub fn run<P: Processor>(dev: SyncDevice, mut proc: P, shared: Arc<Shared>, stats: Arc<Stats>) {
+pub fn run<P: Processor>(
+    dev: Arc<SyncDevice>,
+    mut proc: P,
+    shared: Arc<Shared>,
+    stats: Arc<Stats>,
+) {
     let mut buf = vec![0u8; HEADROOM + MAX_PACKET];
     let mut out = vec![0u8; MAX_PACKET];
     let mut read_errors_logged = 0u32;
@@ -91,7 +96,7 @@ fn handle(
             fragment_mtu,
         } => {
             let Some(pkt) = buf.get(start..start.saturating_add(len)) else {
-                stats.count_drop(nat64_core::DropReason::NoBufferRoom);
+                stats.count_drop(DropReason::NoBufferRoom);
                 return;
             };
             if version == 6 {
@@ -112,18 +117,21 @@ fn handle(
             }
             let orig = &buf[HEADROOM..HEADROOM + in_len];
             match build_icmp(orig, error, shared, out) {
-                Some(n) => {
+                Ok(n) => {
                     Stats::inc(&stats.icmp_sent);
                     send(dev, &out[..n], stats);
                 }
-                None => Stats::inc(&stats.icmp_build_failed),
+                Err(r) => {
+                    Stats::inc(&stats.icmp_build_failed);
+                    tracing::trace!("no ICMP error sent: {r}");
+                }
             }
         }
         Verdict::Drop(r) => stats.count_drop(r),
     }
 }
 
-fn send(dev: &SyncDevice, pkt: &[u8], stats: &Stats) {
+pub fn send(dev: &SyncDevice, pkt: &[u8], stats: &Stats) {
     match dev.send(pkt) {
         Ok(_) => {
             Stats::inc(&stats.tx_packets);
@@ -138,14 +146,34 @@ fn send(dev: &SyncDevice, pkt: &[u8], stats: &Stats) {
 
 /// Emits the fragments of an oversized translated packet (xlat::frag).
 fn fragment(dev: &SyncDevice, pkt: &[u8], mtu: u16, out: &mut [u8], stats: &Stats) {
-    let _ = (dev, pkt, mtu, out);
-    // Until xlat::frag lands, oversized packets are dropped and counted.
-    stats.count_drop(nat64_core::DropReason::PacketTooBig);
+    let mut emit = |f: &[u8]| {
+        Stats::inc(&stats.fragments_out);
+        send(dev, f, stats);
+    };
+    let r = match pkt.first().map(|b| b >> 4) {
+        Some(6) => xlat::frag::fragment_v6(pkt, mtu, out, &mut emit),
+        Some(4) => xlat::frag::fragment_v4(pkt, mtu, out, &mut emit),
+        _ => Err(DropReason::BadVersion),
+    };
+    if let Err(r) = r {
+        stats.count_drop(r);
+    }
 }
 
 /// Builds a translator-originated ICMP error quoting `orig` into `out`
-/// (xlat::icmp_gen); `None` when it cannot be built.
-fn build_icmp(orig: &[u8], error: IcmpError, shared: &Shared, out: &mut [u8]) -> Option<usize> {
-    let _ = (orig, error, shared, out, xlat::HEADROOM);
-    None
+/// (xlat::icmp_gen): ICMPv6 from `prefix || gateway-v4` (or
+/// icmp-source-v6), ICMPv4 from gateway-v4.
+pub fn build_icmp(
+    orig: &[u8],
+    error: IcmpError,
+    shared: &Shared,
+    out: &mut [u8],
+) -> Result<usize, DropReason> {
+    let cap = usize::from(shared.tun_mtu).min(out.len());
+    let out = &mut out[..cap];
+    match orig.first().map(|b| b >> 4) {
+        Some(6) => xlat::icmp_gen::icmpv6_error(orig, error, shared.icmp_src_v6, out),
+        Some(4) => xlat::icmp_gen::icmpv4_error(orig, error, shared.icmp_src_v4, out),
+        _ => Err(DropReason::BadVersion),
+    }
 }

@@ -1,0 +1,556 @@
+//! End-to-end tests: the real `nat64` binary between an IPv6-only client and
+//! an IPv4-only server, each in its own network namespace, with real
+//! programs (ping, curl, iperf3, traceroute, tcpdump). Root only: without
+//! root every test prints a loud SKIP and passes.
+//!
+//! Each test builds its own namespaces (names carry pid + counter), so they
+//! run in parallel.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+use support::*;
+
+fn setup(test: &str, napt: Napt, extra: &str) -> Option<(Topo, u32)> {
+    let t = Topo::new(test, napt)?;
+    let cfg = t.config(extra);
+    let pid = t.start_nat64(&cfg);
+    t.wait_path();
+    Some((t, pid))
+}
+
+// ------------------------------------------------------------------ ping ---
+
+fn ping(napt: Napt) {
+    let Some((t, pid)) = setup("ping", napt, "") else {
+        return;
+    };
+    let out = t.ok(&t.c6, &format!("ping -6 -n -c 3 -i 0.2 -W 2 {SERVER4_V6}"));
+    assert!(out.contains("3 received"), "{out}");
+    let s = t.stats(pid);
+    assert!(
+        s["translated_6to4"] >= 3 && s["translated_4to6"] >= 3,
+        "{s:?}"
+    );
+}
+
+#[test]
+fn ping_daemon() {
+    ping(Napt::Daemon)
+}
+#[test]
+fn ping_kernel() {
+    ping(Napt::Kernel)
+}
+
+/// RFC 6146 §3.5.3: two sources ping at once with the *same* echo
+/// identifier; in daemon mode they share one pool address, so the
+/// translator must give them distinct identifiers to get every reply home.
+fn icmp_two_sources(napt: Napt) {
+    let extra = if napt == Napt::Daemon {
+        "pool = [\"203.0.113.7/32\"]\n"
+    } else {
+        ""
+    };
+    let Some((t, _)) = setup("icmp2", napt, extra) else {
+        return;
+    };
+    let d = t.dir.display();
+    let cmd = format!(
+        "ping -6 -n -c 5 -i 0.2 -W 2 -e 4242 -I {CLIENT6} {SERVER4_V6} > {d}/a.txt & \
+         ping -6 -n -c 5 -i 0.2 -W 2 -e 4242 -I {CLIENT6_B} {SERVER4_V6} > {d}/b.txt; wait; \
+         cat {d}/a.txt {d}/b.txt"
+    );
+    let out = t.ok(&t.c6, &cmd);
+    assert_eq!(out.matches(" 5 received").count(), 2, "{out}");
+}
+
+#[test]
+fn icmp_two_sources_daemon() {
+    icmp_two_sources(Napt::Daemon)
+}
+#[test]
+fn icmp_two_sources_kernel() {
+    icmp_two_sources(Napt::Kernel)
+}
+
+/// SPEC §7: traffic the translator host itself originates is translated.
+fn ping_from_xlat_host(napt: Napt) {
+    let Some((t, _)) = setup("hostping", napt, "") else {
+        return;
+    };
+    let out = t.ok(&t.x, &format!("ping -6 -n -c 3 -i 0.2 -W 2 {SERVER4_V6}"));
+    assert!(out.contains("3 received"), "{out}");
+}
+
+#[test]
+fn ping_from_xlat_host_daemon() {
+    ping_from_xlat_host(Napt::Daemon)
+}
+#[test]
+fn ping_from_xlat_host_kernel() {
+    ping_from_xlat_host(Napt::Kernel)
+}
+
+// ------------------------------------------------------------------ TCP ---
+
+fn curl_10mib(napt: Napt) {
+    let Some(t) = Topo::new("curl", napt) else {
+        return;
+    };
+    let sum = t.http_server4(10);
+    t.start_nat64(&t.config(""));
+    t.wait_path();
+    let out = t.ok(
+        &t.c6,
+        &format!("curl -sS --max-time 50 http://[{SERVER4_V6}]:8080/big.bin | sha256sum"),
+    );
+    assert_eq!(out.split_whitespace().next(), Some(sum.as_str()));
+}
+
+#[test]
+fn curl_10mib_sha256_daemon() {
+    curl_10mib(Napt::Daemon)
+}
+#[test]
+fn curl_10mib_sha256_kernel() {
+    curl_10mib(Napt::Kernel)
+}
+
+fn iperf3(napt: Napt) {
+    let Some(t) = Topo::new("iperf3", napt) else {
+        return;
+    };
+    t.spawn(
+        &t.s4,
+        &["iperf3", "-s", "-B", SERVER4, "-p", "5201"],
+        "iperf3s.log",
+    );
+    t.wait_listen(&t.s4, "5201", "t");
+    t.start_nat64(&t.config(""));
+    t.wait_path();
+    for dir in ["", "-R"] {
+        let out = t.ok(
+            &t.c6,
+            &format!("iperf3 -c {SERVER4_V6} -p 5201 -t 5 -J --connect-timeout 5000 {dir}"),
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).expect("iperf3 JSON");
+        let bytes = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+        assert!(bytes > 1_000_000, "iperf3 {dir}: only {bytes} bytes\n{out}");
+        eprintln!(
+            "iperf3 {napt:?} {}: {:.1} Mbit/s",
+            if dir.is_empty() { "6->4" } else { "4->6" },
+            v["end"]["sum_received"]["bits_per_second"]
+                .as_f64()
+                .unwrap_or(0.0)
+                / 1e6
+        );
+    }
+}
+
+#[test]
+fn iperf3_tcp_both_directions_daemon() {
+    iperf3(Napt::Daemon)
+}
+#[test]
+fn iperf3_tcp_both_directions_kernel() {
+    iperf3(Napt::Kernel)
+}
+
+// ------------------------------------------------------------------ UDP ---
+
+fn udp_echo(napt: Napt) {
+    let Some(t) = Topo::new("udp", napt) else {
+        return;
+    };
+    t.udp_echo4();
+    t.start_nat64(&t.config(""));
+    t.wait_path();
+    let r = t.udp_client(200, &[format!("{CLIENT6},40000")]);
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    let log = t.log("udp4.log");
+    let want = if napt == Napt::Kernel {
+        XLAT4
+    } else {
+        "203.0.113."
+    };
+    assert!(
+        log.lines().any(|l| l.starts_with(want)),
+        "server saw: {log}"
+    );
+}
+
+#[test]
+fn udp_echo_daemon() {
+    udp_echo(Napt::Daemon)
+}
+#[test]
+fn udp_echo_kernel() {
+    udp_echo(Napt::Kernel)
+}
+
+/// RFC 7915 §4.1/§5.1: fragments translated one by one; a 4000-byte
+/// datagram crosses both ways (IPv6 source fragmentation one way, IPv4
+/// fragments refragmented to the IPv6 minimum MTU the other).
+fn udp_fragmented(napt: Napt) {
+    let Some(t) = Topo::new("udpfrag", napt) else {
+        return;
+    };
+    t.udp_echo4();
+    t.start_nat64(&t.config(""));
+    t.wait_path();
+    let r = t.udp_client(4000, &[format!("{CLIENT6},40001")]);
+    assert!(r.ok, "{}{}\n{}", r.stdout, r.stderr, t.nat64_log_tail());
+    assert!(t.log("udp4.log").contains(" 4000"), "{}", t.log("udp4.log"));
+}
+
+#[test]
+fn udp_fragmented_daemon() {
+    udp_fragmented(Napt::Daemon)
+}
+#[test]
+fn udp_fragmented_kernel() {
+    udp_fragmented(Napt::Kernel)
+}
+
+// ----------------------------------------------------------- ICMP / MTU ---
+
+/// SPEC §4: the translator's own Time Exceeded comes from prefix||gateway-v4.
+fn traceroute(napt: Napt) {
+    let Some((t, _)) = setup("traceroute", napt, "") else {
+        return;
+    };
+    let out = t.ok(
+        &t.c6,
+        &format!("traceroute -6 -n -q 1 -w 2 -m 6 {SERVER4_V6}"),
+    );
+    let hop2 = out.lines().find(|l| l.trim_start().starts_with("2 "));
+    assert!(
+        hop2.is_some_and(|l| l.contains(GATEWAY4_V6)),
+        "hop 2 should be {GATEWAY4_V6}:\n{out}"
+    );
+    assert!(out.contains(SERVER4_V6), "destination not reached:\n{out}");
+}
+
+#[test]
+fn traceroute_shows_gateway_daemon() {
+    traceroute(Napt::Daemon)
+}
+#[test]
+fn traceroute_shows_gateway_kernel() {
+    traceroute(Napt::Kernel)
+}
+
+/// RFC 7915 §4.2: an IPv4 link of MTU 1400 behind the translator; the
+/// client gets Packet Too Big with MTU 1420 (1400 + 20) and TCP works.
+fn pmtu(napt: Napt) {
+    let Some(t) = Topo::new("pmtu", napt) else {
+        return;
+    };
+    t.ok(&t.x, "ip link set v4x mtu 1400");
+    t.ok(&t.s4, "ip link set v4s mtu 1400");
+    let sum = t.http_server4(2);
+    t.start_nat64(&t.config(""));
+    t.wait_path();
+    let cap = t.dir.join("ptb.txt");
+    t.spawn(
+        &t.c6,
+        &[
+            "tcpdump",
+            "-i",
+            "v6c",
+            "-n",
+            "-l",
+            "-c",
+            "1",
+            "-w",
+            &cap.to_string_lossy(),
+            "icmp6 and ip6[40] == 2",
+        ],
+        "tcpdump.log",
+    );
+    // tcpdump prints "listening on" once its filter is in place
+    let t0 = std::time::Instant::now();
+    while !t.log("tcpdump.log").contains("listening") && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // a 1448-byte IPv6 ping becomes a 1428-byte IPv4 packet with DF
+    t.sh(
+        &t.c6,
+        &format!("ping -6 -n -c 2 -i 0.3 -W 1 -s 1400 {SERVER4_V6}"),
+    );
+    let out = t.ok(
+        &t.c6,
+        &format!("sleep 0.5; tcpdump -n -v -r {} 2>/dev/null", cap.display()),
+    );
+    assert!(
+        out.contains("mtu 1420"),
+        "no PTB with mtu 1420 captured:\n{out}"
+    );
+    let got = t.ok(
+        &t.c6,
+        &format!("curl -sS --max-time 30 http://[{SERVER4_V6}]:8080/big.bin | sha256sum"),
+    );
+    assert_eq!(got.split_whitespace().next(), Some(sum.as_str()));
+}
+
+#[test]
+fn pmtu_ptb_1420_daemon() {
+    pmtu(Napt::Daemon)
+}
+#[test]
+fn pmtu_ptb_1420_kernel() {
+    pmtu(Napt::Kernel)
+}
+
+// ---------------------------------------------------------- daemon mode ---
+
+/// RFC 6146 §3.1 static BIB: an IPv4 client reaches an IPv6 web server.
+#[test]
+fn static_bib_port_forward_daemon() {
+    let Some(t) = Topo::new("static", Napt::Daemon) else {
+        return;
+    };
+    let www = t.dir.join("www6");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "hello from client6\n").unwrap();
+    t.spawn(
+        &t.c6,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            CLIENT6,
+            "--directory",
+            &www.to_string_lossy(),
+        ],
+        "http6.log",
+    );
+    t.wait_listen(&t.c6, "8080", "t");
+    let extra = format!(
+        "\n[[static]]\nproto = \"tcp\"\nv6 = \"[{CLIENT6}]:8080\"\nv4 = \"203.0.113.10:80\"\n"
+    );
+    t.start_nat64(&t.config(&extra));
+    t.wait_path();
+    let out = t.ok(&t.s4, "curl -sS --max-time 10 http://203.0.113.10/");
+    assert_eq!(out, "hello from client6\n");
+}
+
+/// SPEC §4 pool affinity: 50 IPv6 sources, two flows each; every source
+/// keeps one pool address and the sources spread over the pool.
+#[test]
+fn pool_affinity_50_sources_daemon() {
+    let Some(t) = Topo::new("affinity", Napt::Daemon) else {
+        return;
+    };
+    let mut srcs = Vec::new();
+    for i in 0..50 {
+        let a = format!("2001:db8:1::{:x}", 0x100 + i);
+        t.ok(&t.c6, &format!("ip addr add {a}/64 dev v6c nodad"));
+        srcs.push(a);
+    }
+    t.udp_echo4();
+    t.start_nat64(&t.config(""));
+    t.wait_path();
+    let specs: Vec<String> = srcs
+        .iter()
+        .flat_map(|a| [format!("{a},41000"), format!("{a},41001")])
+        .collect();
+    let r = t.udp_client(64, &specs);
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    let mut by_src: HashMap<String, HashSet<String>> = HashMap::new();
+    for l in t.log("udp4.log").lines().skip(1) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() == 4 {
+            let src = f[2].split(',').next().unwrap_or_default().to_string();
+            by_src.entry(src).or_default().insert(f[0].to_string());
+        }
+    }
+    assert_eq!(by_src.len(), 50, "{by_src:?}");
+    for (s, v4) in &by_src {
+        assert_eq!(v4.len(), 1, "{s} used several pool addresses: {v4:?}");
+    }
+    let distinct: HashSet<&String> = by_src.values().flatten().collect();
+    assert!(
+        distinct.len() >= 25,
+        "50 sources on only {} pool addresses",
+        distinct.len()
+    );
+}
+
+/// RFC 6146 §3.5.1: with short timeouts bindings expire and their ports
+/// go back to the pool: a full 4-port pool refuses a 5th flow, then
+/// serves it once the first four expired.
+#[test]
+fn short_timeouts_reuse_ports_daemon() {
+    let Some(t) = Topo::new("timeouts", Napt::Daemon) else {
+        return;
+    };
+    t.udp_echo4();
+    let extra = "pool = [\"203.0.113.7/32\"]\nreap-interval-secs = 1\n\
+                 [timeouts]\nudp = 2\n[ports]\nudp = \"2000-2003\"\n";
+    let pid = t.start_nat64(&t.config(extra));
+    t.wait_path();
+    let four: Vec<String> = (0..4).map(|i| format!("{CLIENT6},{}", 42000 + i)).collect();
+    let r = t.udp_client(64, &four);
+    assert!(r.ok, "{}", r.stdout);
+    let s = t.stats(pid);
+    assert_eq!(s.get("bindings_udp"), Some(&4), "{s:?}");
+    let fifth = vec![format!("{CLIENT6},42010")];
+    let r = t.udp_client(64, &fifth);
+    assert!(
+        !r.ok,
+        "a 5th flow on a full 4-port pool got through: {}",
+        r.stdout
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let s = t.stats(pid);
+    assert_eq!(
+        s.get("bindings_udp"),
+        Some(&0),
+        "bindings did not expire: {s:?}"
+    );
+    let r = t.udp_client(64, &fifth);
+    assert!(
+        r.ok,
+        "port not reused after expiry: {}\n{}",
+        r.stdout,
+        t.nat64_log_tail()
+    );
+    let ports: HashSet<String> = t
+        .log("udp4.log")
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .collect();
+    assert!(
+        ports
+            .iter()
+            .all(|p| ("2000"..="2003").contains(&p.as_str())),
+        "{ports:?}"
+    );
+}
+
+/// A malformed packet into the TUN is dropped and counted; the daemon
+/// keeps serving.
+#[test]
+fn malformed_packets_dropped_and_counted_daemon() {
+    let Some((t, pid)) = setup("malformed", Napt::Daemon, "") else {
+        return;
+    };
+    let before = t.stats(pid);
+    let script = support_dir().join("inject.py");
+    let n = t.ok(
+        &t.x,
+        &format!("python3 {} nat64 {CLIENT6} {SERVER4_V6}", script.display()),
+    );
+    assert_eq!(n.trim(), "5");
+    std::thread::sleep(Duration::from_millis(300));
+    let after = t.stats(pid);
+    assert!(
+        after["drops_total"] >= before["drops_total"] + 5,
+        "before {before:?}\nafter {after:?}"
+    );
+    let named: u64 = [
+        "truncated",
+        "bad_version",
+        "bad_length",
+        "bad_l4_header",
+        "bad_ipv4_header_length",
+    ]
+    .iter()
+    .map(|r| after.get(&format!("drop.{r}")).copied().unwrap_or(0))
+    .sum();
+    assert!(
+        named >= 5,
+        "malformed drops not under their reasons: {after:?}"
+    );
+    assert!(t.alive(pid));
+    t.ok(&t.c6, &format!("ping -6 -n -c 1 -W 2 {SERVER4_V6}"));
+}
+
+// ---------------------------------------------------------- kernel mode ---
+
+/// SPEC §5: kernel mode installs `table ip nat64` while running, the server
+/// sees the xlat's egress address, and SIGTERM removes the table.
+#[test]
+fn kernel_nft_table_lifecycle_and_masquerade() {
+    let Some(t) = Topo::new("nft", Napt::Kernel) else {
+        return;
+    };
+    t.udp_echo4();
+    let pid = t.start_nat64(&t.config(""));
+    t.wait_path();
+    let rules = t.ok(&t.x, "nft list table ip nat64");
+    assert!(
+        rules.contains("masquerade") && rules.contains(INNER_POOL),
+        "{rules}"
+    );
+    let r = t.udp_client(100, &[format!("{CLIENT6},40100")]);
+    assert!(r.ok, "{}", r.stdout);
+    assert!(t
+        .log("udp4.log")
+        .lines()
+        .skip(1)
+        .all(|l| l.starts_with(XLAT4)));
+    assert_eq!(t.stop_nat64(pid), 0, "{}", t.nat64_log_tail());
+    assert!(
+        !t.sh(&t.x, "nft list table ip nat64").ok,
+        "nft table left behind"
+    );
+    let routes = t.ok(&t.x, "ip route; ip -6 route");
+    assert!(
+        !routes.contains(INNER_POOL) && !routes.contains("2001:db8:64::/96"),
+        "{routes}"
+    );
+}
+
+// ------------------------------------------------------------ bad config ---
+
+fn check_config(text: &str) -> (i32, String) {
+    let dir = std::env::temp_dir().join(format!("n64cfg{}-{}", std::process::id(), text.len()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("bad.toml");
+    std::fs::write(&p, text).unwrap();
+    let mut out = String::new();
+    let mut code = 0;
+    for sub in ["check", "run"] {
+        let o = std::process::Command::new(bin())
+            .args([sub, "--config", &p.to_string_lossy()])
+            .output()
+            .unwrap();
+        code = o.status.code().unwrap_or(-1);
+        assert_ne!(code, 0, "nat64 {sub} accepted a bad config");
+        out = String::from_utf8_lossy(&o.stderr).into_owned();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    (code, out)
+}
+
+/// RFC 6052 §3.1: WKP with a 10.0.0.0/24 pool is refused at startup.
+#[test]
+fn bad_config_wkp_with_private_pool() {
+    let (_, err) = check_config(
+        "prefix = \"64:ff9b::/96\"\npool = [\"10.0.0.0/24\"]\ngateway-v4 = \"192.0.2.1\"\n",
+    );
+    assert!(err.contains("`pool` = \"10.0.0.0/24\""), "{err}");
+    assert!(
+        err.contains("RFC 6052") && err.contains("wkp-strict"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_config_unknown_key() {
+    let (_, err) = check_config(
+        "prefix = \"2001:db8:64::/96\"\npool = [\"192.0.2.0/24\"]\ngateway-v4 = \"198.51.100.1\"\n\
+         [tun]\nnmae = \"x\"\n",
+    );
+    assert!(
+        err.contains("unknown field `nmae`") && err.contains("line 5"),
+        "{err}"
+    );
+}

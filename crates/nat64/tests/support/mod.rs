@@ -1,0 +1,571 @@
+//! End-to-end test topology in network namespaces (SPEC §8).
+//!
+//! ```text
+//!  client6 (IPv6-only)          xlat (nat64 + TUN)                 server4 (IPv4-only)
+//!  v6c 2001:db8:1::2/64 ---- v6x 2001:db8:1::1/64
+//!                               v4x 198.51.100.1/24 ---------- v4s 198.51.100.2/24
+//!  route 2001:db8:64::/96 via xlat                             route pool via xlat (daemon mode)
+//! ```
+//!
+//! Namespace names carry the test process id and a counter so tests run in
+//! parallel. [`Topo`]'s `Drop` stops every process it started **by PID**
+//! (SIGTERM, then SIGKILL), then anything still inside its own namespaces,
+//! and deletes the namespaces. Traffic only goes to addresses inside them.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const PREFIX: &str = "2001:db8:64::/96";
+pub const CLIENT6: &str = "2001:db8:1::2";
+pub const CLIENT6_B: &str = "2001:db8:1::3";
+pub const XLAT6: &str = "2001:db8:1::1";
+pub const XLAT4: &str = "198.51.100.1";
+pub const SERVER4: &str = "198.51.100.2";
+/// SERVER4 inside the prefix (2001:db8:64::198.51.100.2).
+pub const SERVER4_V6: &str = "2001:db8:64::c633:6402";
+pub const POOL: &str = "203.0.113.0/24";
+pub const GATEWAY4: &str = "192.0.2.1";
+/// prefix || gateway-v4: source of the translator's own ICMPv6 errors.
+pub const GATEWAY4_V6: &str = "2001:db8:64::c000:201";
+pub const INNER_POOL: &str = "100.64.0.0/16";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Napt {
+    Daemon,
+    Kernel,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// True when running as root; otherwise prints a loud SKIP.
+pub fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    eprintln!(
+        "\n*** SKIP {test}: end-to-end tests need root (network namespaces, TUN). \
+         Run `sudo contrib/test.sh`. ***\n"
+    );
+    false
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_nat64")
+}
+
+pub fn support_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support")
+}
+
+fn require_tools() {
+    for t in [
+        "ip",
+        "nft",
+        "python3",
+        "curl",
+        "ping",
+        "iperf3",
+        "tcpdump",
+        "traceroute",
+        "sha256sum",
+    ] {
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {t}"))
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "missing tool `{t}`: run `sudo contrib/setup.sh` first");
+    }
+}
+
+pub struct Topo {
+    pub id: String,
+    pub c6: String,
+    pub x: String,
+    pub s4: String,
+    pub dir: PathBuf,
+    pub napt: Napt,
+    children: Mutex<Vec<(String, Child)>>,
+    created: Mutex<Vec<String>>,
+}
+
+/// The result of a command run to completion.
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            ok: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    let o = Command::new("ip").args(args).output().expect("running ip");
+    assert!(
+        o.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+impl Topo {
+    /// Builds the three namespaces and their links. `None` (after a SKIP
+    /// notice) when not root.
+    pub fn new(test: &str, napt: Napt) -> Option<Topo> {
+        if !root_or_skip(test) {
+            return None;
+        }
+        require_tools();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let id = format!("n64t{}x{}", std::process::id(), n);
+        let dir = std::env::temp_dir().join(format!("{id}-{test}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creating the test's temp dir");
+        let t = Topo {
+            c6: format!("{id}c6"),
+            x: format!("{id}x"),
+            s4: format!("{id}s4"),
+            id,
+            dir,
+            napt,
+            children: Mutex::new(Vec::new()),
+            created: Mutex::new(Vec::new()),
+        };
+        for ns in [&t.c6, &t.x, &t.s4] {
+            ip(&["netns", "add", ns]);
+            t.created.lock().unwrap().push(ns.clone());
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        t.sysctl(&t.x, "net.ipv4.ip_forward=1");
+        t.sysctl(&t.x, "net.ipv6.conf.all.forwarding=1");
+        t.sysctl(&t.s4, "net.ipv6.conf.all.disable_ipv6=1");
+        t.sysctl(&t.s4, "net.ipv6.conf.default.disable_ipv6=1");
+        t.sysctl(&t.c6, "net.ipv6.conf.all.accept_ra=0");
+        t.sysctl(&t.c6, "net.ipv6.conf.default.accept_ra=0");
+        ip(&[
+            "-n", &t.c6, "link", "add", "v6c", "type", "veth", "peer", "name", "v6x", "netns", &t.x,
+        ]);
+        ip(&[
+            "-n", &t.s4, "link", "add", "v4s", "type", "veth", "peer", "name", "v4x", "netns", &t.x,
+        ]);
+        ip(&[
+            "-n",
+            &t.c6,
+            "addr",
+            "add",
+            &format!("{CLIENT6}/64"),
+            "dev",
+            "v6c",
+            "nodad",
+        ]);
+        ip(&[
+            "-n",
+            &t.c6,
+            "addr",
+            "add",
+            &format!("{CLIENT6_B}/64"),
+            "dev",
+            "v6c",
+            "nodad",
+        ]);
+        ip(&[
+            "-n",
+            &t.x,
+            "addr",
+            "add",
+            &format!("{XLAT6}/64"),
+            "dev",
+            "v6x",
+            "nodad",
+        ]);
+        ip(&[
+            "-n",
+            &t.x,
+            "addr",
+            "add",
+            &format!("{XLAT4}/24"),
+            "dev",
+            "v4x",
+        ]);
+        ip(&[
+            "-n",
+            &t.s4,
+            "addr",
+            "add",
+            &format!("{SERVER4}/24"),
+            "dev",
+            "v4s",
+        ]);
+        for (ns, dev) in [(&t.c6, "v6c"), (&t.x, "v6x"), (&t.x, "v4x"), (&t.s4, "v4s")] {
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        ip(&["-n", &t.c6, "-6", "route", "add", PREFIX, "via", XLAT6]);
+        if napt == Napt::Daemon {
+            ip(&["-n", &t.s4, "route", "add", POOL, "via", XLAT4]);
+        }
+        Some(t)
+    }
+
+    fn sysctl(&self, ns: &str, kv: &str) {
+        let r = self.sh(ns, &format!("sysctl -qw {kv}"));
+        assert!(r.ok, "sysctl {kv} in {ns}: {}", r.stderr);
+    }
+
+    /// Runs `cmd` with bash inside `ns` (60 s limit).
+    pub fn sh(&self, ns: &str, cmd: &str) -> Run {
+        let o = Command::new("ip")
+            .args([
+                "netns", "exec", ns, "timeout", "-k", "5", "60", "bash", "-c", cmd,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("running ip netns exec");
+        Run::from(o)
+    }
+
+    /// Like [`Topo::sh`] but panics (with the output) on failure.
+    pub fn ok(&self, ns: &str, cmd: &str) -> String {
+        let r = self.sh(ns, cmd);
+        assert!(
+            r.ok,
+            "command failed in {ns}: {cmd}\nstdout:\n{}\nstderr:\n{}\n{}",
+            r.stdout,
+            r.stderr,
+            self.nat64_log_tail()
+        );
+        r.stdout
+    }
+
+    /// Starts `argv` inside `ns` in the background, output to `DIR/log`.
+    /// Returns the PID (that of the program itself: `ip netns exec` execs).
+    pub fn spawn(&self, ns: &str, argv: &[&str], log: &str) -> u32 {
+        let logf = std::fs::File::create(self.dir.join(log)).expect("creating a log file");
+        let errf = logf.try_clone().expect("cloning a log file handle");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(logf)
+            .stderr(errf)
+            .spawn()
+            .expect("spawning a background process");
+        let pid = child.id();
+        self.children.lock().unwrap().push((log.to_string(), child));
+        pid
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    pub fn nat64_log_tail(&self) -> String {
+        let l = self.log("nat64.log");
+        let lines: Vec<&str> = l.lines().collect();
+        let from = lines.len().saturating_sub(30);
+        format!("--- nat64.log (tail) ---\n{}", lines[from..].join("\n"))
+    }
+
+    /// Is the background process `pid` still running?
+    pub fn alive(&self, pid: u32) -> bool {
+        let mut ch = self.children.lock().unwrap();
+        ch.iter_mut()
+            .find(|(_, c)| c.id() == pid)
+            .is_some_and(|(_, c)| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Sends `sig` to a process this topology started.
+    pub fn signal(&self, pid: u32, sig: i32) {
+        assert!(
+            self.children
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(_, c)| c.id() == pid),
+            "signal to a PID this test did not start"
+        );
+        // SAFETY: plain kill(2) on a child we own.
+        unsafe {
+            libc::kill(pid as i32, sig);
+        }
+    }
+
+    /// Waits for a started process to exit; returns its exit code.
+    pub fn wait_exit(&self, pid: u32, limit: Duration) -> Option<i32> {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            {
+                let mut ch = self.children.lock().unwrap();
+                if let Some((_, c)) = ch.iter_mut().find(|(_, c)| c.id() == pid) {
+                    if let Ok(Some(st)) = c.try_wait() {
+                        return Some(st.code().unwrap_or(128));
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn config(&self, extra: &str) -> String {
+        let mut c = format!(
+            "prefix = \"{PREFIX}\"\ngateway-v4 = \"{GATEWAY4}\"\nmetrics = \"\"\ncontrol = \"\"\n"
+        );
+        match self.napt {
+            Napt::Daemon => {
+                if !extra.contains("pool =") {
+                    let _ = writeln!(c, "pool = [\"{POOL}\"]");
+                }
+            }
+            Napt::Kernel => {
+                let _ = writeln!(
+                    c,
+                    "napt = \"kernel\"\ninner-pool = \"{INNER_POOL}\"\nstate-file = \"{}\"",
+                    self.dir.join("leases").display()
+                );
+            }
+        }
+        c.push_str(extra);
+        if !extra.contains("[tun]") {
+            c.push_str("\n[tun]\nname = \"nat64\"\nqueues = 2\n");
+        }
+        c
+    }
+
+    /// Writes the config, starts `nat64 run` in the xlat namespace and waits
+    /// until it reports running. Returns its PID.
+    pub fn start_nat64(&self, config: &str) -> u32 {
+        let path = self.dir.join("nat64.toml");
+        std::fs::write(&path, config).expect("writing nat64.toml");
+        let p = path.to_string_lossy().into_owned();
+        let pid = self.spawn(&self.x, &[bin(), "run", "--config", &p], "nat64.log");
+        let t0 = Instant::now();
+        loop {
+            if self.log("nat64.log").contains("nat64 running") {
+                return pid;
+            }
+            assert!(
+                self.alive(pid),
+                "nat64 exited during startup\n{}",
+                self.nat64_log_tail()
+            );
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "nat64 not running after 20 s\n{}",
+                self.nat64_log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Pings SERVER4 through the translator until it answers (20 s limit).
+    pub fn wait_path(&self) {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(20) {
+            if self
+                .sh(&self.c6, &format!("ping -6 -n -c 1 -W 1 {SERVER4_V6}"))
+                .ok
+            {
+                return;
+            }
+        }
+        panic!("no path client6 -> {SERVER4_V6}\n{}", self.nat64_log_tail());
+    }
+
+    /// Asks the daemon (SIGUSR1) for its counters and parses the log line.
+    pub fn stats(&self, pid: u32) -> HashMap<String, u64> {
+        let before = self.log("nat64.log").matches(" stats: ").count();
+        self.signal(pid, libc::SIGUSR1);
+        let t0 = Instant::now();
+        loop {
+            let log = self.log("nat64.log");
+            if log.matches(" stats: ").count() > before {
+                let line = log
+                    .lines()
+                    .rfind(|l| l.contains(" stats: "))
+                    .unwrap_or_default();
+                return parse_stats(line);
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "no stats line after SIGUSR1"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the daemon with SIGTERM and returns its exit code.
+    pub fn stop_nat64(&self, pid: u32) -> i32 {
+        self.signal(pid, libc::SIGTERM);
+        self.wait_exit(pid, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("nat64 did not exit on SIGTERM\n{}", self.nat64_log_tail()))
+    }
+
+    // ------------------------------------------------------------ servers ---
+
+    /// An HTTP server in server4 serving DIR/www (with `big.bin`, 10 MiB of
+    /// random data). Returns the file's sha256.
+    pub fn http_server4(&self, big_mib: usize) -> String {
+        let www = self.dir.join("www");
+        std::fs::create_dir_all(&www).expect("creating www");
+        let mut data = vec![0u8; big_mib << 20];
+        let mut f = std::fs::File::open("/dev/urandom").expect("opening /dev/urandom");
+        std::io::Read::read_exact(&mut f, &mut data).expect("reading /dev/urandom");
+        std::fs::write(www.join("big.bin"), &data).expect("writing big.bin");
+        std::fs::write(www.join("index.html"), "hello from server4\n").expect("writing index");
+        let w = www.to_string_lossy().into_owned();
+        self.spawn(
+            &self.s4,
+            &[
+                "python3",
+                "-m",
+                "http.server",
+                "8080",
+                "--bind",
+                SERVER4,
+                "--directory",
+                &w,
+            ],
+            "http4.log",
+        );
+        self.wait_listen(&self.s4, "8080", "t");
+        let out = self.ok(&self.s4, &format!("sha256sum {w}/big.bin"));
+        out.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The UDP echo/recorder on server4 port 7007; its log is `udp4.log`.
+    pub fn udp_echo4(&self) {
+        let script = support_dir().join("udp_echo.py");
+        let log = self.dir.join("udp4.log");
+        self.spawn(
+            &self.s4,
+            &[
+                "python3",
+                &script.to_string_lossy(),
+                SERVER4,
+                "7007",
+                &log.to_string_lossy(),
+            ],
+            "udp4.out",
+        );
+        let t0 = Instant::now();
+        while !self.log("udp4.log").contains("ready") {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "udp echo did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs the UDP client in client6 against the echo server.
+    pub fn udp_client(&self, size: usize, sources: &[String]) -> Run {
+        let script = support_dir().join("udp_client.py");
+        self.sh(
+            &self.c6,
+            &format!(
+                "python3 {} {SERVER4_V6} 7007 {size} 3 {}",
+                script.display(),
+                sources.join(" ")
+            ),
+        )
+    }
+
+    /// Waits until something listens on `port` in `ns` (`t` TCP, `u` UDP).
+    pub fn wait_listen(&self, ns: &str, port: &str, kind: &str) {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(15) {
+            let r = self.sh(ns, &format!("ss -Hln{kind} 'sport = :{port}'"));
+            if r.ok && !r.stdout.trim().is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("nothing listens on {kind}/{port} in {ns}");
+    }
+}
+
+pub fn parse_stats(line: &str) -> HashMap<String, u64> {
+    line.split_whitespace()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+impl Drop for Topo {
+    fn drop(&mut self) {
+        let mut ch = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        // SIGTERM everything we started (by PID), newest first.
+        for (_, c) in ch.iter_mut().rev() {
+            if matches!(c.try_wait(), Ok(None)) {
+                // SAFETY: kill(2) on our own child's PID.
+                unsafe {
+                    libc::kill(c.id() as i32, libc::SIGTERM);
+                }
+            }
+        }
+        let t0 = Instant::now();
+        for (_, c) in ch.iter_mut() {
+            while matches!(c.try_wait(), Ok(None)) && t0.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        // Anything left inside our namespaces was started by this test.
+        for ns in self
+            .created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            if let Ok(o) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    if let Ok(p) = pid.parse::<i32>() {
+                        // SAFETY: kill(2) on a PID inside our own namespace.
+                        unsafe {
+                            libc::kill(p, libc::SIGKILL);
+                        }
+                    }
+                }
+            }
+        }
+        for ns in self
+            .created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .rev()
+        {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("logs kept in {}", self.dir.display());
+        }
+    }
+}
