@@ -42,6 +42,11 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// (proto, client, source port) of a flow.
+type FlowKey = (L4Proto, u8, u16);
+/// The pool address and port it got.
+type Mapped = (Ipv4Addr, u16);
+
 fn proto(p: u8) -> L4Proto {
     [L4Proto::Tcp, L4Proto::Udp, L4Proto::Icmp][p as usize % 3]
 }
@@ -75,7 +80,7 @@ proptest! {
         let remotes = ["8.8.8.8", "9.9.9.9", "1.1.1.1"];
         let mut now = 0u64;
         // (proto, client, sport) -> (mapping, time the session was last known live until)
-        let mut seen: HashMap<(L4Proto, u8, u16), ((Ipv4Addr, u16), u64)> = HashMap::new();
+        let mut seen: HashMap<FlowKey, (Mapped, u64)> = HashMap::new();
         let mut flows: Vec<nat64_core::xlat::Tuple4> = Vec::new();
         for s in steps {
             match s {

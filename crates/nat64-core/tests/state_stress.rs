@@ -69,7 +69,7 @@ fn concurrent_new_flows_no_duplicate_or_lost_binding() {
     }
     // Every binding the threads saw is the one the engine holds.
     let held: HashSet<(Ipv4Addr, u16)> = e.bindings().iter().map(|b| b.v4).collect();
-    for (_, o) in &results[0] {
+    for o in results[0].values() {
         assert!(held.contains(&(o.src, o.src_port)));
     }
     // Affinity held under the race: one address per client.

@@ -1,0 +1,73 @@
+//! Resident size of the flow tables: 1,000,000 UDP sessions (each with its
+//! own binding, the worst case) must stay under 512 MiB of VmRSS.
+//! Alone in its own test binary so the number is not polluted.
+
+mod state_common;
+use state_common::*;
+
+use nat64_core::state::*;
+use nat64_core::time::Timestamp;
+use nat64_core::xlat::{L4Proto, Mapper, Tuple};
+use std::net::Ipv6Addr;
+
+fn vm_rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn one_million_udp_sessions_under_512_mib() {
+    const N: u32 = 1_000_000;
+    let before = vm_rss_kib().unwrap_or(0);
+    let mut cfg = daemon_cfg(&[("192.0.2.0", 27)]); // 32 addresses
+    cfg.limits.max_sessions = 2_000_000;
+    cfg.limits.max_sessions_per_client = 1 << 20;
+    let e = Engine::new(cfg).unwrap();
+    let mut w = e.worker();
+    w.set_now(Timestamp::from_secs(1));
+    let dst = nat64_core::addr::Prefix::WELL_KNOWN.embed(v4("8.8.8.8"));
+    let m = meta(0);
+    for i in 0..N {
+        // 20,000 clients x 50 ports: one binding per session.
+        let client = i / 50;
+        let t = Tuple {
+            proto: L4Proto::Udp,
+            src: Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                0,
+                0,
+                0,
+                0,
+                (client >> 16) as u16,
+                client as u16,
+            ),
+            src_port: 10000 + (i % 50) as u16,
+            dst,
+            dst_port: 53,
+        };
+        w.mapper().map_6to4(&t, &m).unwrap();
+    }
+    let after = vm_rss_kib().unwrap_or(0);
+    let c = e.counts();
+    assert_eq!(c.sessions.udp, N as usize);
+    assert_eq!(c.bindings.udp, N as usize);
+    let grew = after.saturating_sub(before);
+    println!(
+        "1M UDP sessions: VmRSS {} MiB (grew {} MiB, {} bytes/session); engine estimate {} bytes/session",
+        after / 1024,
+        grew / 1024,
+        grew * 1024 / N as u64,
+        e.memory_estimate() / N as usize
+    );
+    assert!(after < 512 * 1024, "VmRSS {after} KiB is over 512 MiB");
+    // And the reaper gets it all back.
+    let st = e.sweep_budget(Timestamp::from_secs(10_000), usize::MAX);
+    assert_eq!(st.expired_sessions.udp, N as usize);
+    assert_eq!(e.counts().pool_ports_in_use, 0);
+}
