@@ -152,6 +152,9 @@ fn new_flows(c: &mut Criterion) {
     g.finish();
 }
 
+/// The `RwLock<HashMap>` baseline: (v6, port) -> (v4, port, last seen).
+type Baseline = RwLock<HashMap<(Ipv6Addr, u16), (Ipv4Addr, u16, AtomicU64)>>;
+
 /// Two threads looking up established flows at once: the left-right index
 /// (wait-free readers) against one `RwLock<HashMap>` (every reader bumps
 /// the same counter).
@@ -165,18 +168,17 @@ fn concurrent_readers(c: &mut Criterion) {
             w.mapper().map_6to4(&flow(i), &META).unwrap();
         }
     }
-    let table: Arc<RwLock<HashMap<(Ipv6Addr, u16), (Ipv4Addr, u16, AtomicU64)>>> =
-        Arc::new(RwLock::new(
-            (0..N)
-                .map(|i| {
-                    let f = flow(i);
-                    (
-                        (f.src, f.src_port),
-                        (Ipv4Addr::new(192, 0, 2, 1), 1, AtomicU64::new(0)),
-                    )
-                })
-                .collect(),
-        ));
+    let table: Arc<Baseline> = Arc::new(RwLock::new(
+        (0..N)
+            .map(|i| {
+                let f = flow(i);
+                (
+                    (f.src, f.src_port),
+                    (Ipv4Addr::new(192, 0, 2, 1), 1, AtomicU64::new(0)),
+                )
+            })
+            .collect(),
+    ));
     let mut g = c.benchmark_group("readers_2_threads");
     g.throughput(Throughput::Elements(2));
     g.bench_function("left_right", |b| {

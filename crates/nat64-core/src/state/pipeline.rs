@@ -375,7 +375,11 @@ impl EngineMapper {
     /// §3.5.1 / §3.5.2.2: a packet from IPv4 with no session. Needs a BIB
     /// entry and the filter's consent.
     fn new_flow_4(&mut self, t: &Tuple4, rp: u16, meta: &FlowMeta) -> Result<Tuple6, DropReason> {
-        let syn = t.proto == L4Proto::Tcp && meta.tcp_flags & tcp_fsm::SYN != 0;
+        // Only SYNs to our own addresses are worth holding (§3.5.2.2).
+        let syn = t.proto == L4Proto::Tcp
+            && meta.tcp_flags & tcp_fsm::SYN != 0
+            && meta.role == Role::Outer
+            && self.sh.is_local_v4(t.dst);
         let mut c = self.sh.lock();
         c.last_now = c.last_now.max(self.now);
         let (existing, binding) = match c.view() {
