@@ -26,7 +26,7 @@ use crate::time::Timestamp;
 use crate::xlat::{self, L4Proto};
 use frag_cache::FragCache;
 use kernel::KernelPool;
-use pool::{pidx, BlockChange, Pool, PROTOS};
+use pool::{BlockChange, Pool, PROTOS};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -1320,8 +1320,3 @@ impl Worker {
 
 /// Every protocol the tables know.
 pub const PROTOCOLS: [L4Proto; 3] = PROTOS;
-
-#[doc(hidden)]
-pub fn _proto_index(p: L4Proto) -> usize {
-    pidx(p)
-}
