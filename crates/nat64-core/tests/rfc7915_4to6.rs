@@ -228,7 +228,6 @@ fn rfc7915_4_1_df_clear_large_fragmented_to_lowest_ipv6_mtu() {
 /// fragmenting the IPv4 packet (with Fragment Headers) so that it fits in
 /// 1280-byte IPv6 packets".
 #[test]
-#[ignore = "implementation bug: a DF=0 IPv4 fragment translating above lowest_ipv6_mtu (but within ipv6_link_mtu) gets fragment_mtu None"]
 fn rfc7915_4_1_df_clear_fragment_refragmented_to_lowest_ipv6_mtu() {
     // An IPv4 fragment (DF=0, MF=1) of 1420 bytes → IPv6 1448 bytes.
     let h = V4::inb().df(false).frag(7, 0, true);
@@ -953,19 +952,18 @@ fn rfc7915_4_5_fragmented_udp_checksum_adjusted() {
     assert_udp6(i1.source, i1.destination, &whole);
 }
 
-/// §4.5: "Other transport protocols (e.g., the Datagram Congestion Control
-/// Protocol (DCCP)) are OPTIONAL to support. In order to ease debugging and
-/// troubleshooting, translators MUST forward all transport protocols as
-/// described in the 'Next Header' step of Section 4.1."
+/// §4.5: "translators MUST forward all transport protocols" is a rule for
+/// the stateless translator. nat64 is stateful (RFC 6146 §1: NAT64 for TCP,
+/// UDP and ICMP): with no binding there is no IPv6 destination for another
+/// transport, so it is dropped under a named reason (ADR 0001).
 #[test]
-#[ignore = "RFC 7915 §4.5 MUST forward other transports; the Mapper API only knows TCP/UDP/ICMP (see report)"]
-fn rfc7915_4_5_other_transport_forwarded() {
+fn rfc7915_4_5_other_transport_dropped_by_stateful_nat64() {
     let body = payload(40);
     let pkt = ipv4(&V4::inb(), 33, &body); // DCCP
-    let out = four(&pkt).whole();
-    let (ip, rest) = parse6(&out);
-    assert_eq!(ip.next_header, IpNumber(33));
-    assert_eq!(rest, &body[..]);
+    match four(&pkt) {
+        Out::Drop(r) => assert_eq!(r, DropReason::UnsupportedProtocol),
+        other => panic!("DCCP must be dropped, got {other:?}"),
+    }
 }
 
 // ===========================================================================
@@ -1282,7 +1280,6 @@ fn rfc7915_4_5_corrupt_checksum_stays_corrupt() {
 /// be evaluated before translation". An ICMPv4 error whose checksum is wrong
 /// must be dropped (or stay invalid), not turned into a valid ICMPv6 error.
 #[test]
-#[ignore = "implementation recomputes ICMP error checksums without verifying the incoming one (corrupt ICMPv4 error → valid ICMPv6 error)"]
 fn rfc7915_4_3_corrupt_icmp_error_not_laundered() {
     let inner = quoted_udp4(60, 20);
     let mut pkt = icmp4_err(3, 3, [0; 4], &inner);

@@ -167,6 +167,9 @@ pub struct HeaderChain {
     /// Offset of the first routing header with Segments Left != 0, pointing
     /// at its Segments Left byte (for the Parameter Problem pointer).
     pub segments_left_at: Option<usize>,
+    /// An extension header (hop-by-hop, routing, destination options)
+    /// follows the Fragment header (RFC 7915 §5.1.1 drops such packets).
+    pub ext_after_fragment: bool,
 }
 
 /// Walks the extension headers of `packet` (a full IPv6 packet, already
@@ -198,6 +201,7 @@ pub fn walk_chain_within(packet: &[u8], end: usize) -> Result<HeaderChain, WireE
     let mut off = HEADER_LEN;
     let mut frag = None;
     let mut segments_left_at = None;
+    let mut ext_after_fragment = false;
     let mut first = true;
     loop {
         match next {
@@ -211,6 +215,9 @@ pub fn walk_chain_within(packet: &[u8], end: usize) -> Result<HeaderChain, WireE
                 let len = (packet[off + 1] as usize + 1) * 8;
                 if off + len > end {
                     return Err(WireError::BadExtensionHeader);
+                }
+                if frag.is_some() {
+                    ext_after_fragment = true;
                 }
                 if next == nh::ROUTING && packet[off + 3] != 0 && segments_left_at.is_none() {
                     segments_left_at = Some(off + 3);
@@ -252,6 +259,7 @@ pub fn walk_chain_within(packet: &[u8], end: usize) -> Result<HeaderChain, WireE
         upper_offset: off,
         frag,
         segments_left_at,
+        ext_after_fragment,
     })
 }
 

@@ -190,7 +190,9 @@ fn translate<M: Mapper + ?Sized>(
         return Err(DropReason::BadLength);
     }
     let mut fragment_mtu = None;
-    if !df && !is_frag && total6 > cfg.lowest_ipv6_mtu as usize {
+    // RFC 7915 §4.1: DF clear (fragments included) and larger than
+    // lowest-ipv6-mtu: fragment to it.
+    if !df && total6 > cfg.lowest_ipv6_mtu as usize {
         fragment_mtu = Some(cfg.lowest_ipv6_mtu);
     } else if total6 > cfg.ipv6_link_mtu as usize {
         if df && !is_frag {
@@ -305,6 +307,11 @@ fn icmp_error<M: Mapper + ?Sized>(
 ) -> Result<Verdict, DropReason> {
     let icmp_abs = start + hl;
     let msg = &buf[icmp_abs..start + total];
+    // RFC 7915 §4: the checksum is evaluated before translation, so a
+    // corrupt error is not laundered into a valid one.
+    if checksum::checksum(msg) != 0 {
+        return Err(DropReason::BadChecksum);
+    }
     let (t, code) = (msg[0], msg[1]);
     let rest = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
     let (t6, c6, rest_kind) = match icmp::map_v4_to_v6(t, code, rest)? {

@@ -28,6 +28,8 @@ pub fn icmpv6_error(
     if dst.is_unspecified() || dst.is_multicast() {
         return Err(DropReason::NotForTranslation);
     }
+    // Bytes past the payload length (link padding) are not part of it.
+    let orig = &orig[..ip.total_len()];
     if let Ok(chain) = ipv6::walk_chain(orig) {
         let first = chain.frag.is_none_or(|f| f.is_first());
         if chain.upper == nh::ICMPV6
@@ -86,6 +88,7 @@ pub fn icmpv4_error(
         return Err(DropReason::NotForTranslation);
     }
     let hl = ip.header_len();
+    let orig = &orig[..ip.total_len() as usize];
     if ip.protocol() == proto::ICMP
         && ip.frag_offset() == 0
         && orig.len() > hl
@@ -135,4 +138,31 @@ pub fn icmpv4_error(
     let c = checksum::checksum(&out[20..len]);
     put16(out, 22, c);
     Ok(len)
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    /// Found by the fuzzer: link padding after a zero-length payload looked
+    /// like an ICMPv6 error to the "no error about an error" check.
+    #[test]
+    fn padding_past_payload_length_is_ignored() {
+        let mut pkt = [0u8; 48];
+        pkt[0] = 0x60;
+        pkt[6] = nh::ICMPV6;
+        pkt[7] = 1;
+        pkt[8..24].copy_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        pkt[40] = 1; // padding byte that reads like Destination Unreachable
+        let mut out = [0u8; 128];
+        let n = icmpv6_error(
+            &pkt,
+            IcmpError::TimeExceeded,
+            "2001:db8::ff".parse().unwrap(),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(n, 48 + 40, "quotes the 40-byte packet, not the padding");
+        assert_eq!(out[40], v6::TIME_EXCEEDED);
+    }
 }

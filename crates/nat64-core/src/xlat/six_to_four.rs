@@ -111,6 +111,11 @@ fn translate<M: Mapper + ?Sized>(
             DropReason::HopLimitExceeded,
         ));
     }
+    if chain.ext_after_fragment {
+        // RFC 7915 §5.1.1: an extension header after the Fragment header
+        // SHOULD be dropped (and counted).
+        return Err(DropReason::UnsupportedExtensionHeader);
+    }
     match chain.upper {
         proto::TCP | proto::UDP | proto::ICMPV6 => {}
         nh::AH | nh::MOBILITY | nh::NO_NEXT | nh::HOP_BY_HOP | nh::ROUTING | nh::DEST_OPTS => {
@@ -302,6 +307,14 @@ fn icmp_error<M: Mapper + ?Sized>(
 ) -> Result<Verdict, DropReason> {
     let icmp_abs = start + chain.upper_offset;
     let msg = &buf[icmp_abs..start + total];
+    // RFC 7915 §5: the checksum is evaluated before translation, so a
+    // corrupt error is not laundered into a valid one.
+    let src = crate::wire::ipv6::Packet::new_unchecked(&buf[start..]).src_addr();
+    let dst = crate::wire::ipv6::Packet::new_unchecked(&buf[start..]).dst_addr();
+    let sum = checksum::pseudo_header_v6(src, dst, nh::ICMPV6, msg.len() as u32);
+    if checksum::fold(checksum::accumulate(sum, msg)) != 0xffff {
+        return Err(DropReason::BadChecksum);
+    }
     let (t, code) = (msg[0], msg[1]);
     let rest = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
     let (t4, c4, rest_kind) = match icmp::map_v6_to_v4(t, code, rest)? {
