@@ -554,3 +554,82 @@ fn bad_config_unknown_key() {
         "{err}"
     );
 }
+
+/// SIGHUP reloads static BIB entries: one added to the file at run time
+/// starts forwarding without a restart.
+#[test]
+fn sighup_adds_static_entry_daemon() {
+    let Some(t) = Topo::new("sighup", Napt::Daemon) else {
+        return;
+    };
+    let www = t.dir.join("www6");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "reloaded\n").unwrap();
+    t.spawn(
+        &t.c6,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            CLIENT6,
+            "--directory",
+            &www.to_string_lossy(),
+        ],
+        "http6.log",
+    );
+    t.wait_listen(&t.c6, "8080", "t");
+    let pid = t.start_nat64(&t.config(""));
+    t.wait_path();
+    assert!(!t.sh(&t.s4, "curl -sS --max-time 3 http://203.0.113.20/").ok);
+    let extra = format!(
+        "\n[[static]]\nproto = \"tcp\"\nv6 = \"[{CLIENT6}]:8080\"\nv4 = \"203.0.113.20:80\"\n"
+    );
+    std::fs::write(t.dir.join("nat64.toml"), t.config(&extra)).unwrap();
+    t.signal(pid, libc::SIGHUP);
+    let t0 = std::time::Instant::now();
+    while !t.log("nat64.log").contains("SIGHUP: reloaded") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{}",
+            t.nat64_log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = t.ok(&t.s4, "curl -sS --max-time 10 http://203.0.113.20/");
+    assert_eq!(out, "reloaded\n");
+}
+
+/// SPEC §5: a kernel-mode [[map]] works from the IPv4 side too: an IPv4
+/// client reaches the statically mapped IPv6 host.
+#[test]
+fn kernel_static_map_reachable_from_ipv4() {
+    let Some(t) = Topo::new("kmap", Napt::Kernel) else {
+        return;
+    };
+    let www = t.dir.join("www6");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "mapped\n").unwrap();
+    t.spawn(
+        &t.c6,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            CLIENT6,
+            "--directory",
+            &www.to_string_lossy(),
+        ],
+        "http6.log",
+    );
+    t.wait_listen(&t.c6, "8080", "t");
+    t.ok(&t.s4, &format!("ip route add 100.64.255.10/32 via {XLAT4}"));
+    let extra = format!("\n[[map]]\nv6 = \"{CLIENT6}\"\nv4 = \"100.64.255.10\"\n");
+    t.start_nat64(&t.config(&extra));
+    t.wait_path();
+    let out = t.ok(&t.s4, "curl -sS --max-time 10 http://100.64.255.10:8080/");
+    assert_eq!(out, "mapped\n");
+}
