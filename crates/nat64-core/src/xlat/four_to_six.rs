@@ -73,11 +73,14 @@ fn translate<M: Mapper + ?Sized>(
     let is_frag = ip.is_fragment();
     let protocol = ip.protocol();
     let is_icmp_error = protocol == proto::ICMP && first && upper_len > 0 && is_v4_error(pkt[hl]);
+    // RFC 1812 §4.3.2.7: no ICMP error about an ICMP error or about a
+    // non-initial fragment.
+    let no_icmp = is_icmp_error || !first;
 
     // RFC 7915 §4.1 TTL: decrement as a router; expiry answers Time Exceeded.
     if cfg.decrement_ttl && ip.ttl() <= 1 {
         return Ok(icmp_or_drop(
-            is_icmp_error,
+            no_icmp,
             IcmpError::TimeExceeded,
             DropReason::HopLimitExceeded,
         ));
@@ -86,7 +89,7 @@ fn translate<M: Mapper + ?Sized>(
     // drop and answer Destination Unreachable / Source Route Failed.
     if ip.has_unexpired_source_route() {
         return Ok(icmp_or_drop(
-            is_icmp_error,
+            no_icmp,
             IcmpError::DestUnreachableV4 { code: 5 },
             DropReason::SourceRoute,
         ));
@@ -282,9 +285,8 @@ fn translate<M: Mapper + ?Sized>(
     })
 }
 
-fn icmp_or_drop(is_icmp_error: bool, error: IcmpError, reason: DropReason) -> Verdict {
-    // RFC 1812 §4.3.2.7: no ICMP error about an ICMP error.
-    if is_icmp_error {
+fn icmp_or_drop(no_icmp: bool, error: IcmpError, reason: DropReason) -> Verdict {
+    if no_icmp {
         Verdict::Drop(reason)
     } else {
         Verdict::Icmp { error, reason }

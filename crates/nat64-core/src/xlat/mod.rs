@@ -326,4 +326,54 @@ mod test {
         expect[7] = 62;
         assert_eq!(&buf[start..start + len], &expect[..]);
     }
+
+    /// Found by the fuzzer: RFC 1812 §4.3.2.7 forbids an ICMP error about a
+    /// non-initial fragment, so TTL expiry there is a silent (counted) drop.
+    #[test]
+    fn rfc1812_4_3_2_7_no_time_exceeded_for_non_initial_fragment() {
+        let mut ip = etherparse::Ipv4Header::new(
+            16,
+            1,
+            etherparse::IpNumber::UDP,
+            [198, 51, 100, 2],
+            [192, 0, 2, 1],
+        )
+        .unwrap();
+        ip.fragment_offset = etherparse::IpFragOffset::try_new(256).unwrap();
+        ip.header_checksum = ip.calc_header_checksum();
+        let mut pkt = ip.to_bytes().to_vec();
+        pkt.extend_from_slice(&[0xab; 16]);
+        let mut buf = place(&pkt);
+        let v = four_to_six(
+            &mut buf,
+            HEADROOM,
+            pkt.len(),
+            &Config::default(),
+            &mut mapper(),
+        );
+        assert_eq!(v, Verdict::Drop(DropReason::HopLimitExceeded));
+        // The first fragment does get its Time Exceeded.
+        ip.fragment_offset = etherparse::IpFragOffset::ZERO;
+        ip.more_fragments = true;
+        ip.header_checksum = ip.calc_header_checksum();
+        pkt[..20].copy_from_slice(&ip.to_bytes());
+        let mut buf = place(&pkt);
+        let v = four_to_six(
+            &mut buf,
+            HEADROOM,
+            pkt.len(),
+            &Config::default(),
+            &mut mapper(),
+        );
+        assert!(
+            matches!(
+                v,
+                Verdict::Icmp {
+                    error: crate::IcmpError::TimeExceeded,
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
+    }
 }
