@@ -9,3 +9,4 @@ pub mod plumbing;
 pub mod ratelimit;
 pub mod run;
 pub mod stats;
+pub mod tayga;

@@ -32,6 +32,19 @@ enum Command {
         #[arg(short, long, default_value = "/etc/nat64/nat64.toml")]
         config: String,
     },
+    /// Convert a Tayga configuration (tayga.conf) into an equivalent
+    /// nat64.toml (kernel NAPT); prints what has no equivalent.
+    ImportTayga {
+        /// The tayga.conf to convert.
+        file: std::path::PathBuf,
+        /// Write the nat64.toml here instead of standard output.
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+        /// Write the dynamic mappings of Tayga's data-dir/dynamic.map here,
+        /// as a nat64 lease file (the converted state-file).
+        #[arg(long, value_name = "FILE")]
+        leases: Option<std::path::PathBuf>,
+    },
 }
 
 fn init_logging(filter: &str) {
@@ -51,6 +64,11 @@ fn main() -> ExitCode {
     let res = match &cli.command {
         Command::Check { config } => check(config),
         Command::Run { config } => config::load(config).and_then(|loaded| run::run(loaded, config)),
+        Command::ImportTayga {
+            file,
+            output,
+            leases,
+        } => nat64::tayga::cli(file, output.as_deref(), leases.as_deref()),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,763 @@
+//! `nat64 import-tayga`: a Tayga configuration (`tayga.conf(5)`) → an
+//! equivalent `nat64.toml` (SPEC §6, migration).
+//!
+//! Tayga is a *stateless* NAT64 that maps each IPv6 host 1:1 to an IPv4
+//! address of its `dynamic-pool`, usually followed by the kernel's NAT44
+//! MASQUERADE. That is exactly nat64's `napt = "kernel"` mode, so:
+//!
+//! | tayga.conf            | nat64.toml                                  |
+//! |-----------------------|---------------------------------------------|
+//! | `tun-device N`        | `[tun] name = N`                            |
+//! | `ipv4-addr A`         | `gateway-v4 = A`                            |
+//! | `ipv6-addr A`         | `icmp-source-v6 = A` (if not prefix‖ipv4-addr) |
+//! | `prefix P`            | `prefix = P`                                |
+//! | `dynamic-pool P`      | `napt = "kernel"`, `inner-pool = P`         |
+//! | `map A4 A6`           | `[[map]] v4 = A4, v6 = A6` (subnets expanded) |
+//! | `map-file F`          | its `map` lines, as above                   |
+//! | `wkpf-strict yes/no`  | `wkp-strict = true/false`                   |
+//! | `offlink-mtu N`       | `ipv6-mtu = N`                              |
+//! | `udp-cksum-mode M`    | `udp-zero-checksum = drop/forward/calc`     |
+//! | `data-dir D`          | `state-file`; `D/dynamic.map` → `--leases`  |
+//!
+//! Directives with no equivalent (`log`, `strict-frag-hdr`, `tun-up`,
+//! `tun-ip`, `tun-route`) are reported as warnings. The output is checked
+//! with the same parser and validation as `nat64 check` before it is
+//! returned.
+
+use crate::config::{parse_v4net, FileConfig, V4Net};
+use anyhow::Context as _;
+use nat64_core::addr::Prefix;
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+/// Where nat64 keeps kernel-mode leases (the systemd unit's StateDirectory).
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/nat64/leases";
+
+/// Largest Tayga subnet `map` expanded into single `[[map]]` entries.
+const MAX_MAP_EXPANSION: u32 = 256;
+
+/// The result of a conversion.
+#[derive(Debug, Clone)]
+pub struct Conversion {
+    /// The nat64.toml text (commented, validated).
+    pub toml: String,
+    /// What did not carry over or changed meaning, one line each.
+    pub warnings: Vec<String>,
+    /// Dynamic mappings found in Tayga's `data-dir/dynamic.map` that fall in
+    /// the new inner pool: (IPv6 client, inner IPv4).
+    pub leases: Vec<(Ipv6Addr, Ipv4Addr)>,
+    /// Where `leases` came from, if anywhere.
+    pub leases_source: Option<PathBuf>,
+}
+
+/// A problem that makes the Tayga file unconvertible.
+#[derive(Debug)]
+struct Problem {
+    line: usize,
+    what: String,
+    fix: String,
+}
+
+/// Reads `path` and converts it. `map-file` and `data-dir/dynamic.map` are
+/// read from the file system.
+pub fn import_file(path: &Path) -> anyhow::Result<Conversion> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read Tayga configuration {}; give the path of a tayga.conf",
+            path.display()
+        )
+    })?;
+    convert(&text, &path.display().to_string(), &|p: &Path| {
+        std::fs::read_to_string(p)
+    })
+}
+
+#[derive(Default)]
+struct Parsed {
+    tun_device: Option<(usize, String)>,
+    ipv4_addr: Option<(usize, Ipv4Addr)>,
+    ipv6_addr: Option<(usize, Ipv6Addr)>,
+    prefix: Option<(usize, Prefix)>,
+    dynamic_pool: Option<(usize, V4Net)>,
+    wkpf_strict: Option<(usize, bool)>,
+    data_dir: Option<(usize, String)>,
+    map_file: Option<(usize, String)>,
+    offlink_mtu: Option<(usize, u32)>,
+    udp_cksum: Option<(usize, &'static str)>,
+    /// (line, where, v4, v6) after expansion.
+    maps: Vec<(usize, String, Ipv4Addr, Ipv6Addr)>,
+}
+
+/// Converts the text of a tayga.conf. `source` names it in messages;
+/// `read_aux` reads the auxiliary files it refers to (`map-file`,
+/// `data-dir/dynamic.map`).
+pub fn convert(
+    text: &str,
+    source: &str,
+    read_aux: &dyn Fn(&Path) -> std::io::Result<String>,
+) -> anyhow::Result<Conversion> {
+    let mut p = Parsed::default();
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+
+    for (i, raw) in text.lines().enumerate() {
+        let ln = i + 1;
+        let args: Vec<&str> = raw
+            .split_whitespace()
+            .take_while(|t| !t.starts_with('#'))
+            .collect();
+        let Some((dir, args)) = args.split_first() else {
+            continue;
+        };
+        let dir = dir.to_ascii_lowercase();
+        parse_directive(&mut p, &mut problems, &mut warnings, ln, &dir, args, source);
+    }
+
+    // map-file: its `map` lines, relative to data-dir (Tayga's rule).
+    if let Some((ln, mf)) = p.map_file.clone() {
+        let path = aux_path(&mf, p.data_dir.as_ref().map(|d| d.1.as_str()));
+        match read_aux(&path) {
+            Ok(t) => {
+                let name = path.display().to_string();
+                for (i, raw) in t.lines().enumerate() {
+                    let args: Vec<&str> = raw
+                        .split_whitespace()
+                        .take_while(|t| !t.starts_with('#'))
+                        .collect();
+                    let Some((dir, args)) = args.split_first() else {
+                        continue;
+                    };
+                    if dir.eq_ignore_ascii_case("map") {
+                        parse_map(&mut p, &mut problems, &mut warnings, i + 1, args, &name);
+                    } else {
+                        warnings.push(format!(
+                            "{name} line {}: `{dir}` ignored (a map-file holds only `map` lines)",
+                            i + 1
+                        ));
+                    }
+                }
+            }
+            Err(e) => warnings.push(format!(
+                "{source} line {ln}: map-file {}: cannot read it ({e}); its maps are not \
+                 converted: add them as [[map]] entries by hand",
+                path.display()
+            )),
+        }
+    }
+
+    if p.tun_device.is_none() {
+        problems.push(Problem {
+            line: 0,
+            what: "no tun-device directive (Tayga requires one)".into(),
+            fix: "add `tun-device nat64` to the Tayga file, or write [tun] name by hand".into(),
+        });
+    }
+    if p.ipv4_addr.is_none() {
+        problems.push(Problem {
+            line: 0,
+            what: "no ipv4-addr directive (Tayga requires one; it becomes gateway-v4)".into(),
+            fix: "add `ipv4-addr A.B.C.D`, the translator's own IPv4 address".into(),
+        });
+    }
+    if p.prefix.is_none() {
+        problems.push(Problem {
+            line: 0,
+            what: "no prefix directive: a Tayga setup with only `map` lines (SIIT/EAM) has no \
+                   stateful NAT64 equivalent"
+                .into(),
+            fix: "add the NAT64 prefix Tayga should have used (e.g. `prefix 64:ff9b::/96`) \
+                  and convert again"
+                .into(),
+        });
+    }
+    if !problems.is_empty() {
+        let mut msg = format!(
+            "cannot convert {source} ({} problem{}):\n",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
+        for pr in &problems {
+            if pr.line > 0 {
+                let _ = writeln!(msg, "- line {}: {}\n  fix: {}", pr.line, pr.what, pr.fix);
+            } else {
+                let _ = writeln!(msg, "- {}\n  fix: {}", pr.what, pr.fix);
+            }
+        }
+        anyhow::bail!(msg.trim_end().to_string());
+    }
+    emit(p, source, warnings, read_aux)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn parse_directive(
+    p: &mut Parsed,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+    ln: usize,
+    dir: &str,
+    args: &[&str],
+    source: &str,
+) {
+    let want = match dir {
+        "map" => 2,
+        "log" | "tun-ip" | "tun-route" => usize::MAX,
+        _ => 1,
+    };
+    if want != usize::MAX && args.len() != want {
+        problems.push(Problem {
+            line: ln,
+            what: format!(
+                "`{dir}` takes {want} argument{}, found {}",
+                if want == 1 { "" } else { "s" },
+                args.len()
+            ),
+            fix: "correct the line as tayga.conf(5) describes it".into(),
+        });
+        return;
+    }
+    let once = |slot_set: bool, problems: &mut Vec<Problem>| {
+        if slot_set {
+            problems.push(Problem {
+                line: ln,
+                what: format!("duplicate `{dir}` directive (Tayga refuses this too)"),
+                fix: "keep one".into(),
+            });
+        }
+        !slot_set
+    };
+    let arg = args.first().copied().unwrap_or("");
+    match dir {
+        "tun-device" => {
+            if once(p.tun_device.is_some(), problems) {
+                p.tun_device = Some((ln, arg.to_string()));
+            }
+        }
+        "ipv4-addr" => match arg.parse::<Ipv4Addr>() {
+            Ok(a) if once(p.ipv4_addr.is_some(), problems) => p.ipv4_addr = Some((ln, a)),
+            Ok(_) => {}
+            Err(_) => problems.push(Problem {
+                line: ln,
+                what: format!("ipv4-addr \"{arg}\" is not an IPv4 address"),
+                fix: "write a plain address such as 192.0.2.1".into(),
+            }),
+        },
+        "ipv6-addr" => match arg.parse::<Ipv6Addr>() {
+            Ok(a) if once(p.ipv6_addr.is_some(), problems) => p.ipv6_addr = Some((ln, a)),
+            Ok(_) => {}
+            Err(_) => problems.push(Problem {
+                line: ln,
+                what: format!("ipv6-addr \"{arg}\" is not an IPv6 address"),
+                fix: "write a plain address such as 2001:db8::1".into(),
+            }),
+        },
+        "prefix" => match arg.parse::<Prefix>() {
+            Ok(pr) if once(p.prefix.is_some(), problems) => p.prefix = Some((ln, pr)),
+            Ok(_) => {}
+            Err(e) => problems.push(Problem {
+                line: ln,
+                what: format!("prefix \"{arg}\": {e}"),
+                fix: "use 64:ff9b::/96 or a Network-Specific Prefix of length /32, /40, /48, \
+                      /56, /64 or /96"
+                    .into(),
+            }),
+        },
+        "dynamic-pool" => match parse_v4net(arg) {
+            Ok(n) if once(p.dynamic_pool.is_some(), problems) => p.dynamic_pool = Some((ln, n)),
+            Ok(_) => {}
+            Err((what, fix)) => problems.push(Problem {
+                line: ln,
+                what: format!("dynamic-pool: {what}"),
+                fix,
+            }),
+        },
+        "wkpf-strict" => {
+            // Tayga: anything but "no" means yes.
+            if once(p.wkpf_strict.is_some(), problems) {
+                p.wkpf_strict = Some((ln, !arg.eq_ignore_ascii_case("no")));
+            }
+        }
+        "data-dir" => {
+            if !arg.starts_with('/') {
+                problems.push(Problem {
+                    line: ln,
+                    what: format!("data-dir \"{arg}\" is not an absolute path (Tayga refuses it)"),
+                    fix: "write an absolute path".into(),
+                });
+            } else if once(p.data_dir.is_some(), problems) {
+                p.data_dir = Some((ln, arg.to_string()));
+            }
+        }
+        "map-file" => {
+            if once(p.map_file.is_some(), problems) {
+                p.map_file = Some((ln, arg.to_string()));
+            }
+        }
+        "offlink-mtu" => match arg.parse::<u32>() {
+            Ok(m) if once(p.offlink_mtu.is_some(), problems) => p.offlink_mtu = Some((ln, m)),
+            Ok(_) => {}
+            Err(_) => problems.push(Problem {
+                line: ln,
+                what: format!("offlink-mtu \"{arg}\" is not a number of bytes"),
+                fix: "write e.g. `offlink-mtu 1280`".into(),
+            }),
+        },
+        "udp-cksum-mode" => {
+            let mode = match arg.to_ascii_lowercase().as_str() {
+                "drop" => Some("drop"),
+                "fwd" | "forward" => Some("forward"),
+                "calc" => Some("calc"),
+                _ => None,
+            };
+            match mode {
+                Some(m) if once(p.udp_cksum.is_some(), problems) => p.udp_cksum = Some((ln, m)),
+                Some(_) => {}
+                None => problems.push(Problem {
+                    line: ln,
+                    what: format!("udp-cksum-mode \"{arg}\" is not drop, fwd or calc"),
+                    fix: "use drop, fwd or calc".into(),
+                }),
+            }
+        }
+        "map" => parse_map(p, problems, warnings, ln, args, source),
+        "log" => warnings.push(format!(
+            "{source} line {ln}: `log {}` has no equivalent: nat64 counts every drop by reason \
+             (SIGUSR1 / `nat64 show stats` / metrics) and logs through --log / RUST_LOG",
+            args.join(" ")
+        )),
+        "strict-frag-hdr" => warnings.push(format!(
+            "{source} line {ln}: `strict-frag-hdr {arg}` has no equivalent and is ignored: \
+             nat64 adds an IPv6 Fragment header only to translated IPv4 fragments (RFC 7915 §4.1)"
+        )),
+        "tun-up" => warnings.push(format!(
+            "{source} line {ln}: `tun-up {arg}` has no direct equivalent: nat64 brings the TUN \
+             up itself (tun.mode = \"create\"); to manage the interface yourself use \
+             [tun] mode = \"attach\" and manage-routes = false"
+        )),
+        "tun-ip" => warnings.push(format!(
+            "{source} line {ln}: `tun-ip {}` not converted: nat64 needs no address on the TUN \
+             (add one yourself if other software expects it)",
+            args.join(" ")
+        )),
+        "tun-route" => warnings.push(format!(
+            "{source} line {ln}: `tun-route {}` not converted: with manage-routes = true nat64 \
+             routes the prefix, the inner pool and mapped addresses into the TUN; add other \
+             routes yourself",
+            args.join(" ")
+        )),
+        other => warnings.push(format!(
+            "{source} line {ln}: unknown directive `{other}` ignored (Tayga would refuse it too)"
+        )),
+    }
+}
+
+fn parse_map(
+    p: &mut Parsed,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+    ln: usize,
+    args: &[&str],
+    source: &str,
+) {
+    let [a4, a6] = args else {
+        problems.push(Problem {
+            line: ln,
+            what: format!("`map` takes 2 arguments in {source}, found {}", args.len()),
+            fix: "write `map IPV4[/LEN] IPV6[/LEN]`".into(),
+        });
+        return;
+    };
+    let (s4, l4) = split_len(a4, 32);
+    let (s6, l6) = split_len(a6, 128);
+    let (Some(l4), Some(l6)) = (l4, l6) else {
+        problems.push(Problem {
+            line: ln,
+            what: format!("map {a4} {a6}: bad prefix length"),
+            fix: "use /0-32 for IPv4 and /0-128 for IPv6".into(),
+        });
+        return;
+    };
+    let (Ok(v4), Ok(v6)) = (s4.parse::<Ipv4Addr>(), s6.parse::<Ipv6Addr>()) else {
+        problems.push(Problem {
+            line: ln,
+            what: format!("map {a4} {a6}: expected an IPv4 then an IPv6 address"),
+            fix: "write `map 192.0.2.10 2001:db8::10`".into(),
+        });
+        return;
+    };
+    if 32 - u32::from(l4) != 128 - u32::from(l6) {
+        problems.push(Problem {
+            line: ln,
+            what: format!("map {a4} {a6}: the IPv4 and IPv6 subnets differ in size"),
+            fix: "use subnets of the same size (e.g. /24 and /120)".into(),
+        });
+        return;
+    }
+    let bits = 32 - u32::from(l4);
+    let count = 1u64 << bits;
+    if count > u64::from(MAX_MAP_EXPANSION) {
+        warnings.push(format!(
+            "{source} line {ln}: map {a4} {a6} covers {count} addresses; nat64 has only \
+             single-address [[map]] entries and expands at most {MAX_MAP_EXPANSION}: not converted"
+        ));
+        return;
+    }
+    let base4 = u32::from(v4) & if bits == 32 { 0 } else { u32::MAX << bits };
+    let base6 = u128::from(v6) & !((1u128 << bits) - 1);
+    if count > 1 {
+        warnings.push(format!(
+            "{source} line {ln}: map {a4} {a6} expanded into {count} single [[map]] entries"
+        ));
+    }
+    for i in 0..count {
+        // count <= 256, so i fits both widths.
+        let o4 = Ipv4Addr::from(base4.wrapping_add(i as u32));
+        let o6 = Ipv6Addr::from(base6.wrapping_add(u128::from(i)));
+        p.maps.push((ln, source.to_string(), o4, o6));
+    }
+}
+
+fn split_len(s: &str, max: u8) -> (&str, Option<u8>) {
+    match s.split_once('/') {
+        None => (s, Some(max)),
+        Some((a, l)) => (a, l.parse::<u8>().ok().filter(|l| *l <= max)),
+    }
+}
+
+fn aux_path(p: &str, data_dir: Option<&str>) -> PathBuf {
+    match data_dir {
+        Some(d) if !p.starts_with('/') => Path::new(d).join(p),
+        _ => PathBuf::from(p),
+    }
+}
+
+fn q(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// The biggest half of `pool` not holding `a` (Tayga removes its own
+/// address from the pool; nat64 needs gateway-v4 outside inner-pool).
+fn half_without(pool: V4Net, a: Ipv4Addr) -> V4Net {
+    let len = pool.len + 1;
+    let lower = V4Net {
+        addr: pool.addr,
+        len,
+    };
+    let upper = V4Net {
+        addr: Ipv4Addr::from(u32::from(pool.addr) | (1u32 << (32 - u32::from(len)))),
+        len,
+    };
+    if lower.contains(a) {
+        upper
+    } else {
+        lower
+    }
+}
+
+fn emit(
+    p: Parsed,
+    source: &str,
+    mut warnings: Vec<String>,
+    read_aux: &dyn Fn(&Path) -> std::io::Result<String>,
+) -> anyhow::Result<Conversion> {
+    // Presence was checked by the caller; these are only for the types.
+    let (Some((pln, prefix)), Some((gln, gw)), Some((tln, tun))) =
+        (p.prefix, p.ipv4_addr, p.tun_device.clone())
+    else {
+        anyhow::bail!("{source}: prefix, ipv4-addr and tun-device are required");
+    };
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "# nat64.toml converted from {source} by `nat64 import-tayga` (nat64 {}).",
+        env!("CARGO_PKG_VERSION")
+    );
+    t.push_str(
+        "# Tayga maps every IPv6 host 1:1 to an IPv4 address and leaves the ports to the\n\
+         # kernel's NAT44; nat64's equivalent is napt = \"kernel\": 1:1 inner addresses from\n\
+         # inner-pool, with the host's nftables MASQUERADE (manage-nft) doing the ports.\n\
+         # Validate with `nat64 check --config FILE`; examples/kernel.toml lists every key.\n\n",
+    );
+    let _ = writeln!(t, "# line {pln}: prefix {prefix}");
+    let _ = writeln!(t, "prefix = {}", q(&prefix.to_string()));
+    t.push_str("napt = \"kernel\"\n");
+
+    let inner = match p.dynamic_pool {
+        Some((ln, pool)) => {
+            let _ = writeln!(t, "# line {ln}: dynamic-pool {pool}");
+            if pool.contains(gw) && pool.len < 32 {
+                let half = half_without(pool, gw);
+                warnings.push(format!(
+                    "ipv4-addr {gw} lies inside dynamic-pool {pool} (Tayga takes it out of the \
+                     pool); nat64 needs gateway-v4 outside inner-pool, so inner-pool is the \
+                     half {half}. To keep all of {pool}, set gateway-v4 to an address outside \
+                     it and inner-pool = \"{pool}\""
+                ));
+                let _ = writeln!(
+                    t,
+                    "# (halved: ipv4-addr {gw} lies in {pool}, gateway-v4 must be outside)"
+                );
+                let _ = writeln!(t, "inner-pool = {}", q(&half.to_string()));
+                Some(half)
+            } else {
+                let _ = writeln!(t, "inner-pool = {}", q(&pool.to_string()));
+                Some(pool)
+            }
+        }
+        None => {
+            warnings.push(format!(
+                "no dynamic-pool: Tayga translated only the `map` entries' IPv6 hosts; nat64 \
+                 gives every other IPv6 source a 1:1 lease from inner-pool \"{}\" (the default)",
+                crate::config::DEFAULT_INNER_POOL
+            ));
+            None
+        }
+    };
+    let _ = writeln!(t, "# line {gln}: ipv4-addr {gw}");
+    let _ = writeln!(t, "gateway-v4 = {}", q(&gw.to_string()));
+    if let Some((ln, a6)) = p.ipv6_addr {
+        if a6 != prefix.embed(gw) {
+            let _ = writeln!(t, "# line {ln}: ipv6-addr {a6}");
+            let _ = writeln!(t, "icmp-source-v6 = {}", q(&a6.to_string()));
+        }
+    }
+    if let Some((ln, strict)) = p.wkpf_strict {
+        let _ = writeln!(
+            t,
+            "# line {ln}: wkpf-strict {}",
+            if strict { "yes" } else { "no" }
+        );
+        let _ = writeln!(t, "wkp-strict = {strict}");
+    }
+    if let Some((ln, mtu)) = p.offlink_mtu {
+        let m = if mtu < 1280 {
+            warnings.push(format!(
+                "line {ln}: offlink-mtu {mtu} is below 1280; Tayga raises it to 1280, so does \
+                 this conversion"
+            ));
+            1280
+        } else if mtu > 65535 {
+            warnings.push(format!(
+                "line {ln}: offlink-mtu {mtu} is above 65535; using 65535"
+            ));
+            65535
+        } else {
+            mtu
+        };
+        let _ = writeln!(t, "# line {ln}: offlink-mtu {mtu}");
+        let _ = writeln!(t, "ipv6-mtu = {m}");
+    }
+    match p.udp_cksum {
+        Some((ln, m)) => {
+            let _ = writeln!(t, "# line {ln}: udp-cksum-mode");
+            let _ = writeln!(t, "udp-zero-checksum = {}", q(m));
+        }
+        None => warnings.push(
+            "no udp-cksum-mode: recent Tayga drops IPv4 UDP with a zero checksum by default; \
+             nat64 computes the checksum (udp-zero-checksum = \"calc\", RFC 7915 §4.5). Add \
+             udp-zero-checksum = \"drop\" for Tayga's behaviour"
+                .into(),
+        ),
+    }
+
+    // data-dir: leases live in nat64's own state file; dynamic.map carries over.
+    let mut leases = Vec::new();
+    let mut leases_source = None;
+    if let Some((ln, dir)) = &p.data_dir {
+        let _ = writeln!(
+            t,
+            "# line {ln}: data-dir {dir} (Tayga's dynamic.map -> nat64's lease file)"
+        );
+        let path = Path::new(dir).join("dynamic.map");
+        match read_aux(&path) {
+            Ok(text) => {
+                let (l, skipped) = parse_dynamic_map(&text, inner);
+                if skipped > 0 {
+                    warnings.push(format!(
+                        "{}: {skipped} line(s) skipped (malformed, or outside inner-pool)",
+                        path.display()
+                    ));
+                }
+                leases = l;
+                leases_source = Some(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => warnings.push(format!(
+                "{}: cannot read it ({e}); dynamic mappings are not carried over",
+                path.display()
+            )),
+        }
+    }
+    let _ = writeln!(t, "state-file = {}", q(DEFAULT_STATE_FILE));
+    t.push_str(
+        "# nat64 routes the prefix, the inner pool and mapped addresses into the TUN and\n\
+         # installs the MASQUERADE itself: remove the `ip route` and iptables/nft MASQUERADE\n\
+         # lines of the Tayga setup (or set both to false and keep yours).\n",
+    );
+    t.push_str("manage-routes = true\nmanage-nft = true\n\n");
+    let _ = writeln!(t, "# line {tln}: tun-device {tun}");
+    t.push_str("[tun]\n");
+    let _ = writeln!(t, "name = {}", q(&tun));
+    t.push_str(
+        "# Tayga left the MTU to the administrator (`ip link set ... mtu`); nat64 sets it.\n\
+         mtu = 1500\n",
+    );
+    for (ln, src, v4, v6) in &p.maps {
+        let _ = writeln!(t, "\n# {src} line {ln}: map");
+        let _ = writeln!(
+            t,
+            "[[map]]\nv6 = {}\nv4 = {}",
+            q(&v6.to_string()),
+            q(&v4.to_string())
+        );
+    }
+
+    // The same parser and validation as `nat64 check`.
+    let name = format!("(converted from {source})");
+    let file = FileConfig::parse(&t, &name).map_err(anyhow::Error::new)?;
+    let settings = file
+        .validate(&name)
+        .map_err(anyhow::Error::new)
+        .context("the converted configuration does not validate; fix the Tayga file or edit the output by hand")?;
+    warnings.extend(settings.warnings);
+    Ok(Conversion {
+        toml: t,
+        warnings,
+        leases,
+        leases_source,
+    })
+}
+
+/// Tayga's `dynamic.map`: `IPV4 IPV6 LAST_USE` per line, `#` comments.
+/// Returns the mappings inside `inner` (all if `None`) and how many lines
+/// were skipped.
+fn parse_dynamic_map(text: &str, inner: Option<V4Net>) -> (Vec<(Ipv6Addr, Ipv4Addr)>, usize) {
+    let mut v = Vec::new();
+    let mut skipped = 0;
+    for line in text.lines() {
+        let toks: Vec<&str> = line.split_whitespace().collect();
+        match toks.first() {
+            None => continue,
+            Some(t) if t.starts_with('#') => continue,
+            _ => {}
+        }
+        match (
+            toks.first().and_then(|s| s.parse::<Ipv4Addr>().ok()),
+            toks.get(1).and_then(|s| s.parse::<Ipv6Addr>().ok()),
+        ) {
+            (Some(a4), Some(a6)) if inner.is_none_or(|n| n.contains(a4)) => v.push((a6, a4)),
+            _ => skipped += 1,
+        }
+    }
+    (v, skipped)
+}
+
+/// Writes leases in the format `nat64 run` reads from `state-file`.
+pub fn write_leases(path: &Path, leases: &[(Ipv6Addr, Ipv4Addr)]) -> anyhow::Result<()> {
+    let mut text = String::from("# nat64 kernel-mode leases: IPv6 client, inner IPv4\n");
+    for (a6, a4) in leases {
+        let _ = writeln!(text, "{a6} {a4}");
+    }
+    std::fs::write(path, text).with_context(|| {
+        format!(
+            "cannot write leases to {}; check the directory exists and is writable",
+            path.display()
+        )
+    })
+}
+
+/// `nat64 import-tayga FILE [-o OUT] [--leases FILE]`.
+pub fn cli(file: &Path, output: Option<&Path>, leases: Option<&Path>) -> anyhow::Result<()> {
+    let c = import_file(file)?;
+    for w in &c.warnings {
+        eprintln!("nat64: warning: {w}");
+    }
+    match (leases, &c.leases_source) {
+        (Some(out), _) => {
+            write_leases(out, &c.leases)?;
+            eprintln!(
+                "nat64: wrote {} lease(s) to {}{}",
+                c.leases.len(),
+                out.display(),
+                c.leases_source
+                    .as_ref()
+                    .map(|s| format!(" from {}", s.display()))
+                    .unwrap_or_default()
+            );
+        }
+        (None, Some(src)) if !c.leases.is_empty() => eprintln!(
+            "nat64: note: {} dynamic mapping(s) in {}; add --leases {DEFAULT_STATE_FILE} to \
+             carry them over",
+            c.leases.len(),
+            src.display()
+        ),
+        _ => {}
+    }
+    match output {
+        Some(out) => {
+            std::fs::write(out, &c.toml).with_context(|| {
+                format!(
+                    "cannot write {}; check the directory exists and is writable",
+                    out.display()
+                )
+            })?;
+            eprintln!(
+                "nat64: wrote {} (valid; check it with `nat64 check --config {}`)",
+                out.display(),
+                out.display()
+            );
+        }
+        None => print!("{}", c.toml),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn none(_: &Path) -> std::io::Result<String> {
+        Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+
+    #[test]
+    fn half_without_picks_the_other_half() {
+        let pool = parse_v4net("192.168.255.0/24").unwrap();
+        let h = half_without(pool, "192.168.255.1".parse().unwrap());
+        assert_eq!(h.to_string(), "192.168.255.128/25");
+        let h = half_without(pool, "192.168.255.200".parse().unwrap());
+        assert_eq!(h.to_string(), "192.168.255.0/25");
+    }
+
+    #[test]
+    fn subnet_map_is_expanded() {
+        let c = convert(
+            "tun-device nat64\nipv4-addr 100.65.0.1\nprefix 2001:db8:64::/96\n\
+             map 192.0.2.0/30 2001:db8:1::/126\n",
+            "t.conf",
+            &none,
+        )
+        .unwrap();
+        assert_eq!(c.toml.matches("[[map]]").count(), 4, "{}", c.toml);
+        assert!(c.toml.contains("v4 = \"192.0.2.3\""));
+        assert!(c.toml.contains("v6 = \"2001:db8:1::3\""));
+    }
+
+    #[test]
+    fn missing_mandatory_directives_are_named() {
+        let e = convert("prefix 64:ff9b::/96\n", "t.conf", &none).unwrap_err();
+        let s = format!("{e:#}");
+        assert!(s.contains("tun-device"), "{s}");
+        assert!(s.contains("ipv4-addr"), "{s}");
+    }
+
+    #[test]
+    fn dynamic_map_parses() {
+        let (v, skipped) = parse_dynamic_map(
+            "###\n# x\n\n192.168.255.130\t2001:db8::5\t1700000000\nbad line\n10.0.0.1 2001:db8::6 1\n",
+            parse_v4net("192.168.255.128/25").ok(),
+        );
+        assert_eq!(v.len(), 1);
+        assert_eq!(skipped, 2);
+    }
+}
