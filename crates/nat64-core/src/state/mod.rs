@@ -843,14 +843,17 @@ impl Engine {
         {
             let mut c = self.sh.lock();
             c.last_now = c.last_now.max(now_ms);
-            let mut sess_done = c.sessions.is_empty();
+            // One call visits each entry at most once, starting where the
+            // last call stopped and wrapping around, so an unbounded budget
+            // always covers the whole table.
+            let cycle = c.sessions.len();
+            let mut visited = 0;
             let mut left = budget;
-            while left > 0 && !c.sessions.is_empty() {
+            while left > 0 && visited < cycle && !c.sessions.is_empty() {
                 if c.cursor >= c.sessions.len() {
                     c.cursor = 0;
-                    sess_done = true;
-                    break;
                 }
+                visited += 1;
                 left -= 1;
                 st.examined += 1;
                 let i = c.cursor;
@@ -886,14 +889,15 @@ impl Engine {
                     c.cursor += 1;
                 }
             }
-            // Kernel leases.
-            let mut lease_done = c.leases.is_empty();
-            while left > 0 && !c.leases.is_empty() {
+            let sess_done = visited >= cycle;
+            // Kernel leases, the same way.
+            let cycle = c.leases.len();
+            let mut visited = 0;
+            while left > 0 && visited < cycle && !c.leases.is_empty() {
                 if c.lease_cursor >= c.leases.len() {
                     c.lease_cursor = 0;
-                    lease_done = true;
-                    break;
                 }
+                visited += 1;
                 left -= 1;
                 st.examined += 1;
                 let i = c.lease_cursor;
@@ -913,6 +917,7 @@ impl Engine {
                     c.lease_cursor += 1;
                 }
             }
+            let lease_done = visited >= cycle;
             st.complete = sess_done && lease_done;
             c.publish();
         }
