@@ -7,6 +7,7 @@ pub mod dataplane;
 pub mod engine;
 pub mod plumbing;
 pub mod ratelimit;
+pub mod replay;
 pub mod run;
 pub mod stats;
 pub mod tayga;

@@ -45,6 +45,24 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         leases: Option<std::path::PathBuf>,
     },
+    /// Run the translator over a capture (pcap/pcapng) and write what it
+    /// emits as a LINKTYPE_RAW pcap; prints a verdict summary.
+    Replay {
+        /// Config file, or a built-in profile name (`geomind`).
+        #[arg(short, long, default_value = "/etc/nat64/nat64.toml")]
+        config: String,
+        /// Input capture: RAW, IPv4, IPv6, Ethernet, Linux SLL/SLL2 or loopback.
+        input: std::path::PathBuf,
+        /// Output capture (LINKTYPE_RAW).
+        output: std::path::PathBuf,
+        /// Keep the clock (timers, held SYNs) running until this many
+        /// seconds after the first packet.
+        #[arg(long, value_name = "SECONDS")]
+        until: Option<f64>,
+        /// One line per packet.
+        #[arg(short, long)]
+        verbose: bool,
+    },
 }
 
 fn init_logging(filter: &str) {
@@ -69,6 +87,13 @@ fn main() -> ExitCode {
             output,
             leases,
         } => nat64::tayga::cli(file, output.as_deref(), leases.as_deref()),
+        Command::Replay {
+            config,
+            input,
+            output,
+            until,
+            verbose,
+        } => nat64::replay::cli(config, input, output, *until, *verbose),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
