@@ -5,6 +5,8 @@
 pub mod config;
 pub mod dataplane;
 pub mod engine;
+pub mod gen;
+pub mod notify;
 pub mod plumbing;
 pub mod ratelimit;
 pub mod replay;

@@ -63,6 +63,15 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Print the man page (`man [SUBCOMMAND]`) or shell completions
+    /// (`completions bash|zsh|fish`), or write all of them (`all DIR`).
+    #[command(hide = true)]
+    Generate {
+        /// man, completions or all.
+        what: String,
+        /// Subcommand, shell, or output directory.
+        arg: Option<String>,
+    },
 }
 
 fn init_logging(filter: &str) {
@@ -94,6 +103,11 @@ fn main() -> ExitCode {
             until,
             verbose,
         } => nat64::replay::cli(config, input, output, *until, *verbose),
+        Command::Generate { what, arg } => nat64::gen::cli(
+            &<Cli as clap::CommandFactory>::command(),
+            what,
+            arg.as_deref(),
+        ),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

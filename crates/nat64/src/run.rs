@@ -168,6 +168,7 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
             ),
         }
     );
+    crate::notify::ready();
 
     for sig in signals.forever() {
         match sig {

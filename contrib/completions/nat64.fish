@@ -1,0 +1,58 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_nat64_global_optspecs
+    string join \n log= h/help V/version
+end
+
+function __fish_nat64_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_nat64_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_nat64_using_subcommand
+    set -l cmd (__fish_nat64_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c nat64 -n "__fish_nat64_needs_command" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
+complete -c nat64 -n "__fish_nat64_needs_command" -s h -l help -d 'Print help'
+complete -c nat64 -n "__fish_nat64_needs_command" -s V -l version -d 'Print version'
+complete -c nat64 -n "__fish_nat64_needs_command" -f -a "run" -d 'Run the translator in the foreground (SIGTERM/SIGINT stop it cleanly, SIGHUP reloads timeouts, limits and static entries, SIGUSR1 logs counters)'
+complete -c nat64 -n "__fish_nat64_needs_command" -f -a "check" -d 'Validate a configuration and print the effective one (TOML)'
+complete -c nat64 -n "__fish_nat64_needs_command" -f -a "import-tayga" -d 'Convert a Tayga configuration (tayga.conf) into an equivalent nat64.toml (kernel NAPT); prints what has no equivalent'
+complete -c nat64 -n "__fish_nat64_needs_command" -f -a "replay" -d 'Run the translator over a capture (pcap/pcapng) and write what it emits as a LINKTYPE_RAW pcap; prints a verdict summary'
+complete -c nat64 -n "__fish_nat64_needs_command" -f -a "generate" -d 'Print the man page (`man [SUBCOMMAND]`) or shell completions (`completions bash|zsh|fish`), or write all of them (`all DIR`)'
+complete -c nat64 -n "__fish_nat64_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nat64 -n "__fish_nat64_using_subcommand run" -s c -l config -d 'Config file, or a built-in profile name (`geomind`)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand run" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand run" -s h -l help -d 'Print help'
+complete -c nat64 -n "__fish_nat64_using_subcommand check" -s c -l config -d 'Config file, or a built-in profile name (`geomind`)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand check" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand check" -s h -l help -d 'Print help'
+complete -c nat64 -n "__fish_nat64_using_subcommand import-tayga" -s o -l output -d 'Write the nat64.toml here instead of standard output' -r -F
+complete -c nat64 -n "__fish_nat64_using_subcommand import-tayga" -l leases -d 'Write the dynamic mappings of Tayga\'s data-dir/dynamic.map here, as a nat64 lease file (the converted state-file)' -r -F
+complete -c nat64 -n "__fish_nat64_using_subcommand import-tayga" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand import-tayga" -s h -l help -d 'Print help'
+complete -c nat64 -n "__fish_nat64_using_subcommand replay" -s c -l config -d 'Config file, or a built-in profile name (`geomind`)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand replay" -l until -d 'Keep the clock (timers, held SYNs) running until this many seconds after the first packet' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand replay" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand replay" -s v -l verbose -d 'One line per packet'
+complete -c nat64 -n "__fish_nat64_using_subcommand replay" -s h -l help -d 'Print help'
+complete -c nat64 -n "__fish_nat64_using_subcommand generate" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand generate" -s h -l help -d 'Print help'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay generate help" -f -a "run" -d 'Run the translator in the foreground (SIGTERM/SIGINT stop it cleanly, SIGHUP reloads timeouts, limits and static entries, SIGUSR1 logs counters)'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay generate help" -f -a "check" -d 'Validate a configuration and print the effective one (TOML)'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay generate help" -f -a "import-tayga" -d 'Convert a Tayga configuration (tayga.conf) into an equivalent nat64.toml (kernel NAPT); prints what has no equivalent'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay generate help" -f -a "replay" -d 'Run the translator over a capture (pcap/pcapng) and write what it emits as a LINKTYPE_RAW pcap; prints a verdict summary'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay generate help" -f -a "generate" -d 'Print the man page (`man [SUBCOMMAND]`) or shell completions (`completions bash|zsh|fish`), or write all of them (`all DIR`)'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
