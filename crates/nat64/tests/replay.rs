@@ -333,3 +333,56 @@ fn replay_raw_linktype_and_refusals() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("not a pcap"), "{err}");
 }
+
+/// A pcapng file (default microsecond resolution), written by hand.
+fn write_pcapng(path: &Path, link: u16, packets: &[(u64, Vec<u8>)]) {
+    let mut b = Vec::new();
+    let block = |b: &mut Vec<u8>, ty: u32, body: &[u8]| {
+        let len = (12 + body.len()) as u32;
+        b.extend_from_slice(&ty.to_le_bytes());
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend_from_slice(body);
+        b.extend_from_slice(&len.to_le_bytes());
+    };
+    let mut shb = Vec::new();
+    shb.extend_from_slice(&0x1a2b3c4du32.to_le_bytes());
+    shb.extend_from_slice(&1u16.to_le_bytes());
+    shb.extend_from_slice(&0u16.to_le_bytes());
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    block(&mut b, 0x0a0d0d0a, &shb);
+    let mut idb = Vec::new();
+    idb.extend_from_slice(&link.to_le_bytes());
+    idb.extend_from_slice(&0u16.to_le_bytes());
+    idb.extend_from_slice(&65535u32.to_le_bytes());
+    block(&mut b, 1, &idb);
+    for (us, d) in packets {
+        let mut epb = Vec::new();
+        epb.extend_from_slice(&0u32.to_le_bytes());
+        epb.extend_from_slice(&((us >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(*us as u32).to_le_bytes());
+        epb.extend_from_slice(&(d.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&(d.len() as u32).to_le_bytes());
+        epb.extend_from_slice(d);
+        while epb.len() % 4 != 0 {
+            epb.push(0);
+        }
+        block(&mut b, 6, &epb);
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn replay_reads_pcapng_with_its_timestamps() {
+    let dir = scratch("pcapng");
+    let mut p = Vec::new();
+    PacketBuilder::ipv6(v6(CLIENT), v6(SERVER6), 64)
+        .udp(40000, 53)
+        .write(&mut p, b"query")
+        .unwrap();
+    let t = u64::from(T0) * 1_000_000 + 250_000;
+    let input = dir.join("in.pcapng");
+    write_pcapng(&input, 1, &[(t, ether(&p))]);
+    let (out, stdout) = replay(&dir, &input, None);
+    assert_eq!(out.len(), 1, "{stdout}");
+    assert_eq!((out[0].0, out[0].1), (T0, 250_000));
+}
