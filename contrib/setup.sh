@@ -17,6 +17,7 @@ declare -A NEED=(
   [python3]=python3
   [ethtool]=ethtool
   [socat]=socat
+  [conntrack]=conntrack
   [sha256sum]=coreutils
 )
 
