@@ -203,7 +203,8 @@ def cmd_report(path):
             print("| " + " | ".join(line) + " |")
         print()
         print(f"CPU, veth offloads {off} (medians, % of one core): translator process (utime+stime) / "
-              "whole machine busy / softirq; TCP: sender retransmits; other = max CPU of processes "
+              "whole machine busy / softirq; TCP: sender retransmits; TUN drops: packets the kernel dropped "
+              "because nat64 did not read its TUN in time (TX queue full); other = max CPU of processes "
               "outside the benchmark (shown when ≥ 5).\n")
         head = ["test"] + [label for _, label in modes]
         print("| " + " | ".join(head) + " |")
@@ -219,6 +220,10 @@ def cmd_report(path):
                 c = f"{fmt(xc, 0) if xc is not None else 'NA'} / {fmt(med(rs, 'host_busy'), 0)} / {fmt(med(rs, 'host_sirq'), 0)}"
                 if t.startswith("tcp"):
                     c += f", retr {fmt(med(rs, 'retrans'), 0)}"
+                drops = [num(extra(r).get("tun_drop")) for r in rs if r["ok"] == "1"]
+                drops = [d for d in drops if d is not None]
+                if drops:
+                    c += f", TUN drops {fmt(statistics.median(drops), 0)}"
                 oth = [num(r["other_cpu"]) for r in rs if num(r["other_cpu"]) is not None]
                 if oth and max(oth) >= 5:
                     c += f", other {max(oth):.0f}"

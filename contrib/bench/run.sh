@@ -417,6 +417,11 @@ vm_rss_kib() { awk '/^VmRSS:/{print $2; f=1} END{if(!f) print "NA"}' "/proc/$1/s
 ct_count() { nsx "${NS_X[$1]}" cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo 0; }
 ct_slab_bytes() { awk '$1 == "nf_conntrack" {print $2 * $4; f=1} END {if (!f) print 0}' /proc/slabinfo 2>/dev/null || echo 0; }
 flow_count() { nsx "${NS_S4[$1]}" nft list counter inet bench_count flows | awk '/packets/ {for (i=1;i<=NF;i++) if ($i=="packets") print $(i+1)}'; }
+# packets the kernel dropped because nat64 did not read its TUN fast enough
+tun_drops() {
+	[[ $1 != kernel4nat ]] || { echo NA; return; }
+	nsx "${NS_X[$1]}" cat /sys/class/net/nat64/statistics/tx_dropped 2>/dev/null || echo NA
+}
 ct_flush() { nsx "${NS_X[$1]}" conntrack -F >/dev/null 2>&1 || true; }
 
 # CPU window around a measurement: cpu_begin MODE; ...; cpu_end -> CPU_FIELDS
@@ -460,6 +465,8 @@ run_iperf() { # run_iperf MODE OFF TEST REP
 	udp4to6) args=(-u -l "$UDP_LEN" -b 0 -R); n=$SENDERS ;;
 	esac
 	if ! alive "$m"; then fail_row "$m" "$off" "$t" "$rep" "${t%%_*}"; return; fi
+	local d0 d1 ex=""
+	d0=$(tun_drops "$m")
 	cpu_begin "$m"
 	for ((i = 0; i < n; i++)); do
 		j=$WORK/$m.$off.$t.$rep.$i.json
@@ -475,16 +482,18 @@ run_iperf() { # run_iperf MODE OFF TEST REP
 		unset "LIVE[$i]"
 	done
 	cpu_end
+	d1=$(tun_drops "$m")
+	[[ $d0 == NA || $d1 == NA ]] || ex="tun_drop=$((d1 - d0))"
 	local ok gbps retr tx rx loss err
 	read -r ok gbps retr tx rx loss err < <(python3 "$PY" iperf "${files[@]}")
 	[[ $rc -eq 0 ]] || ok=0
 	if [[ $ok == 1 ]]; then
 		if [[ $t == tcp* ]]; then
-			row "$m" "$off" "$t" "$rep" 1 "$gbps" Gbit/s "$gbps" "$retr" NA NA NA "$CPU_FIELDS" "" ""
-			log "  $m/$off $t #$rep: $gbps Gbit/s retr $retr  cpu(xlat,busy,sirq,other,wall)=$CPU_FIELDS"
+			row "$m" "$off" "$t" "$rep" 1 "$gbps" Gbit/s "$gbps" "$retr" NA NA NA "$CPU_FIELDS" "$ex" ""
+			log "  $m/$off $t #$rep: $gbps Gbit/s retr $retr  cpu(xlat,busy,sirq,other,wall)=$CPU_FIELDS $ex"
 		else
-			row "$m" "$off" "$t" "$rep" 1 "$rx" pps NA NA "$tx" "$rx" "$loss" "$CPU_FIELDS" "senders=$n" ""
-			log "  $m/$off $t #$rep: rx $rx pps tx $tx pps loss $loss%  cpu=$CPU_FIELDS"
+			row "$m" "$off" "$t" "$rep" 1 "$rx" pps NA NA "$tx" "$rx" "$loss" "$CPU_FIELDS" "senders=$n${ex:+;$ex}" ""
+			log "  $m/$off $t #$rep: rx $rx pps tx $tx pps loss $loss%  cpu=$CPU_FIELDS $ex"
 		fi
 	else
 		alive "$m" || true
