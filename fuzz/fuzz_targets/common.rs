@@ -30,6 +30,11 @@ pub fn run(data: &[u8], six_to_four: bool) {
     };
     let mut buf = vec![0u8; HEADROOM + pkt.len() + 64];
     buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(pkt);
+    // Knob bits 2 and 3 repair the IP header and ICMP checksums, so the
+    // fuzzer gets past checksum checks into the ICMP-error and inner-packet
+    // code instead of spending its time on BadIpv4Checksum/BadChecksum.
+    fix_checksums(&mut buf[HEADROOM..], knobs);
+    let pkt = &buf[HEADROOM..HEADROOM + pkt.len()].to_vec()[..];
     let mut m = mapper();
     let v = if six_to_four {
         xlat::six_to_four(&mut buf, HEADROOM, pkt.len(), &cfg, &mut m)
@@ -75,5 +80,38 @@ pub fn run(data: &[u8], six_to_four: bool) {
             assert!(r.is_ok(), "cannot build the ICMP error {error:?}: {r:?}");
         }
         Verdict::Drop(_) => {}
+    }
+}
+
+fn fix_checksums(p: &mut [u8], knobs: u8) {
+    use nat64_core::wire::checksum;
+    if p.len() >= 20 && p[0] >> 4 == 4 {
+        let hl = ((p[0] & 0x0f) as usize) * 4;
+        if knobs & 4 != 0 && hl >= 20 && hl <= p.len() {
+            p[10] = 0;
+            p[11] = 0;
+            let c = checksum::checksum(&p[..hl]);
+            p[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        let tl = u16::from_be_bytes([p[2], p[3]]) as usize;
+        if knobs & 8 != 0 && p[9] == 1 && hl >= 20 && hl + 4 <= tl && tl <= p.len() {
+            p[hl + 2] = 0;
+            p[hl + 3] = 0;
+            let c = checksum::checksum(&p[hl..tl]);
+            p[hl + 2..hl + 4].copy_from_slice(&c.to_be_bytes());
+        }
+    } else if p.len() >= 44 && p[0] >> 4 == 6 && p[6] == 58 && knobs & 8 != 0 {
+        let end = 40 + u16::from_be_bytes([p[4], p[5]]) as usize;
+        if end >= 44 && end <= p.len() {
+            let mut src = [0u8; 16];
+            let mut dst = [0u8; 16];
+            src.copy_from_slice(&p[8..24]);
+            dst.copy_from_slice(&p[24..40]);
+            p[42] = 0;
+            p[43] = 0;
+            let sum = checksum::pseudo_header_v6(src.into(), dst.into(), 58, (end - 40) as u32);
+            let c = !checksum::fold(checksum::accumulate(sum, &p[40..end]));
+            p[42..44].copy_from_slice(&c.to_be_bytes());
+        }
     }
 }
