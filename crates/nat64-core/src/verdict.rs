@@ -96,6 +96,9 @@ pub enum DropReason {
     NoBufferRoom,
     /// An ICMP error the translator wanted to send was rate-limited.
     IcmpRateLimited,
+    /// A GSO super-packet whose segments would need fragmenting (DF clear
+    /// and larger than the lowest IPv6 MTU): not expressible as GSO.
+    GsoNeedsFragmentation,
 }
 
 impl DropReason {
@@ -138,6 +141,7 @@ impl DropReason {
         DropReason::PacketTooBig,
         DropReason::NoBufferRoom,
         DropReason::IcmpRateLimited,
+        DropReason::GsoNeedsFragmentation,
     ];
 
     /// Stable snake_case label used in metrics and logs.
@@ -180,6 +184,7 @@ impl DropReason {
             DropReason::PacketTooBig => "packet_too_big",
             DropReason::NoBufferRoom => "no_buffer_room",
             DropReason::IcmpRateLimited => "icmp_rate_limited",
+            DropReason::GsoNeedsFragmentation => "gso_needs_fragmentation",
         }
     }
 }

@@ -1308,7 +1308,28 @@ impl Worker {
         len: usize,
         now: Timestamp,
     ) -> crate::Verdict {
-        pipeline::process(&mut self.m, &self.cfg, buf, start, len, now)
+        pipeline::process(
+            &mut self.m,
+            &self.cfg,
+            buf,
+            start,
+            len,
+            now,
+            xlat::Offload::NONE,
+        )
+    }
+
+    /// [`Worker::process`] for a packet that came with TUN offload metadata
+    /// (GSO super-packet, partial checksum), see [`xlat::Offload`].
+    pub fn process_offload(
+        &mut self,
+        buf: &mut [u8],
+        start: usize,
+        len: usize,
+        now: Timestamp,
+        off: xlat::Offload,
+    ) -> crate::Verdict {
+        pipeline::process(&mut self.m, &self.cfg, buf, start, len, now, off)
     }
 
     /// The mapping hook itself, for callers that drive

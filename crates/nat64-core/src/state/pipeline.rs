@@ -571,11 +571,12 @@ pub(crate) fn process(
     start: usize,
     len: usize,
     now: Timestamp,
+    off: xlat::Offload,
 ) -> Verdict {
     m.now = now.0;
     m.held = None;
     let from6 = buf.get(start).map(|b| b >> 4) == Some(6);
-    let v = xlat::translate(buf, start, len, cfg, m);
+    let v = xlat::translate_offload(buf, start, len, cfg, m, off);
     match v {
         Verdict::Forward {
             start: s, len: l, ..
@@ -586,7 +587,7 @@ pub(crate) fn process(
                 .map(Ipv4Addr::from);
             match dst {
                 Some(d) if l >= 20 && buf[s] >> 4 == 4 && m.sh.is_local_v4(d) => {
-                    xlat::four_to_six(buf, s, l, cfg, m)
+                    xlat::four_to_six::four_to_six_offload(buf, s, l, cfg, m, off)
                 }
                 _ => v,
             }

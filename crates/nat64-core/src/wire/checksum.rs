@@ -81,6 +81,14 @@ pub fn adjust(hc: u16, old: u32, new: u32) -> u16 {
     !fold(acc)
 }
 
+/// RFC 1624 for a *partial* checksum field (the folded, not complemented,
+/// pseudo-header sum that a TUN with `VIRTIO_NET_HDR_F_NEEDS_CSUM` hands
+/// over): `P' = P + ~m + m'`.
+#[inline]
+pub fn adjust_partial(p: u16, old: u32, new: u32) -> u16 {
+    fold(p as u32 + (!fold(old)) as u32 + fold(new) as u32)
+}
+
 /// RFC 1624 update for a single 16-bit word change.
 #[inline]
 pub fn adjust_word(hc: u16, old: u16, new: u16) -> u16 {

@@ -5,7 +5,9 @@
 //! payload never moves.
 
 use super::icmp::{self, Mapped, Rest};
-use super::{v4_not_for_translation, Config, FlowMeta, FragMeta, L4Proto, Mapper, Role, Tuple};
+use super::{
+    v4_not_for_translation, Config, FlowMeta, FragMeta, L4Proto, Mapper, Offload, Role, Tuple,
+};
 use crate::verdict::{DropReason, IcmpError, Verdict};
 use crate::wire::icmp::{is_v4_error, v6};
 use crate::wire::ipv4::{self, be16, put16};
@@ -41,7 +43,20 @@ pub fn four_to_six<M: Mapper + ?Sized>(
     cfg: &Config,
     m: &mut M,
 ) -> Verdict {
-    match translate(buf, start, len, cfg, m) {
+    four_to_six_offload(buf, start, len, cfg, m, Offload::NONE)
+}
+
+/// [`four_to_six`] for a packet with TUN offload metadata (GSO super-packet,
+/// partial checksum); see [`Offload`].
+pub fn four_to_six_offload<M: Mapper + ?Sized>(
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    cfg: &Config,
+    m: &mut M,
+    off: Offload,
+) -> Verdict {
+    match translate(buf, start, len, cfg, m, off) {
         Ok(v) => v,
         Err(r) => Verdict::Drop(r),
     }
@@ -53,6 +68,7 @@ fn translate<M: Mapper + ?Sized>(
     len: usize,
     cfg: &Config,
     m: &mut M,
+    off: Offload,
 ) -> Result<Verdict, DropReason> {
     let pkt = start
         .checked_add(len)
@@ -179,8 +195,15 @@ fn translate<M: Mapper + ?Sized>(
     // Sizes, Fragment header and MTU (RFC 7915 §4.1).
     let df = ip.dont_frag();
     let (ident, frag_off, more) = (ip.ident() as u32, ip.frag_offset(), ip.more_frags());
+    // A GSO super-packet is judged by the segments the kernel will cut.
+    let seg_upper = super::six_to_four::gso_segment_len(&pkt[hl..total], protocol, off);
+    let is_gso = seg_upper.is_some();
+    let seg_upper = seg_upper.unwrap_or(upper_len);
     let need_frag_hdr =
-        is_frag || (!df && upper_len + ipv6::HEADER_LEN > cfg.lowest_ipv6_mtu as usize);
+        is_frag || (!df && seg_upper + ipv6::HEADER_LEN > cfg.lowest_ipv6_mtu as usize);
+    if is_gso && need_frag_hdr {
+        return Err(DropReason::GsoNeedsFragmentation);
+    }
     let hdr6 = ipv6::HEADER_LEN
         + if need_frag_hdr {
             ipv6::FRAG_HEADER_LEN
@@ -192,12 +215,13 @@ fn translate<M: Mapper + ?Sized>(
     if payload6 > 65535 {
         return Err(DropReason::BadLength);
     }
+    let seg6 = hdr6 + seg_upper;
     let mut fragment_mtu = None;
     // RFC 7915 §4.1: DF clear (fragments included) and larger than
     // lowest-ipv6-mtu: fragment to it.
-    if !df && total6 > cfg.lowest_ipv6_mtu as usize {
+    if !df && seg6 > cfg.lowest_ipv6_mtu as usize {
         fragment_mtu = Some(cfg.lowest_ipv6_mtu);
-    } else if total6 > cfg.ipv6_link_mtu as usize {
+    } else if seg6 > cfg.ipv6_link_mtu as usize {
         if df && !is_frag {
             return Ok(Verdict::Icmp {
                 error: IcmpError::FragmentationNeeded {
@@ -215,6 +239,18 @@ fn translate<M: Mapper + ?Sized>(
     if first {
         let l4b = &mut buf[l4_abs..start + total];
         match echo6 {
+            None if off.csum_partial => {
+                // Partial checksum: only the pseudo-header is in it.
+                let at = l4::checksum_offset(protocol).unwrap_or(6);
+                put16(l4b, 0, t6.src_port);
+                put16(l4b, 2, t6.dst_port);
+                let c = checksum::adjust_partial(
+                    be16(l4b, at),
+                    checksum::addr_sum_v4(src4, dst4),
+                    checksum::addr_sum_v6(t6.src, t6.dst),
+                );
+                put16(l4b, at, c);
+            }
             None => {
                 let off = l4::checksum_offset(protocol).unwrap_or(6);
                 put16(l4b, 0, t6.src_port);
@@ -239,6 +275,17 @@ fn translate<M: Mapper + ?Sized>(
                     }
                     put16(l4b, off, c);
                 }
+            }
+            Some(t) if off.csum_partial => {
+                // Partial: add the pseudo-header; type and identifier are
+                // summed later.
+                l4b[0] = t;
+                l4b[1] = 0;
+                put16(l4b, 4, t6.dst_port);
+                let pseudo =
+                    checksum::pseudo_header_v6(t6.src, t6.dst, nh::ICMPV6, upper_len as u32);
+                let c = checksum::adjust_partial(be16(l4b, 2), 0, pseudo);
+                put16(l4b, 2, c);
             }
             Some(t) => {
                 let old = be16(l4b, 0) as u32 + dport as u32;

@@ -233,12 +233,46 @@ pub fn translate<M: Mapper + ?Sized>(
     cfg: &Config,
     m: &mut M,
 ) -> crate::verdict::Verdict {
+    translate_offload(buf, start, len, cfg, m, Offload::NONE)
+}
+
+/// [`translate`] for a packet that came with TUN offload metadata (a
+/// virtio-net header): a GSO super-packet and/or a partial checksum.
+pub fn translate_offload<M: Mapper + ?Sized>(
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    cfg: &Config,
+    m: &mut M,
+    off: Offload,
+) -> crate::verdict::Verdict {
     match buf.get(start).map(|b| b >> 4) {
-        Some(6) => six_to_four(buf, start, len, cfg, m),
-        Some(4) => four_to_six(buf, start, len, cfg, m),
+        Some(6) => six_to_four::six_to_four_offload(buf, start, len, cfg, m, off),
+        Some(4) => four_to_six::four_to_six_offload(buf, start, len, cfg, m, off),
         Some(_) => DropReason::BadVersion.into(),
         None => DropReason::Truncated.into(),
     }
+}
+
+/// Offload metadata of one packet (the parts of a virtio-net header that
+/// change what translation must do; SPEC §7, ADR 0004).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Offload {
+    /// Segment payload size of a GSO super-packet (0: not GSO). MTU and DF
+    /// rules then apply to each segment (headers + `gso_size`), not to the
+    /// super-packet, which the kernel segments after us.
+    pub gso_size: u16,
+    /// The transport checksum field holds only the pseudo-header sum (not
+    /// complemented), to be completed by whoever finishes the packet
+    /// (`VIRTIO_NET_HDR_F_NEEDS_CSUM`): adjust the pseudo-header part only.
+    pub csum_partial: bool,
+}
+
+impl Offload {
+    pub const NONE: Offload = Offload {
+        gso_size: 0,
+        csum_partial: false,
+    };
 }
 
 #[cfg(test)]

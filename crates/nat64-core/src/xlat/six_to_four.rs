@@ -5,7 +5,9 @@
 //! payload never moves.
 
 use super::icmp::{self, Mapped, Rest};
-use super::{v6_not_for_translation, Config, FlowMeta, FragMeta, L4Proto, Mapper, Role, Tuple};
+use super::{
+    v6_not_for_translation, Config, FlowMeta, FragMeta, L4Proto, Mapper, Offload, Role, Tuple,
+};
 use crate::verdict::{DropReason, IcmpError, Verdict};
 use crate::wire::icmp::{is_v6_error, v6};
 use crate::wire::ipv4::{be16, put16};
@@ -62,7 +64,20 @@ pub fn six_to_four<M: Mapper + ?Sized>(
     cfg: &Config,
     m: &mut M,
 ) -> Verdict {
-    match translate(buf, start, len, cfg, m) {
+    six_to_four_offload(buf, start, len, cfg, m, Offload::NONE)
+}
+
+/// [`six_to_four`] for a packet with TUN offload metadata (GSO super-packet,
+/// partial checksum); see [`Offload`].
+pub fn six_to_four_offload<M: Mapper + ?Sized>(
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    cfg: &Config,
+    m: &mut M,
+    off: Offload,
+) -> Verdict {
+    match translate(buf, start, len, cfg, m, off) {
         Ok(v) => v,
         Err(r) => Verdict::Drop(r),
     }
@@ -74,6 +89,7 @@ fn translate<M: Mapper + ?Sized>(
     len: usize,
     cfg: &Config,
     m: &mut M,
+    off: Offload,
 ) -> Result<Verdict, DropReason> {
     let pkt = start
         .checked_add(len)
@@ -200,9 +216,12 @@ fn translate<M: Mapper + ?Sized>(
     if total4 > 65535 {
         return Err(DropReason::BadLength);
     }
+    // A GSO super-packet is judged by the segments the kernel will cut.
+    let seg4 = gso_segment_len(&pkt[chain.upper_offset..total], chain.upper, off)
+        .map_or(total4, |l| l + 20);
     let mut fragment_mtu = None;
-    let df = chain.frag.is_none() && total4 > 1260;
-    if total4 > cfg.ipv4_mtu as usize {
+    let df = chain.frag.is_none() && seg4 > 1260;
+    if seg4 > cfg.ipv4_mtu as usize {
         if df {
             let mtu = (cfg.ipv4_mtu as u32 + 20).max(1280);
             return Ok(Verdict::Icmp {
@@ -219,6 +238,20 @@ fn translate<M: Mapper + ?Sized>(
     if first {
         let l4b = &mut buf[l4_abs..start + total];
         match echo4 {
+            None if off.csum_partial => {
+                // Partial checksum: only the pseudo-header is in it; ports
+                // are summed later by whoever completes it.
+                let at = l4::checksum_offset(chain.upper).unwrap_or(6);
+                put16(l4b, 0, t4.src_port);
+                put16(l4b, 2, t4.dst_port);
+                let c = checksum::adjust_partial(
+                    be16(l4b, at),
+                    checksum::addr_sum_v6(src6, dst6),
+                    checksum::addr_sum_v4(t4.src, t4.dst),
+                );
+                put16(l4b, at, c);
+                l4_sum = c;
+            }
             None => {
                 let off = l4::checksum_offset(chain.upper).unwrap_or(6);
                 let old = checksum::addr_sum_v6(src6, dst6) + sport as u32 + dport as u32;
@@ -231,6 +264,17 @@ fn translate<M: Mapper + ?Sized>(
                     c = 0xffff;
                 }
                 put16(l4b, off, c);
+                l4_sum = c;
+            }
+            Some(t) if off.csum_partial => {
+                // Partial: drop the pseudo-header; type and identifier are
+                // summed later.
+                let pseudo = checksum::pseudo_header_v6(src6, dst6, nh::ICMPV6, upper_len as u32);
+                l4b[0] = t;
+                l4b[1] = 0;
+                put16(l4b, 4, t4.src_port);
+                let c = checksum::adjust_partial(be16(l4b, 2), pseudo, 0);
+                put16(l4b, 2, c);
                 l4_sum = c;
             }
             Some(t) => {
@@ -281,6 +325,22 @@ fn translate<M: Mapper + ?Sized>(
         len: total4,
         fragment_mtu,
     })
+}
+
+/// Length of one segment (transport header + `gso_size`) of a GSO
+/// super-packet, or `None` when the packet is not GSO or is not longer than
+/// one segment.
+pub(crate) fn gso_segment_len(l4b: &[u8], proto_num: u8, off: Offload) -> Option<usize> {
+    if off.gso_size == 0 {
+        return None;
+    }
+    let hdr = match proto_num {
+        proto::TCP if l4b.len() >= 20 => ((l4b[12] >> 4) as usize * 4).max(20),
+        proto::UDP => 8,
+        _ => return None,
+    };
+    let seg = hdr + off.gso_size as usize;
+    (l4b.len() > seg).then_some(seg)
 }
 
 fn icmp_or_drop(is_icmp_error: bool, error: IcmpError, reason: DropReason) -> Verdict {
