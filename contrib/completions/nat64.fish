@@ -31,6 +31,8 @@ complete -c nat64 -n "__fish_nat64_needs_command" -f -a "run" -d 'Run the transl
 complete -c nat64 -n "__fish_nat64_needs_command" -f -a "check" -d 'Validate a configuration and print the effective one (TOML)'
 complete -c nat64 -n "__fish_nat64_needs_command" -f -a "import-tayga" -d 'Convert a Tayga configuration (tayga.conf) into an equivalent nat64.toml (kernel NAPT); prints what has no equivalent'
 complete -c nat64 -n "__fish_nat64_needs_command" -f -a "replay" -d 'Run the translator over a capture (pcap/pcapng) and write what it emits as a LINKTYPE_RAW pcap; prints a verdict summary'
+complete -c nat64 -n "__fish_nat64_needs_command" -f -a "show" -d 'Show the running daemon\'s bindings, sessions, pool use or counters (over the control socket; a table, or JSON with --json)'
+complete -c nat64 -n "__fish_nat64_needs_command" -f -a "binding" -d 'Add or remove a static BIB entry (port forwarding) in the running daemon; it lasts until removed or the daemon stops (add a [[static]] to the config file to keep it)'
 complete -c nat64 -n "__fish_nat64_needs_command" -f -a "generate" -d 'Print the man page (`man [SUBCOMMAND]`) or shell completions (`completions bash|zsh|fish`), or write all of them (`all DIR`)'
 complete -c nat64 -n "__fish_nat64_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nat64 -n "__fish_nat64_using_subcommand run" -s c -l config -d 'Config file, or a built-in profile name (`geomind`)' -r
@@ -48,11 +50,49 @@ complete -c nat64 -n "__fish_nat64_using_subcommand replay" -l until -d 'Keep th
 complete -c nat64 -n "__fish_nat64_using_subcommand replay" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
 complete -c nat64 -n "__fish_nat64_using_subcommand replay" -s v -l verbose -d 'One line per packet'
 complete -c nat64 -n "__fish_nat64_using_subcommand replay" -s h -l help -d 'Print help'
+complete -c nat64 -n "__fish_nat64_using_subcommand show" -l v6 -d 'Only this IPv6 host (ADDR) or network (ADDR/LEN) (bindings, sessions)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand show" -l proto -d 'Only this protocol (bindings, sessions)' -r -f -a "tcp\t''
+udp\t''
+icmp\t''"
+complete -c nat64 -n "__fish_nat64_using_subcommand show" -l socket -d 'The control socket (default: the `control` key of --config, or of /etc/nat64/nat64.toml if it exists, else /run/nat64/control.sock)' -r -F
+complete -c nat64 -n "__fish_nat64_using_subcommand show" -s c -l config -d 'Read the socket path from this config file (or profile)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand show" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand show" -l json -d 'Print the daemon\'s JSON instead of a table'
+complete -c nat64 -n "__fish_nat64_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and not __fish_seen_subcommand_from add del help" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and not __fish_seen_subcommand_from add del help" -s h -l help -d 'Print help'
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and not __fish_seen_subcommand_from add del help" -f -a "add" -d 'Add a static BIB entry: IPv4 clients reaching --v4 reach --v6'
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and not __fish_seen_subcommand_from add del help" -f -a "del" -d 'Remove a static BIB entry (and its sessions)'
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and not __fish_seen_subcommand_from add del help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from add" -l proto -r -f -a "tcp\t''
+udp\t''
+icmp\t''"
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from add" -l v4 -d 'Pool address and port, e.g. 203.0.113.10:80' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from add" -l v6 -d 'IPv6 host and port, e.g. [2001:db8::10]:8080' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from add" -l socket -d 'The control socket (default: the `control` key of --config, or of /etc/nat64/nat64.toml if it exists, else /run/nat64/control.sock)' -r -F
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from add" -s c -l config -d 'Read the socket path from this config file (or profile)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from add" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from del" -l proto -r -f -a "tcp\t''
+udp\t''
+icmp\t''"
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from del" -l v4 -r
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from del" -l socket -d 'The control socket (default: the `control` key of --config, or of /etc/nat64/nat64.toml if it exists, else /run/nat64/control.sock)' -r -F
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from del" -s c -l config -d 'Read the socket path from this config file (or profile)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from del" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from del" -s h -l help -d 'Print help'
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a static BIB entry: IPv4 clients reaching --v4 reach --v6'
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from help" -f -a "del" -d 'Remove a static BIB entry (and its sessions)'
+complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nat64 -n "__fish_nat64_using_subcommand generate" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
 complete -c nat64 -n "__fish_nat64_using_subcommand generate" -s h -l help -d 'Print help'
-complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay generate help" -f -a "run" -d 'Run the translator in the foreground (SIGTERM/SIGINT stop it cleanly, SIGHUP reloads timeouts, limits and static entries, SIGUSR1 logs counters)'
-complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay generate help" -f -a "check" -d 'Validate a configuration and print the effective one (TOML)'
-complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay generate help" -f -a "import-tayga" -d 'Convert a Tayga configuration (tayga.conf) into an equivalent nat64.toml (kernel NAPT); prints what has no equivalent'
-complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay generate help" -f -a "replay" -d 'Run the translator over a capture (pcap/pcapng) and write what it emits as a LINKTYPE_RAW pcap; prints a verdict summary'
-complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay generate help" -f -a "generate" -d 'Print the man page (`man [SUBCOMMAND]`) or shell completions (`completions bash|zsh|fish`), or write all of them (`all DIR`)'
-complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay show binding generate help" -f -a "run" -d 'Run the translator in the foreground (SIGTERM/SIGINT stop it cleanly, SIGHUP reloads timeouts, limits and static entries, SIGUSR1 logs counters)'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay show binding generate help" -f -a "check" -d 'Validate a configuration and print the effective one (TOML)'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay show binding generate help" -f -a "import-tayga" -d 'Convert a Tayga configuration (tayga.conf) into an equivalent nat64.toml (kernel NAPT); prints what has no equivalent'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay show binding generate help" -f -a "replay" -d 'Run the translator over a capture (pcap/pcapng) and write what it emits as a LINKTYPE_RAW pcap; prints a verdict summary'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay show binding generate help" -f -a "show" -d 'Show the running daemon\'s bindings, sessions, pool use or counters (over the control socket; a table, or JSON with --json)'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay show binding generate help" -f -a "binding" -d 'Add or remove a static BIB entry (port forwarding) in the running daemon; it lasts until removed or the daemon stops (add a [[static]] to the config file to keep it)'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay show binding generate help" -f -a "generate" -d 'Print the man page (`man [SUBCOMMAND]`) or shell completions (`completions bash|zsh|fish`), or write all of them (`all DIR`)'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay show binding generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and __fish_seen_subcommand_from binding" -f -a "add" -d 'Add a static BIB entry: IPv4 clients reaching --v4 reach --v6'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and __fish_seen_subcommand_from binding" -f -a "del" -d 'Remove a static BIB entry (and its sessions)'

@@ -96,6 +96,13 @@ pub struct FileConfig {
     pub metrics: String,
     /// Control socket path; "" disables.
     pub control: String,
+    /// Log format of `nat64 run`: `human` (default) or `json` (one object a
+    /// line, for log shippers).
+    pub log_format: LogFormat,
+    /// Mapping log: a file binding created/expired lines are appended to
+    /// (abuse tracing); "" (default) disables.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mapping_log: String,
     /// Install/remove routes for the prefix and the pool on the TUN.
     /// Default: true with tun.mode = "create", false with "attach".
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,6 +144,8 @@ impl Default for FileConfig {
             icmp_rate_limit: RateLimitSection::default(),
             metrics: DEFAULT_METRICS.into(),
             control: DEFAULT_CONTROL.into(),
+            log_format: LogFormat::Human,
+            mapping_log: String::new(),
             manage_routes: None,
             manage_nft: true,
             manage_forwarding: false,
@@ -152,6 +161,15 @@ impl Default for FileConfig {
 pub enum NaptMode {
     Daemon,
     Kernel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// Plain text lines (coloured on a terminal).
+    Human,
+    /// One JSON object per line (tracing-subscriber's JSON format).
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -488,6 +506,8 @@ pub struct Settings {
     pub icmp_burst: u32,
     pub metrics: Option<SocketAddr>,
     pub control: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub mapping_log: Option<PathBuf>,
     pub manage_routes: Option<bool>,
     pub manage_nft: bool,
     pub manage_forwarding: bool,
@@ -922,6 +942,26 @@ impl FileConfig {
             }
         };
         let control = (!self.control.is_empty()).then(|| PathBuf::from(&self.control));
+        if control.as_ref().is_some_and(|p| !p.is_absolute()) {
+            errs.push(err(
+                "control",
+                &self.control,
+                "is not an absolute path",
+                format!("use e.g. \"{DEFAULT_CONTROL}\", or \"\" to disable the control socket"),
+            ));
+        }
+        let mapping_log = (!self.mapping_log.is_empty()).then(|| PathBuf::from(&self.mapping_log));
+        if mapping_log
+            .as_ref()
+            .is_some_and(|p| !p.is_absolute() || self.mapping_log.ends_with('/'))
+        {
+            errs.push(err(
+                "mapping-log",
+                &self.mapping_log,
+                "is not an absolute file path",
+                "use e.g. \"/var/log/nat64/mappings.log\", or \"\" to disable the mapping log",
+            ));
+        }
         let state_file = self.state_file.as_ref().map(PathBuf::from);
 
         let mut static_bib = Vec::new();
@@ -1072,6 +1112,8 @@ impl FileConfig {
                     icmp_burst: self.icmp_rate_limit.burst,
                     metrics,
                     control,
+                    log_format: self.log_format,
+                    mapping_log,
                     manage_routes: self.manage_routes,
                     manage_nft: self.manage_nft,
                     manage_forwarding: self.manage_forwarding,

@@ -77,10 +77,20 @@ pub fn engine_config(s: &Settings, xlat: xlat::Config) -> EngineConfig {
     }
 }
 
+/// Static BIB entries by origin: the config file's `[[static]]` (SIGHUP
+/// reconciles them with the file) and those added over the control socket
+/// (`nat64 binding add`; they last until `binding del` or exit, SIGHUP
+/// leaves them alone).
+#[derive(Debug, Default)]
+struct Statics {
+    file: Vec<StaticBib>,
+    runtime: Vec<StaticBib>,
+}
+
 #[derive(Clone)]
 pub struct Engine {
     inner: state::Engine,
-    statics: std::sync::Arc<std::sync::Mutex<Vec<StaticBib>>>,
+    statics: std::sync::Arc<std::sync::Mutex<Statics>>,
 }
 
 impl Engine {
@@ -90,7 +100,10 @@ impl Engine {
             .context("the configuration was refused by the NAT64 engine")?;
         Ok(Engine {
             inner,
-            statics: std::sync::Arc::new(std::sync::Mutex::new(s.static_bib.clone())),
+            statics: std::sync::Arc::new(std::sync::Mutex::new(Statics {
+                file: s.static_bib.clone(),
+                runtime: Vec::new(),
+            })),
         })
     }
 
@@ -139,7 +152,22 @@ impl Engine {
     pub fn reload(&self, s: &Settings) -> anyhow::Result<()> {
         self.inner.set_timeouts(timeouts(s));
         self.inner.set_limits(limits(s));
-        let mut cur = self.statics.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.statics.lock().unwrap_or_else(|p| p.into_inner());
+        // An entry the file now lists that was added at run time becomes a
+        // file entry (it is already in the engine).
+        let adopted: Vec<StaticBib> = all
+            .runtime
+            .iter()
+            .filter(|r| s.static_bib.contains(r))
+            .copied()
+            .collect();
+        all.runtime.retain(|r| !s.static_bib.contains(r));
+        for a in adopted {
+            if !all.file.contains(&a) {
+                all.file.push(a);
+            }
+        }
+        let cur = &mut all.file;
         let mut errors = Vec::new();
         for old in cur.iter().filter(|o| !s.static_bib.contains(o)) {
             if let Err(e) = self
@@ -166,6 +194,33 @@ impl Engine {
         } else {
             anyhow::bail!("static entries: {}", errors.join("; "))
         }
+    }
+
+    /// `nat64 binding add`: a static BIB entry at run time.
+    pub fn add_static_runtime(&self, b: StaticBib) -> anyhow::Result<()> {
+        let mut all = self.statics.lock().unwrap_or_else(|p| p.into_inner());
+        self.inner
+            .add_static(static_binding(&b))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        all.runtime.push(b);
+        Ok(())
+    }
+
+    /// `nat64 binding del`: removes a static BIB entry, added at run time or
+    /// from the file (a file entry comes back at the next SIGHUP if the file
+    /// still lists it: the file is the truth on reload).
+    pub fn remove_static_runtime(
+        &self,
+        proto: nat64_core::xlat::L4Proto,
+        v4: std::net::SocketAddrV4,
+    ) -> anyhow::Result<()> {
+        let mut all = self.statics.lock().unwrap_or_else(|p| p.into_inner());
+        self.inner
+            .remove_static(proto, (*v4.ip(), v4.port()))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        all.runtime.retain(|b| !(b.proto == proto && b.v4 == v4));
+        all.file.retain(|b| !(b.proto == proto && b.v4 == v4));
+        Ok(())
     }
 
     /// Kernel mode: dynamic 1:1 leases to persist.

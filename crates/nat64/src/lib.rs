@@ -3,9 +3,11 @@
 //! the pieces directly.
 
 pub mod config;
+pub mod control;
 pub mod dataplane;
 pub mod engine;
 pub mod gen;
+pub mod maplog;
 pub mod notify;
 pub mod plumbing;
 pub mod ratelimit;

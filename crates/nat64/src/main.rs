@@ -1,5 +1,7 @@
 //! `nat64`: the stateful NAT64 daemon.
 
+use nat64::control::client::{self, Proto, ShowWhat};
+use nat64::control::proto::Request;
 use nat64::{config, run};
 
 use clap::{Parser, Subcommand};
@@ -63,6 +65,30 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Show the running daemon's bindings, sessions, pool use or counters
+    /// (over the control socket; a table, or JSON with --json).
+    Show {
+        /// bindings, sessions, pool or stats.
+        what: ShowWhat,
+        /// Print the daemon's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Only this IPv6 host (ADDR) or network (ADDR/LEN) (bindings, sessions).
+        #[arg(long, value_name = "ADDR")]
+        v6: Option<String>,
+        /// Only this protocol (bindings, sessions).
+        #[arg(long, value_enum)]
+        proto: Option<Proto>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Add or remove a static BIB entry (port forwarding) in the running
+    /// daemon; it lasts until removed or the daemon stops (add a [[static]]
+    /// to the config file to keep it).
+    Binding {
+        #[command(subcommand)]
+        op: BindingOp,
+    },
     /// Print the man page (`man [SUBCOMMAND]`) or shell completions
     /// (`completions bash|zsh|fish`), or write all of them (`all DIR`).
     #[command(hide = true)]
@@ -74,23 +100,119 @@ enum Command {
     },
 }
 
-fn init_logging(filter: &str) {
+/// Which daemon `show` and `binding` talk to.
+#[derive(Debug, clap::Args)]
+struct Target {
+    /// The control socket (default: the `control` key of --config, or of
+    /// /etc/nat64/nat64.toml if it exists, else /run/nat64/control.sock).
+    #[arg(long, value_name = "PATH", conflicts_with = "config")]
+    socket: Option<std::path::PathBuf>,
+    /// Read the socket path from this config file (or profile).
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<String>,
+}
+
+impl Target {
+    fn path(&self) -> anyhow::Result<std::path::PathBuf> {
+        client::socket_path(self.socket.as_deref(), self.config.as_deref())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum BindingOp {
+    /// Add a static BIB entry: IPv4 clients reaching --v4 reach --v6.
+    Add {
+        #[arg(long, value_enum)]
+        proto: Proto,
+        /// Pool address and port, e.g. 203.0.113.10:80.
+        #[arg(long, value_name = "ADDR:PORT")]
+        v4: std::net::SocketAddrV4,
+        /// IPv6 host and port, e.g. [2001:db8::10]:8080.
+        #[arg(long, value_name = "[ADDR]:PORT")]
+        v6: std::net::SocketAddrV6,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Remove a static BIB entry (and its sessions).
+    Del {
+        #[arg(long, value_enum)]
+        proto: Proto,
+        #[arg(long, value_name = "ADDR:PORT")]
+        v4: std::net::SocketAddrV4,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+fn init_logging(filter: &str, format: config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Human => b
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        config::LogFormat::Json => b.json().with_ansi(false).init(),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
+    // `run` logs in the format its configuration asks for.
+    let loaded = match &cli.command {
+        Command::Run { config } => Some(config::load(config)),
+        _ => None,
+    };
+    let format = match &loaded {
+        Some(Ok(l)) => l.settings.log_format,
+        _ => config::LogFormat::Human,
+    };
+    init_logging(&cli.log, format);
     let res = match &cli.command {
         Command::Check { config } => check(config),
-        Command::Run { config } => config::load(config).and_then(|loaded| run::run(loaded, config)),
+        Command::Run { config } => match loaded {
+            Some(Ok(l)) => run::run(l, config),
+            Some(Err(e)) => Err(e),
+            None => Ok(()),
+        },
+        Command::Show {
+            what,
+            json,
+            v6,
+            proto,
+            target,
+        } => target
+            .path()
+            .and_then(|p| client::show(&p, *what, *json, v6.as_deref(), *proto)),
+        Command::Binding { op } => match op {
+            BindingOp::Add {
+                proto,
+                v4,
+                v6,
+                target,
+            } => target.path().and_then(|p| {
+                client::binding(
+                    &p,
+                    Request::BindingAdd {
+                        proto: proto.as_str().into(),
+                        v6: v6.to_string(),
+                        v4: v4.to_string(),
+                    },
+                )
+            }),
+            BindingOp::Del { proto, v4, target } => target.path().and_then(|p| {
+                client::binding(
+                    &p,
+                    Request::BindingDel {
+                        proto: proto.as_str().into(),
+                        v4: v4.to_string(),
+                    },
+                )
+            }),
+        },
         Command::ImportTayga {
             file,
             output,

@@ -2,16 +2,18 @@
 //! reaper, serve signals, and undo everything on exit.
 
 use crate::config::{self, Loaded, NaptMode, Settings, TunMode};
+use crate::control::{self, Telemetry};
 use crate::dataplane::{tun, worker, Clock};
 use crate::engine::Engine;
+use crate::maplog::MapLog;
 use crate::plumbing::{self, Installed};
 use crate::ratelimit::TokenBucket;
-use crate::stats::{Stats, Totals};
+use crate::stats::{ReaperStats, Stats, Totals};
 use anyhow::Context as _;
 use nat64_core::xlat;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{error, info, warn};
@@ -74,9 +76,6 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
     for w in &s.warnings {
         warn!("{w}");
     }
-    if s.metrics.is_some() {
-        info!("metrics endpoint: not served yet (a later release exports the counters)");
-    }
     plumbing::ensure_forwarding(s.manage_forwarding)?;
 
     // Signals first, so a TERM during setup still tears down cleanly.
@@ -120,11 +119,56 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
     }
 
     let queues: Vec<Arc<tun_rs::SyncDevice>> = tun.queues.into_iter().map(Arc::new).collect();
-    let mut all_stats = Vec::new();
+    let all_stats: Vec<Arc<Stats>> = queues.iter().map(|_| Arc::new(Stats::default())).collect();
+    let tel = Arc::new(Telemetry {
+        engine: engine.clone(),
+        workers: all_stats.clone(),
+        reaper: Arc::new(ReaperStats::default()),
+        maplog: Default::default(),
+        mapping_log_enabled: s.mapping_log.is_some(),
+        started: std::time::Instant::now(),
+    });
+    // The mapping log starts before the first packet so no binding is missed.
+    let maplog = match &s.mapping_log {
+        Some(path) => {
+            let epoch = std::time::SystemTime::now()
+                .checked_sub(Duration::from_millis(shared.clock.now().as_millis()))
+                .unwrap_or_else(std::time::SystemTime::now);
+            let m = MapLog::start(path, epoch, tel.maplog.clone())?;
+            engine.core().set_event_hook(m.hook());
+            info!("mapping log: {}", path.display());
+            Some(m)
+        }
+        None => None,
+    };
+    let ops_stop = Arc::new(AtomicBool::new(false));
+    let control = match &s.control {
+        Some(path) => {
+            let c = control::socket::spawn(path, tel.clone(), ops_stop.clone())?;
+            info!("control socket: {}", path.display());
+            Some(c)
+        }
+        None => None,
+    };
+    let metrics = match s.metrics {
+        Some(addr) => match control::metrics::spawn(addr, tel.clone(), ops_stop.clone()) {
+            Ok(m) => {
+                info!("metrics: http://{addr}/metrics");
+                Some(m)
+            }
+            Err(e) => {
+                ops_stop.store(true, Ordering::Relaxed);
+                if let Some(c) = control {
+                    c.stop();
+                }
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     let mut handles = Vec::new();
     for (i, q) in queues.iter().cloned().enumerate() {
-        let st = Arc::new(Stats::default());
-        all_stats.push(st.clone());
+        let st = all_stats[i].clone();
         let w = engine.worker();
         let sh = shared.clone();
         let h = std::thread::Builder::new()
@@ -140,12 +184,13 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
         let sh = shared.clone();
         let dev = queues[0].clone();
         let st = all_stats[0].clone();
+        let rs = tel.reaper.clone();
         let interval = Arc::new(std::sync::atomic::AtomicU64::new(
             s.reap_interval.as_millis() as u64,
         ));
         std::thread::Builder::new()
             .name("nat64-reaper".into())
-            .spawn(move || reaper_loop(engine, sh, interval, dev, st))
+            .spawn(move || reaper_loop(engine, sh, interval, dev, st, rs))
             .context("spawning the reaper thread")?
     };
 
@@ -179,6 +224,9 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
             SIGHUP => match config::load(config_arg) {
                 Ok(new) => {
                     note_restart_only(s, &new.settings);
+                    if let Some(m) = &maplog {
+                        m.reopen();
+                    }
                     match engine.reload(&new.settings) {
                         Ok(()) => info!("SIGHUP: reloaded timeouts, limits and static entries"),
                         Err(e) => error!("SIGHUP: reload failed, keeping the old settings: {e:#}"),
@@ -196,6 +244,17 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
         let _ = h.join();
     }
     let _ = reaper.join();
+    ops_stop.store(true, Ordering::Relaxed);
+    if let Some(c) = control {
+        c.stop();
+    }
+    if let Some(m) = metrics {
+        m.stop();
+    }
+    engine.core().clear_event_hook();
+    if let Some(m) = maplog {
+        m.stop();
+    }
     if let (NaptMode::Kernel, Some(path)) = (s.napt, &s.state_file) {
         if let Err(e) = save_leases(path, &engine.kernel_leases()) {
             warn!("could not save leases to {}: {e:#}", path.display());
@@ -244,6 +303,7 @@ fn reaper_loop(
     interval_ms: Arc<std::sync::atomic::AtomicU64>,
     dev: Arc<tun_rs::SyncDevice>,
     stats: Arc<Stats>,
+    rstats: Arc<ReaperStats>,
 ) {
     let mut next = sh.clock.now().as_millis() + interval_ms.load(Ordering::Relaxed);
     let mut out = vec![0u8; 2048];
@@ -253,7 +313,9 @@ fn reaper_loop(
         if now.as_millis() < next {
             continue;
         }
+        let t0 = std::time::Instant::now();
         let st = engine.sweep(now);
+        rstats.record(&st, t0.elapsed());
         tracing::debug!(
             "reaper: examined {} expired sessions tcp/udp/icmp {}/{}/{} bindings {}/{}/{} \
              leases {}",

@@ -1,6 +1,8 @@
-//! Per-worker packet counters (plain atomics; a later metrics exporter reads
-//! them). Every drop is counted under its [`DropReason`]: a drop is never
-//! anonymous.
+//! Per-worker packet counters (plain atomics, summed only when read: by
+//! SIGUSR1, `nat64 show stats` and the `/metrics` scrape). Every drop is
+//! counted under its [`DropReason`]: a drop is never anonymous. Received
+//! and translated packets are counted per [`Class`] (direction × protocol)
+//! in the same single increment a total would take.
 
 use nat64_core::DropReason;
 use std::fmt::Write as _;
@@ -18,19 +20,73 @@ pub fn reason_index(r: DropReason) -> usize {
         .unwrap_or(N_REASONS - 1)
 }
 
+/// Directions (by the IP version read from the TUN): index 0 IPv6 → IPv4,
+/// 1 IPv4 → IPv6, 2 neither (not IP).
+pub const DIRECTIONS: [&str; 3] = ["6to4", "4to6", "invalid"];
+/// Protocols (the input's IPv4 protocol / first IPv6 next header).
+pub const PROTOS: [&str; 4] = ["tcp", "udp", "icmp", "other"];
+/// Number of [`Class`] slots.
+pub const N_CLASSES: usize = DIRECTIONS.len() * PROTOS.len();
+
+/// A packet's direction and protocol, as a counter slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Class(u8);
+
+impl Class {
+    /// Classifies an IP packet from its first header only (no extension
+    /// header walk: IPv6 packets with extension headers, fragments among
+    /// them, count as `other`).
+    #[inline]
+    pub fn of(pkt: &[u8]) -> Class {
+        let (dir, proto) = match pkt.first().map(|b| b >> 4) {
+            Some(6) => (0, pkt.get(6).copied()),
+            Some(4) => (1, pkt.get(9).copied()),
+            _ => (2, None),
+        };
+        let p = match proto {
+            Some(6) => 0,
+            Some(17) => 1,
+            Some(1) | Some(58) => 2,
+            _ => 3,
+        };
+        Class((dir * PROTOS.len() + p) as u8)
+    }
+    #[inline]
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+    #[inline]
+    pub fn is_v6(self) -> bool {
+        self.index() / PROTOS.len() == 0
+    }
+    pub fn direction(self) -> &'static str {
+        DIRECTIONS[self.index() / PROTOS.len()]
+    }
+    pub fn proto(self) -> &'static str {
+        PROTOS[self.index() % PROTOS.len()]
+    }
+    /// Every class, in slot order.
+    pub fn all() -> impl Iterator<Item = Class> {
+        (0..N_CLASSES as u8).map(Class)
+    }
+}
+
+fn slots() -> [AtomicU64; N_CLASSES] {
+    std::array::from_fn(|_| AtomicU64::new(0))
+}
+
 /// Counters of one worker (one TUN queue). Written only by that worker, so
 /// the relaxed increments never contend.
 #[derive(Debug)]
 pub struct Stats {
-    /// Packets read from the TUN.
-    pub rx_packets: AtomicU64,
-    pub rx_bytes: AtomicU64,
+    /// Packets (bytes) read from the TUN, by [`Class`].
+    pub rx_packets: [AtomicU64; N_CLASSES],
+    pub rx_bytes: [AtomicU64; N_CLASSES],
     /// Packets written to the TUN (translated, fragments, ICMP errors).
     pub tx_packets: AtomicU64,
     pub tx_bytes: AtomicU64,
-    /// Translated IPv6 → IPv4 / IPv4 → IPv6 (by the input's version).
-    pub translated_6to4: AtomicU64,
-    pub translated_4to6: AtomicU64,
+    /// Packets translated, by the input's [`Class`].
+    pub translated: [AtomicU64; N_CLASSES],
     /// Extra packets produced by fragmenting oversized translations.
     pub fragments_out: AtomicU64,
     /// Translator-originated ICMP errors sent / suppressed by the limiter.
@@ -48,12 +104,11 @@ pub struct Stats {
 impl Default for Stats {
     fn default() -> Self {
         Stats {
-            rx_packets: AtomicU64::new(0),
-            rx_bytes: AtomicU64::new(0),
+            rx_packets: slots(),
+            rx_bytes: slots(),
             tx_packets: AtomicU64::new(0),
             tx_bytes: AtomicU64::new(0),
-            translated_6to4: AtomicU64::new(0),
-            translated_4to6: AtomicU64::new(0),
+            translated: slots(),
             fragments_out: AtomicU64::new(0),
             icmp_sent: AtomicU64::new(0),
             icmp_rate_limited: AtomicU64::new(0),
@@ -69,6 +124,19 @@ impl Stats {
     #[inline]
     pub fn count_drop(&self, r: DropReason) {
         self.drops[reason_index(r)].fetch_add(1, Relaxed);
+    }
+    /// Counts a packet read from the TUN; returns its class for
+    /// [`Stats::count_translated`].
+    #[inline]
+    pub fn count_rx(&self, pkt: &[u8]) -> Class {
+        let c = Class::of(pkt);
+        self.rx_packets[c.index()].fetch_add(1, Relaxed);
+        self.rx_bytes[c.index()].fetch_add(pkt.len() as u64, Relaxed);
+        c
+    }
+    #[inline]
+    pub fn count_translated(&self, c: Class) {
+        self.translated[c.index()].fetch_add(1, Relaxed);
     }
     #[inline]
     pub fn inc(c: &AtomicU64) {
@@ -96,18 +164,41 @@ pub struct Totals {
     pub tun_read_errors: u64,
     pub tun_write_errors: u64,
     pub drops: Vec<(DropReason, u64)>,
+    /// Per [`Class`] slot: received packets, received bytes, translated.
+    pub rx_by_class: Vec<(Class, u64, u64, u64)>,
 }
 
 impl Totals {
     pub fn sum(all: &[Arc<Stats>]) -> Totals {
         let s = |f: fn(&Stats) -> &AtomicU64| all.iter().map(|w| f(w).load(Relaxed)).sum::<u64>();
+        let slot = |f: fn(&Stats) -> &[AtomicU64; N_CLASSES], i: usize| {
+            all.iter().map(|w| f(w)[i].load(Relaxed)).sum::<u64>()
+        };
+        let rx_by_class: Vec<(Class, u64, u64, u64)> = Class::all()
+            .map(|c| {
+                let i = c.index();
+                (
+                    c,
+                    slot(|w| &w.rx_packets, i),
+                    slot(|w| &w.rx_bytes, i),
+                    slot(|w| &w.translated, i),
+                )
+            })
+            .collect();
+        let translated = |v6: bool| {
+            rx_by_class
+                .iter()
+                .filter(|(c, ..)| c.is_v6() == v6 && c.direction() != "invalid")
+                .map(|(.., t)| t)
+                .sum::<u64>()
+        };
         Totals {
-            rx_packets: s(|w| &w.rx_packets),
-            rx_bytes: s(|w| &w.rx_bytes),
+            rx_packets: rx_by_class.iter().map(|(_, p, ..)| p).sum(),
+            rx_bytes: rx_by_class.iter().map(|(_, _, b, _)| b).sum(),
             tx_packets: s(|w| &w.tx_packets),
             tx_bytes: s(|w| &w.tx_bytes),
-            translated_6to4: s(|w| &w.translated_6to4),
-            translated_4to6: s(|w| &w.translated_4to6),
+            translated_6to4: translated(true),
+            translated_4to6: translated(false),
             fragments_out: s(|w| &w.fragments_out),
             icmp_sent: s(|w| &w.icmp_sent),
             icmp_rate_limited: s(|w| &w.icmp_rate_limited),
@@ -119,6 +210,7 @@ impl Totals {
                 .enumerate()
                 .map(|(i, r)| (*r, all.iter().map(|w| w.drops[i].load(Relaxed)).sum()))
                 .collect(),
+            rx_by_class,
         }
     }
 
@@ -156,6 +248,60 @@ impl Totals {
     }
 }
 
+/// What the reaper did (written by the reaper thread only, never on the
+/// packet path): sweeps, evictions, sweep durations.
+#[derive(Debug)]
+pub struct ReaperStats {
+    pub sweeps: AtomicU64,
+    /// Expired sessions / bindings by protocol (tcp, udp, icmp).
+    pub expired_sessions: [AtomicU64; 3],
+    pub expired_bindings: [AtomicU64; 3],
+    /// Kernel mode: expired 1:1 leases.
+    pub expired_leases: AtomicU64,
+    /// Held SYNs answered with Port Unreachable (RFC 6146 §3.5.2.2).
+    pub held_syns_answered: AtomicU64,
+    /// Wall time of each sweep, seconds.
+    pub duration: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for ReaperStats {
+    fn default() -> Self {
+        ReaperStats {
+            sweeps: AtomicU64::new(0),
+            expired_sessions: std::array::from_fn(|_| AtomicU64::new(0)),
+            expired_bindings: std::array::from_fn(|_| AtomicU64::new(0)),
+            expired_leases: AtomicU64::new(0),
+            held_syns_answered: AtomicU64::new(0),
+            // 10 µs .. ~5 s
+            duration: prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(1e-5, 4.0, 10),
+            ),
+        }
+    }
+}
+
+impl ReaperStats {
+    pub fn record(&self, st: &nat64_core::state::SweepStats, took: std::time::Duration) {
+        self.sweeps.fetch_add(1, Relaxed);
+        for (i, (s, b)) in [
+            (st.expired_sessions.tcp, st.expired_bindings.tcp),
+            (st.expired_sessions.udp, st.expired_bindings.udp),
+            (st.expired_sessions.icmp, st.expired_bindings.icmp),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            self.expired_sessions[i].fetch_add(s as u64, Relaxed);
+            self.expired_bindings[i].fetch_add(b as u64, Relaxed);
+        }
+        self.expired_leases
+            .fetch_add(st.expired_leases as u64, Relaxed);
+        self.held_syns_answered
+            .fetch_add(st.icmp_answers.len() as u64, Relaxed);
+        self.duration.observe(took.as_secs_f64());
+    }
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -168,13 +314,32 @@ mod test {
     }
 
     #[test]
+    fn classes_by_version_and_protocol() {
+        let c = Class::of(&[0x60, 0, 0, 0, 0, 8, 58, 64]);
+        assert_eq!(
+            (c.direction(), c.proto(), c.is_v6()),
+            ("6to4", "icmp", true)
+        );
+        let c = Class::of(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 6]);
+        assert_eq!((c.direction(), c.proto()), ("4to6", "tcp"));
+        let c = Class::of(&[0x60, 0, 0, 0, 0, 8, 44, 64]);
+        assert_eq!(c.proto(), "other");
+        let c = Class::of(&[]);
+        assert_eq!((c.direction(), c.proto()), ("invalid", "other"));
+        assert_eq!(Class::all().count(), N_CLASSES);
+    }
+
+    #[test]
     fn totals_render_names_reasons() {
         let a = Arc::new(Stats::default());
         let b = Arc::new(Stats::default());
         a.count_drop(DropReason::BadL4Header);
         b.count_drop(DropReason::BadL4Header);
-        Stats::inc(&a.rx_packets);
+        let c = a.count_rx(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17]);
+        a.count_translated(c);
         let t = Totals::sum(&[a, b]);
+        assert_eq!(t.translated_4to6, 1);
+        assert_eq!(t.rx_bytes, 10);
         assert_eq!(t.drops_total(), 2);
         let line = t.render();
         assert!(line.contains("drop.bad_l4_header=2"), "{line}");

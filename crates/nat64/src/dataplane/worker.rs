@@ -2,7 +2,7 @@
 
 use super::Clock;
 use crate::ratelimit::TokenBucket;
-use crate::stats::Stats;
+use crate::stats::{Class, Stats};
 use nat64_core::time::Timestamp;
 use nat64_core::verdict::{DropReason, IcmpError, Verdict};
 use nat64_core::xlat::{self, HEADROOM, MAX_PACKET};
@@ -66,13 +66,11 @@ pub fn run<P: Processor>(
                 continue;
             }
         };
-        Stats::inc(&stats.rx_packets);
-        Stats::add(&stats.rx_bytes, n as u64);
+        let class = stats.count_rx(&buf[HEADROOM..HEADROOM + n]);
         let now = shared.clock.now();
-        let version = buf[HEADROOM] >> 4;
         let verdict = proc.process(&mut buf, HEADROOM, n, now);
         handle(
-            &dev, &mut buf, &mut out, n, version, verdict, now, &shared, &stats,
+            &dev, &mut buf, &mut out, n, class, verdict, now, &shared, &stats,
         );
     }
 }
@@ -83,7 +81,7 @@ fn handle(
     buf: &mut [u8],
     out: &mut [u8],
     in_len: usize,
-    version: u8,
+    class: Class,
     verdict: Verdict,
     now: Timestamp,
     shared: &Shared,
@@ -99,11 +97,7 @@ fn handle(
                 stats.count_drop(DropReason::NoBufferRoom);
                 return;
             };
-            if version == 6 {
-                Stats::inc(&stats.translated_6to4);
-            } else {
-                Stats::inc(&stats.translated_4to6);
-            }
+            stats.count_translated(class);
             match fragment_mtu {
                 None => send(dev, pkt, stats),
                 Some(mtu) => fragment(dev, pkt, mtu, out, stats),

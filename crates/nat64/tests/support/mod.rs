@@ -324,9 +324,14 @@ impl Topo {
     }
 
     pub fn config(&self, extra: &str) -> String {
-        let mut c = format!(
-            "prefix = \"{PREFIX}\"\ngateway-v4 = \"{GATEWAY4}\"\nmetrics = \"\"\ncontrol = \"\"\n"
-        );
+        let mut c = format!("prefix = \"{PREFIX}\"\ngateway-v4 = \"{GATEWAY4}\"\n");
+        // Off unless the test asks (ops tests set their own).
+        if !extra.contains("metrics =") {
+            c.push_str("metrics = \"\"\n");
+        }
+        if !extra.contains("control =") {
+            c.push_str("control = \"\"\n");
+        }
         match self.napt {
             Napt::Daemon => {
                 if !extra.contains("pool =") {
