@@ -60,7 +60,6 @@ fn metric(m: &HashMap<String, f64>, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("metric {key} missing; have {:?}", m.keys()))
 }
 
-#[allow(dead_code)]
 fn wait_log(t: &Topo, what: &str) {
     let t0 = Instant::now();
     while !t.log("nat64.log").contains(what) {
@@ -377,4 +376,264 @@ fn ops_binding_add_del_at_run_time_daemon() {
         &format!("binding del --proto tcp --v4 203.0.113.30:80 --socket {s}"),
     );
     assert!(!r.ok, "deleting twice succeeded");
+}
+
+// ---------------------------------------------------------------- SIGHUP ---
+
+/// A SIGHUP reload with a changed timeout (config file rewritten) in the
+/// middle of an iperf3 transfer: the transfer completes, with data in every
+/// second of it.
+#[test]
+fn ops_sighup_reload_during_iperf3_daemon() {
+    let Some(t) = Topo::new("opshup", Napt::Daemon) else {
+        return;
+    };
+    t.spawn(
+        &t.s4,
+        &["iperf3", "-s", "-B", SERVER4, "-p", "5201"],
+        "iperf3s.log",
+    );
+    t.wait_listen(&t.s4, "5201", "t");
+    let base = ops_extra(&t);
+    let pid = t.start_nat64(&t.config(&format!("{base}[timeouts]\ntcp-established = 7200\n")));
+    t.wait_path();
+    let c = t.spawn(
+        &t.c6,
+        &[
+            "iperf3",
+            "-c",
+            SERVER4_V6,
+            "-p",
+            "5201",
+            "-t",
+            "5",
+            "-J",
+            "--connect-timeout",
+            "5000",
+        ],
+        "iperf3c.json",
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    std::fs::write(
+        t.dir.join("nat64.toml"),
+        t.config(&format!(
+            "{base}[timeouts]\ntcp-established = 3600\nudp = 120\n"
+        )),
+    )
+    .unwrap();
+    t.signal(pid, libc::SIGHUP);
+    wait_log(&t, "SIGHUP: reloaded");
+    let code = t.wait_exit(c, Duration::from_secs(20));
+    assert_eq!(code, Some(0), "iperf3: {}", t.log("iperf3c.json"));
+    let v: serde_json::Value = serde_json::from_str(&t.log("iperf3c.json")).expect("iperf3 JSON");
+    let bytes = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+    assert!(bytes > 1_000_000, "only {bytes} bytes");
+    let intervals = v["intervals"].as_array().cloned().unwrap_or_default();
+    assert!(intervals.len() >= 5, "{intervals:?}");
+    for (i, iv) in intervals.iter().enumerate() {
+        let b = iv["sum"]["bytes"].as_u64().unwrap_or(0);
+        assert!(b > 0, "interval {i} carried no data: {iv}");
+    }
+    assert!(t.alive(pid));
+}
+
+// ----------------------------------------------------------- import-tayga ---
+
+/// A Tayga configuration with a static `map`, converted by `nat64
+/// import-tayga` and run as is in kernel mode, except two test-environment
+/// keys: `state-file` (Tayga's data-dir maps to /var/lib/nat64/leases, a
+/// host path) and `control` (the default /run/nat64/control.sock is shared
+/// by parallel tests) move into the test's directory. server4 reaches the
+/// mapped IPv6 host by its IPv4 address.
+#[test]
+fn ops_import_tayga_map_works_kernel() {
+    let Some(t) = Topo::new("opstayga", Napt::Kernel) else {
+        return;
+    };
+    let www = t.dir.join("www6");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "tayga map\n").unwrap();
+    t.spawn(
+        &t.c6,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            CLIENT6,
+            "--directory",
+            &www.to_string_lossy(),
+        ],
+        "http6.log",
+    );
+    t.wait_listen(&t.c6, "8080", "t");
+    let tayga = t.dir.join("tayga.conf");
+    std::fs::write(
+        &tayga,
+        format!(
+            "# Tayga as it would run on this host\n\
+             tun-device nat64\n\
+             ipv4-addr {GATEWAY4}\n\
+             prefix {PREFIX}\n\
+             dynamic-pool {INNER_POOL}\n\
+             map 100.64.255.10 {CLIENT6}\n\
+             data-dir {}\n",
+            t.dir.join("tayga-data").display()
+        ),
+    )
+    .unwrap();
+    let conv = t.dir.join("converted.toml");
+    let o = std::process::Command::new(bin())
+        .args(["import-tayga", &tayga.to_string_lossy(), "-o"])
+        .arg(&conv)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&conv).unwrap();
+    assert!(
+        text.contains("napt = \"kernel\"") && text.contains("[[map]]"),
+        "{text}"
+    );
+    let mut env = String::new();
+    for line in text.lines() {
+        if line.starts_with("state-file") {
+            env.push_str(&format!(
+                "state-file = \"{}\"\ncontrol = \"{}\"\n",
+                t.dir.join("leases").display(),
+                sock(&t)
+            ));
+        } else {
+            env.push_str(line);
+            env.push('\n');
+        }
+    }
+    assert!(
+        env.contains("control = "),
+        "no state-file line to replace:\n{text}"
+    );
+    // The route server4 would have towards the translator for this address.
+    t.ok(&t.s4, &format!("ip route add 100.64.255.10/32 via {XLAT4}"));
+    t.start_nat64(&env);
+    t.wait_path();
+    let out = t.ok(&t.s4, "curl -sS --max-time 10 http://100.64.255.10:8080/");
+    assert_eq!(out, "tayga map\n");
+    let leases = cli_ok(&t, &format!("show bindings --socket {} --json | jq -r '.[] | select(.static) | \"\\(.v6) \\(.v4)\"'", sock(&t)));
+    assert_eq!(leases.trim(), format!("{CLIENT6} 100.64.255.10"));
+}
+
+// ---------------------------------------------------------------- replay ---
+
+/// `nat64 replay` over the client-side capture reproduces the IPv4 packets
+/// tcpdump saw on the server side (tests/support/pcap_compare.py says
+/// exactly what is compared: addresses, protocol, ports / ICMP fields, TCP
+/// header fields and options, payload bytes, TTL off by the two kernel
+/// forwarding hops of the xlat host, veth → TUN and TUN → veth).
+#[test]
+fn ops_replay_reproduces_capture_daemon() {
+    let Some(t) = Topo::new("opsreplay", Napt::Daemon) else {
+        return;
+    };
+    t.http_server4(0);
+    t.start_nat64(&t.config(""));
+    t.wait_path();
+    let c6 = t.dir.join("client-side.pcap");
+    let s4 = t.dir.join("server-side.pcap");
+    let d6 = t.spawn(
+        &t.x,
+        &[
+            "tcpdump",
+            "--immediate-mode",
+            "-U",
+            "-n",
+            "-i",
+            "v6x",
+            "-w",
+            &c6.to_string_lossy(),
+        ],
+        "tcpdump6.log",
+    );
+    let d4 = t.spawn(
+        &t.x,
+        &[
+            "tcpdump",
+            "--immediate-mode",
+            "-U",
+            "-n",
+            "-i",
+            "v4x",
+            "-w",
+            &s4.to_string_lossy(),
+        ],
+        "tcpdump4.log",
+    );
+    let t0 = Instant::now();
+    while !(t.log("tcpdump6.log").contains("listening")
+        && t.log("tcpdump4.log").contains("listening"))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "tcpdump did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    t.ok(
+        &t.c6,
+        &format!("ping -6 -n -c 3 -i 0.2 -s 100 -W 2 -I {CLIENT6} {SERVER4_V6}"),
+    );
+    let page = t.ok(
+        &t.c6,
+        &format!("curl -sS --max-time 10 http://[{SERVER4_V6}]:8080/index.html"),
+    );
+    assert_eq!(page, "hello from server4\n");
+    std::thread::sleep(Duration::from_millis(500));
+    for p in [d6, d4] {
+        t.signal(p, libc::SIGINT);
+        assert!(
+            t.wait_exit(p, Duration::from_secs(5)).is_some(),
+            "tcpdump did not stop"
+        );
+    }
+    let out = t.dir.join("replayed.pcap");
+    let o = std::process::Command::new(bin())
+        .args(["replay", "--config"])
+        .arg(t.dir.join("nat64.toml"))
+        .arg(&c6)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "replay: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let script = support_dir().join("pcap_compare.py");
+    let r = t.sh(
+        &t.x,
+        &format!(
+            "python3 {} {} {} {SERVER4}",
+            script.display(),
+            out.display(),
+            s4.display()
+        ),
+    );
+    assert!(
+        r.ok,
+        "replay differs from the capture:\n{}{}",
+        r.stdout, r.stderr
+    );
+    // Something of each kind was compared.
+    assert!(
+        r.stdout.contains("icmp") && r.stdout.contains("tcp"),
+        "{}",
+        r.stdout
+    );
+    let n: usize = r
+        .stdout
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(n >= 8, "{}", r.stdout);
+    eprintln!("{}", r.stdout.trim());
 }
