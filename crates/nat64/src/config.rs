@@ -1230,6 +1230,23 @@ mod test {
     }
 
     #[test]
+    fn ops_keys_validated() {
+        let s = FileConfig::parse(
+            &(base() + "log-format = \"json\"\nmapping-log = \"/var/log/nat64/m.log\"\n"),
+            "t",
+        )
+        .unwrap()
+        .validate("t")
+        .unwrap();
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.mapping_log, Some(PathBuf::from("/var/log/nat64/m.log")));
+        assert_eq!(errors(&(base() + "log-format = \"xml\"\n")).len(), 1);
+        let e = errors(&(base() + "mapping-log = \"rel.log\"\ncontrol = \"c.sock\"\n"));
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e.iter().any(|e| e.key == "mapping-log"), "{e:?}");
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = errors(&(base() + "colour = \"blue\"\n"));
         assert_eq!(e.len(), 1);
