@@ -239,7 +239,14 @@ pub struct Worker {
 
 impl Processor for Worker {
     #[inline]
-    fn process(&mut self, buf: &mut [u8], start: usize, len: usize, now: Timestamp) -> Verdict {
-        self.inner.process(buf, start, len, now)
+    fn process(
+        &mut self,
+        buf: &mut [u8],
+        start: usize,
+        len: usize,
+        now: Timestamp,
+        off: nat64_core::xlat::Offload,
+    ) -> Verdict {
+        self.inner.process_offload(buf, start, len, now, off)
     }
 }

@@ -450,7 +450,13 @@ impl Replayer {
         self.buf[HEADROOM..HEADROOM + n].copy_from_slice(&ip[..n]);
         let what = describe(&ip[..n]);
         let version = ip.first().map_or(0, |b| b >> 4);
-        let verdict = self.worker.process(&mut self.buf, HEADROOM, n, now);
+        let verdict = self.worker.process(
+            &mut self.buf,
+            HEADROOM,
+            n,
+            now,
+            nat64_core::xlat::Offload::NONE,
+        );
         match verdict {
             Verdict::Forward {
                 start,

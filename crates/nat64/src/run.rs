@@ -84,12 +84,17 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
 
     let tun = tun::open(&s.tun)?;
     info!(
-        "TUN {} {} (mtu {}, {} queue{})",
+        "TUN {} {} (mtu {}, {} queue{}, offload {})",
         tun.name,
         if tun.created { "created" } else { "attached" },
         tun.mtu,
         tun.queues.len(),
-        if tun.queues.len() == 1 { "" } else { "s" }
+        if tun.queues.len() == 1 { "" } else { "s" },
+        if tun.queues.first().is_some_and(|q| q.tcp_gso()) {
+            "on"
+        } else {
+            "off"
+        }
     );
     let xcfg = xlat_config(s, tun.mtu);
     let engine = Engine::new(s, xcfg).context("starting the NAT64 engine")?;

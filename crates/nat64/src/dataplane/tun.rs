@@ -45,6 +45,7 @@ pub fn open(cfg: &TunSection) -> anyhow::Result<Tun> {
                 .name(&cfg.name)
                 .mtu(cfg.mtu)
                 .multi_queue(n > 1)
+                .offload(cfg.offload)
                 .enable(true)
                 .build_sync()
                 .with_context(|| {
@@ -79,6 +80,7 @@ pub fn open(cfg: &TunSection) -> anyhow::Result<Tun> {
                 DeviceBuilder::new()
                     .name(&cfg.name)
                     .multi_queue(mq)
+                    .offload(cfg.offload)
                     .inherit_enable_state()
                     .build_sync()
             };
