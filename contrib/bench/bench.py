@@ -256,14 +256,21 @@ def cmd_report(path):
                     failures.extend(r for r in rs if r["ok"] != "1")
                 else:
                     lo, hi = span(rs, "value")
-                    ex = extra([r for r in rs if r["ok"] == "1"][-1])
-                    cell = ("≥ " if ex.get("bound") == "ge" else "") + fmt(v, 0)
+                    oks = [r for r in rs if r["ok"] == "1"]
+                    ex = extra(oks[-1])
+                    nbound = sum(extra(r).get("bound") == "ge" for r in oks)
+                    cell = ("≥ " if nbound == len(oks) else "") + fmt(v, 0)
                     if lo != hi:
                         cell += f" ({fmt(lo, 0)}–{fmt(hi, 0)})"
                     if t == "connrate":
-                        cell += f", gen max {fmt(num(ex.get('gen_max')), 0)}"
-                        if ex.get("bound") == "ge":
+                        gm = [num(extra(r).get("gen_max")) for r in oks]
+                        gm = [g for g in gm if g is not None]
+                        if gm:
+                            cell += f", gen max {fmt(statistics.median(gm), 0)}"
+                        if nbound == len(oks):
                             cell += " (sender-bound)"
+                        elif nbound:
+                            cell += f" ({nbound} of {len(oks)} sender-bound)"
                     elif t == "capacity":
                         cell += f" of {fmt(num(ex.get('sent')), 0)} sent at {fmt(num(ex.get('gen_rate')), 0)}/s"
                         if ex.get("rss_mib", "NA") != "NA":

@@ -427,14 +427,16 @@ ct_flush() { nsx "${NS_X[$1]}" conntrack -F >/dev/null 2>&1 || true; }
 # CPU window around a measurement: cpu_begin MODE; ...; cpu_end -> CPU_FIELDS
 cpu_begin() {
 	CB_MODE=$1
-	CB_X=$(pid_ticks "${XPID[$1]:-}")
+	CB_PID=${XPID[$1]:-}
+	CB_X=$(pid_ticks "$CB_PID")
 	CB_F=$(foreign_ticks)
 	CB_H=$(host_ticks)
 	CB_T=$(date +%s.%N)
 }
 cpu_end() { # sets CPU_FIELDS="xlat_cpu,host_busy,host_sirq,other_cpu,wall_s"
 	local x1 f1 h1 t1
-	x1=$(pid_ticks "${XPID[$CB_MODE]:-}")
+	# NA when nat64 was restarted inside the window (connrate trials)
+	if [[ ${XPID[$CB_MODE]:-} == "$CB_PID" ]]; then x1=$(pid_ticks "$CB_PID"); else x1=NA; fi
 	f1=$(foreign_ticks)
 	h1=$(host_ticks)
 	t1=$(date +%s.%N)
@@ -637,7 +639,7 @@ run_teardown() {
 	local m=$1 off=$2 rep=$3 base peak c t_full t_zero t_end now old deadline n
 	if ! alive "$m"; then fail_row "$m" "$off" teardown "$rep" flows/s; return; fi
 	count_fn() { if [[ $m == daemon ]]; then nat64_stats "$m" sessions_udp; else ct_count "$m"; fi; }
-	old=$(nsx "${NS_X[$m]}" sysctl -n net.netfilter.nf_conntrack_udp_timeout)
+	old=$(nsx "${NS_X[$m]}" sysctl -n net.netfilter.nf_conntrack_udp_timeout 2>/dev/null || echo 30)
 	if [[ $m == kernel4nat || $m == kernel ]]; then
 		nsx "${NS_X[$m]}" sysctl -qw net.netfilter.nf_conntrack_udp_timeout="$TD_TIMEOUT"
 	fi
@@ -656,7 +658,7 @@ run_teardown() {
 		if ((c <= base)); then t_zero=$now; break; fi
 		sleep 0.1
 	done
-	nsx "${NS_X[$m]}" sysctl -qw net.netfilter.nf_conntrack_udp_timeout="$old"
+	nsx "${NS_X[$m]}" sysctl -qw net.netfilter.nf_conntrack_udp_timeout="$old" 2>/dev/null || true
 	n=$((peak - base))
 	if [[ -z $t_zero ]] || ((n <= 0)); then
 		row "$m" "$off" teardown "$rep" 0 NA flows/s NA NA NA NA NA "NA,NA,NA,NA,NA" "flows=$n" "table did not empty (count $c of $peak)"
