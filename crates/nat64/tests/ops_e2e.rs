@@ -630,8 +630,9 @@ fn ops_replay_reproduces_capture_daemon() {
     );
     let n: usize = r
         .stdout
-        .split_whitespace()
-        .nth(1)
+        .lines()
+        .find_map(|l| l.strip_prefix("compared "))
+        .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(n >= 8, "{}", r.stdout);

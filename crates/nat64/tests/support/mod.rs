@@ -115,6 +115,16 @@ impl Run {
     }
 }
 
+/// Offloads for this run (`NAT64_E2E_OFFLOAD=on|off`, default on): the
+/// TUN's virtio-net offloads (`tun.offload`) and TSO/GSO/GRO on every veth.
+/// `contrib/test.sh` runs the namespace suites both ways (SPEC §7).
+pub fn offloads_on() -> bool {
+    !matches!(
+        std::env::var("NAT64_E2E_OFFLOAD").as_deref(),
+        Ok("off" | "0" | "false")
+    )
+}
+
 fn ip(args: &[&str]) {
     let o = Command::new("ip").args(args).output().expect("running ip");
     assert!(
@@ -215,6 +225,18 @@ impl Topo {
         ]);
         for (ns, dev) in [(&t.c6, "v6c"), (&t.x, "v6x"), (&t.x, "v4x"), (&t.s4, "v4s")] {
             ip(&["-n", ns, "link", "set", dev, "up"]);
+            if !offloads_on() {
+                let o = Command::new("ip")
+                    .args(["netns", "exec", ns, "ethtool", "-K", dev])
+                    .args(["tso", "off", "gso", "off", "gro", "off"])
+                    .output()
+                    .expect("running ethtool (contrib/setup.sh installs it)");
+                assert!(
+                    o.status.success(),
+                    "ethtool -K {dev} off: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
         }
         ip(&["-n", &t.c6, "-6", "route", "add", PREFIX, "via", XLAT6]);
         if napt == Napt::Daemon {
@@ -348,7 +370,11 @@ impl Topo {
         }
         c.push_str(extra);
         if !extra.contains("[tun]") {
-            c.push_str("\n[tun]\nname = \"nat64\"\nqueues = 2\n");
+            let _ = writeln!(
+                c,
+                "\n[tun]\nname = \"nat64\"\nqueues = 2\noffload = {}",
+                offloads_on()
+            );
         }
         c
     }
