@@ -210,6 +210,13 @@ pub struct TunSection {
     /// kernel hands over and accepts GSO super-packets (up to 64 KiB)
     /// instead of one MTU-sized packet per read/write (ADR 0004).
     pub offload: bool,
+    /// Pin worker i to the i-th CPU this process may use (thread-per-core,
+    /// ADR 0005). Off by default: on a shared host the scheduler knows better.
+    pub pin_workers: bool,
+    /// Transmit queue length of a created TUN: packets the kernel may queue
+    /// for the workers before it drops (Linux default 500, which overflows
+    /// under load and shows up as TCP retransmits; ADR 0005).
+    pub txqueuelen: u32,
 }
 
 impl Default for TunSection {
@@ -220,6 +227,8 @@ impl Default for TunSection {
             mtu: 1500,
             queues: 0,
             offload: true,
+            pin_workers: false,
+            txqueuelen: 5000,
         }
     }
 }
@@ -791,6 +800,14 @@ impl FileConfig {
                 self.tun.queues,
                 "exceeds Linux's 256 queues per TUN",
                 "use 0 (one per CPU) or a number up to 256",
+            ));
+        }
+        if self.tun.txqueuelen == 0 {
+            errs.push(err(
+                "tun.txqueuelen",
+                self.tun.txqueuelen,
+                "a TUN with no transmit queue drops every packet the workers do not read at once",
+                "use the default 5000, or at least 500",
             ));
         }
         if self.reap_interval_secs == 0 {

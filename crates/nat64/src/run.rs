@@ -176,9 +176,15 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
         let st = all_stats[i].clone();
         let w = engine.worker();
         let sh = shared.clone();
+        let pin = s.tun.pin_workers;
         let h = std::thread::Builder::new()
             .name(format!("nat64-q{i}"))
-            .spawn(move || worker::run(q, w, sh, st))
+            .spawn(move || {
+                if pin {
+                    pin_to_cpu(i);
+                }
+                worker::run(q, w, sh, st)
+            })
             .context("spawning a worker thread")?;
         handles.push(h);
     }
@@ -400,4 +406,32 @@ pub fn load_leases(path: &std::path::Path) -> Vec<(std::net::Ipv6Addr, std::net:
         }
     }
     v
+}
+
+/// Pins the calling thread to CPU `i` modulo the CPUs it may run on
+/// (`tun.pin-workers`, thread-per-core; ADR 0005). Failure is logged, not
+/// fatal: the worker runs unpinned.
+fn pin_to_cpu(i: usize) {
+    // SAFETY: cpu_set_t is plain data; sched_{get,set}affinity get a valid
+    // pointer and its exact size.
+    unsafe {
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) != 0 {
+            tracing::warn!("worker {i}: cannot read CPU affinity; running unpinned");
+            return;
+        }
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|c| libc::CPU_ISSET(*c, &allowed))
+            .collect();
+        let Some(&cpu) = cpus.get(i % cpus.len().max(1)) else {
+            return;
+        };
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            tracing::warn!("worker {i}: cannot pin to CPU {cpu}; running unpinned");
+        } else {
+            tracing::info!("worker {i} pinned to CPU {cpu}");
+        }
+    }
 }

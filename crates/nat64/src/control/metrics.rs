@@ -185,6 +185,33 @@ impl Collector for Scrape {
             &drops,
         )?;
 
+        // Per TUN queue (= worker): how flows spread (ADR 0005), and how
+        // many reads were GSO super-packets (ADR 0004).
+        let per_queue = |f: &dyn Fn(&crate::stats::Stats) -> u64| -> Vec<(Labels, u64)> {
+            tel.workers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (vec![("queue", i.to_string())], f(w)))
+                .collect()
+        };
+        counter(
+            e,
+            "nat64_queue_packets_received",
+            "Packets (GSO super-packets count once) read by each TUN queue's worker.",
+            &per_queue(&|w| {
+                w.rx_packets
+                    .iter()
+                    .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+                    .sum()
+            }),
+        )?;
+        counter(
+            e,
+            "nat64_queue_gso_packets_received",
+            "GSO super-packets read by each TUN queue's worker (offload on).",
+            &per_queue(&|w| w.rx_gso.load(std::sync::atomic::Ordering::Relaxed)),
+        )?;
+
         counter(
             e,
             "nat64_icmp_errors_sent",

@@ -46,6 +46,7 @@ pub fn open(cfg: &TunSection) -> anyhow::Result<Tun> {
                 .mtu(cfg.mtu)
                 .multi_queue(n > 1)
                 .offload(cfg.offload)
+                .tx_queue_len(cfg.txqueuelen)
                 .enable(true)
                 .build_sync()
                 .with_context(|| {

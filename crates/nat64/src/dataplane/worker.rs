@@ -103,6 +103,9 @@ pub fn run<P: Processor>(
         } else {
             (Offload::NONE, None)
         };
+        if off.gso_size != 0 {
+            Stats::inc(&stats.rx_gso);
+        }
         let verdict = proc.process(&mut buf, HEADROOM, n, now, off);
         handle(
             &dev, &mut buf, &mut out, n, class, verdict, vhdr, now, &shared, &stats,
