@@ -257,31 +257,48 @@ fn traceroute_shows_gateway_kernel() {
     traceroute(Napt::Kernel)
 }
 
-/// RFC 7915 §4.2: an IPv4 link of MTU 1400 behind the translator; the
-/// client gets Packet Too Big with MTU 1420 (1400 + 20) and TCP works.
+/// SPEC §8 / RFC 7915 §4.2: the IPv4 path behind the translator has MTU
+/// 1400 (xlat's link to server4). A TCP *upload* from the IPv6 client sends
+/// 1440-byte segments: 1500-byte IPv6 packets become 1480-byte IPv4 packets
+/// with DF, the xlat kernel answers Fragmentation Needed (MTU 1400) to the
+/// pool address, that ICMPv4 error comes back through the TUN and the
+/// translator turns it into an ICMPv6 Packet Too Big with MTU 1420 for the
+/// client, whose TCP then shrinks its segments and completes. The download
+/// direction (server4 → client, IPv4 PMTUD at the kernel) must work too.
 fn pmtu(napt: Napt) {
     let Some(t) = Topo::new("pmtu", napt) else {
         return;
     };
     t.ok(&t.x, "ip link set v4x mtu 1400");
-    t.ok(&t.s4, "ip link set v4s mtu 1400");
     let sum = t.http_server4(2);
+    t.spawn(
+        &t.s4,
+        &[
+            "socat",
+            "-u",
+            "TCP-LISTEN:9000,reuseaddr",
+            "CREATE:/dev/null",
+        ],
+        "sink.log",
+    );
+    t.wait_listen(&t.s4, "9000", "t");
     t.start_nat64(&t.config(""));
     t.wait_path();
-    let cap = t.dir.join("ptb.txt");
-    t.spawn(
+    let cap = t.dir.join("ptb.pcap");
+    let dump = t.spawn(
         &t.c6,
         &[
             "tcpdump",
             "-i",
             "v6c",
             "-n",
-            "-l",
-            "-c",
-            "1",
+            // deliver each packet at once (not when a ring block times
+            // out), so stopping tcpdump right after the upload loses nothing
+            "--immediate-mode",
+            "-U",
             "-w",
             &cap.to_string_lossy(),
-            "icmp6 and ip6[40] == 2",
+            "icmp6",
         ],
         "tcpdump.log",
     );
@@ -290,19 +307,25 @@ fn pmtu(napt: Napt) {
     while !t.log("tcpdump.log").contains("listening") && t0.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    // a 1448-byte IPv6 ping becomes a 1428-byte IPv4 packet with DF
-    t.sh(
+    // 2 MiB upload over TCP with DF (Linux sets DF on TCP).
+    t.ok(
         &t.c6,
-        &format!("ping -6 -n -c 2 -i 0.3 -W 1 -s 1400 {SERVER4_V6}"),
+        &format!("head -c 2097152 /dev/urandom | socat -u - 'TCP6:[{SERVER4_V6}]:9000'"),
     );
-    let out = t.ok(
-        &t.c6,
-        &format!("sleep 0.5; tcpdump -n -v -r {} 2>/dev/null", cap.display()),
-    );
+    std::thread::sleep(Duration::from_millis(500));
+    t.signal(dump, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = t.sh(&t.c6, &format!("tcpdump -n -v -r {} 2>&1", cap.display()));
+    let route = t.sh(&t.c6, &format!("ip -6 route get {SERVER4_V6}"));
     assert!(
-        out.contains("mtu 1420"),
-        "no PTB with mtu 1420 captured:\n{out}"
+        out.stdout.contains("packet too big, mtu 1420"),
+        "no Packet Too Big with mtu 1420 captured during the TCP upload:\n{}\nroute: {}\n{}",
+        out.stdout,
+        route.stdout,
+        t.log("tcpdump.log")
     );
+    // The client's kernel took it: the path MTU is now 1420.
+    assert!(route.stdout.contains("mtu 1420"), "{}", route.stdout);
     let got = t.ok(
         &t.c6,
         &format!("curl -sS --max-time 30 http://[{SERVER4_V6}]:8080/big.bin | sha256sum"),
