@@ -19,6 +19,7 @@ declare -A NEED=(
   [socat]=socat
   [conntrack]=conntrack
   [sha256sum]=coreutils
+  [systemd-analyze]=systemd
 )
 
 missing=()
