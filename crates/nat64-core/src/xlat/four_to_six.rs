@@ -95,7 +95,7 @@ fn translate<M: Mapper + ?Sized>(
 
     // RFC 7915 §4.1 TTL: decrement as a router; expiry answers Time Exceeded.
     if cfg.decrement_ttl && ip.ttl() <= 1 {
-        return Ok(icmp_or_drop(
+        return Ok(icmp::error_or_drop(
             no_icmp,
             IcmpError::TimeExceeded,
             DropReason::HopLimitExceeded,
@@ -104,7 +104,7 @@ fn translate<M: Mapper + ?Sized>(
     // RFC 7915 §4.1: options are ignored, except an unexpired source route:
     // drop and answer Destination Unreachable / Source Route Failed.
     if ip.has_unexpired_source_route() {
-        return Ok(icmp_or_drop(
+        return Ok(icmp::error_or_drop(
             no_icmp,
             IcmpError::DestUnreachableV4 { code: 5 },
             DropReason::SourceRoute,
@@ -332,14 +332,6 @@ fn translate<M: Mapper + ?Sized>(
     })
 }
 
-fn icmp_or_drop(no_icmp: bool, error: IcmpError, reason: DropReason) -> Verdict {
-    if no_icmp {
-        Verdict::Drop(reason)
-    } else {
-        Verdict::Icmp { error, reason }
-    }
-}
-
 /// RFC 7915 §4.2–4.4: an ICMPv4 error becomes an ICMPv6 error whose quoted
 /// packet is translated too. Output is capped at 1280 bytes (RFC 4443).
 #[allow(clippy::too_many_arguments)]
@@ -371,10 +363,7 @@ fn icmp_error<M: Mapper + ?Sized>(
         } => (msg_type, code, rest),
         Mapped::Echo { .. } => return Err(DropReason::IcmpUntranslatableType),
     };
-    let mut scratch = [0u8; 1536];
-    let body = &msg[8..];
-    let body_len = body.len().min(scratch.len());
-    scratch[..body_len].copy_from_slice(&body[..body_len]);
+    let (scratch, body_len) = icmp::copy_body(msg);
     let body = &scratch[..body_len];
     // Total Length of the quoted packet, for the RFC 1191 plateau search.
     let inner_total = if body.len() >= 4 { be16(body, 2) } else { 0 };
@@ -382,15 +371,11 @@ fn icmp_error<M: Mapper + ?Sized>(
     // RFC 4884: length (32-bit words) in byte 5 for Dest Unreach / Time
     // Exceeded; only those have a length octet on the IPv6 side too.
     let ext_words = if t6 == v6::DEST_UNREACH || t6 == v6::TIME_EXCEEDED {
-        msg[5] as usize
+        msg[5]
     } else {
         0
     };
-    let (quoted, extension) = if ext_words != 0 && ext_words * 4 < body.len() {
-        body.split_at(ext_words * 4)
-    } else {
-        (body, &[][..])
-    };
+    let (quoted, extension) = icmp::split_extension(body, ext_words, 4);
 
     // Output: [IPv6 40][ICMPv6 8][quoted, translated][pad][extension].
     let new_start = icmp_abs.checked_sub(40).ok_or(DropReason::NoBufferRoom)?;
@@ -402,21 +387,9 @@ fn icmp_error<M: Mapper + ?Sized>(
     let out = &mut buf[out_body..out_body + room];
     // The quoted packet grows by 20 (28 with a Fragment header) bytes.
     let quoted = &quoted[..quoted.len().min(room.saturating_sub(28))];
-    let (mut qlen, map) = icmp::inner_4to6(quoted, out, m)?;
-    let mut ext_len = 0;
-    let mut length_attr = 0u8;
-    if !extension.is_empty() {
-        // RFC 4884 §5.1: padded to 128 bytes, 64-bit words on IPv6.
-        let padded = qlen.max(128).div_ceil(8) * 8;
-        if padded + extension.len() <= out.len() {
-            out[qlen..padded].fill(0);
-            out[padded..padded + extension.len()].copy_from_slice(extension);
-            length_attr = (padded / 8) as u8;
-            qlen = padded;
-            ext_len = extension.len();
-        }
-    }
-    let body_out = qlen + ext_len;
+    let (qlen, map) = icmp::inner_4to6(quoted, out, m)?;
+    // RFC 4884 §5.1: padded to 128 bytes, 64-bit words on IPv6.
+    let (body_out, length_attr) = icmp::append_extension(out, qlen, extension, 8);
     let src6 = m.icmp_error_source_4to6(router)?;
     // Addressed to the quoted packet's source (our IPv6 client).
     let dst6 = map.src;

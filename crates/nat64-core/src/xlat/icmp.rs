@@ -216,6 +216,70 @@ pub fn ptb_mtu_v6_to_v4(advertised: u32, v4_mtu: u16, v6_mtu: u16) -> u16 {
     m.clamp(68, 65535) as u16
 }
 
+/// Largest ICMP error body (quoted packet + RFC 4884 extension) the
+/// translator looks at; anything past it is dropped with the extension.
+pub(crate) const MAX_ERROR_BODY: usize = 1536;
+
+/// Copies an ICMP error's body (after the 8-byte header) aside, because its
+/// translation is written over the same bytes.
+pub(crate) fn copy_body(msg: &[u8]) -> ([u8; MAX_ERROR_BODY], usize) {
+    let mut scratch = [0u8; MAX_ERROR_BODY];
+    let body = msg.get(8..).unwrap_or_default();
+    let n = body.len().min(MAX_ERROR_BODY);
+    scratch[..n].copy_from_slice(&body[..n]);
+    (scratch, n)
+}
+
+/// RFC 4884 §4: splits an error body into the original datagram and the
+/// extension, given the length attribute in `unit`-byte words (4 for
+/// ICMPv4, 8 for ICMPv6). Zero, or a length past the body, means no
+/// extension.
+pub(crate) fn split_extension(body: &[u8], words: u8, unit: usize) -> (&[u8], &[u8]) {
+    let at = words as usize * unit;
+    if words != 0 && at < body.len() {
+        body.split_at(at)
+    } else {
+        (body, &[][..])
+    }
+}
+
+/// RFC 4884 §5.1: after the translated datagram (`qlen` bytes of `out`),
+/// pads to at least 128 bytes and a multiple of `unit`, then appends the
+/// extension. Returns the new body length and the length attribute; when
+/// the extension does not fit it is left out (attribute 0).
+pub(crate) fn append_extension(
+    out: &mut [u8],
+    qlen: usize,
+    ext: &[u8],
+    unit: usize,
+) -> (usize, u8) {
+    if ext.is_empty() {
+        return (qlen, 0);
+    }
+    let padded = qlen.max(128).div_ceil(unit) * unit;
+    if padded + ext.len() > out.len() {
+        return (qlen, 0);
+    }
+    out[qlen..padded].fill(0);
+    out[padded..padded + ext.len()].copy_from_slice(ext);
+    (padded + ext.len(), (padded / unit) as u8)
+}
+
+/// RFC 4443 §2.4(e) / RFC 1812 §4.3.2.7: when an ICMP error must not be
+/// sent (the packet is itself an ICMP error, or a non-initial fragment),
+/// the would-be error becomes a plain counted drop.
+pub(crate) fn error_or_drop(
+    suppress: bool,
+    error: crate::verdict::IcmpError,
+    reason: DropReason,
+) -> crate::verdict::Verdict {
+    if suppress {
+        crate::verdict::Verdict::Drop(reason)
+    } else {
+        crate::verdict::Verdict::Icmp { error, reason }
+    }
+}
+
 /// Maps the tuple of a packet quoted in an ICMP error. `inner` is the quoted
 /// packet's tuple as it reads in its own header; it is swapped so it reads in
 /// the error's direction (RFC 6146 §3.4), looked up, and swapped back.

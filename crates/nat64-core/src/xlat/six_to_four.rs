@@ -110,7 +110,7 @@ fn translate<M: Mapper + ?Sized>(
     // RFC 7915 §5.1: a Routing header with Segments Left != 0 is not
     // translated; Parameter Problem code 0 points at Segments Left.
     if let Some(at) = chain.segments_left_at {
-        return Ok(icmp_or_drop(
+        return Ok(icmp::error_or_drop(
             is_icmp_error,
             IcmpError::ParameterProblem {
                 code: 0,
@@ -121,7 +121,7 @@ fn translate<M: Mapper + ?Sized>(
     }
     // RFC 7915 §5.1 TTL: the translator is a router and decrements.
     if cfg.decrement_ttl && ip.hop_limit() <= 1 {
-        return Ok(icmp_or_drop(
+        return Ok(icmp::error_or_drop(
             is_icmp_error,
             IcmpError::TimeExceeded,
             DropReason::HopLimitExceeded,
@@ -343,15 +343,6 @@ pub(crate) fn gso_segment_len(l4b: &[u8], proto_num: u8, off: Offload) -> Option
     (l4b.len() > seg).then_some(seg)
 }
 
-fn icmp_or_drop(is_icmp_error: bool, error: IcmpError, reason: DropReason) -> Verdict {
-    // RFC 4443 §2.4(e): never answer an ICMP error with an ICMP error.
-    if is_icmp_error {
-        Verdict::Drop(reason)
-    } else {
-        Verdict::Icmp { error, reason }
-    }
-}
-
 /// RFC 7915 §5.2–5.4: an ICMPv6 error becomes an ICMPv4 error whose quoted
 /// packet is translated too. Output is capped at 576 bytes (RFC 1812).
 #[allow(clippy::too_many_arguments)]
@@ -386,23 +377,16 @@ fn icmp_error<M: Mapper + ?Sized>(
         Mapped::Echo { .. } => return Err(DropReason::IcmpUntranslatableType),
     };
     // Copy the body (quoted packet + any RFC 4884 extension) aside.
-    let mut scratch = [0u8; 1536];
-    let body = &msg[8..];
-    let body_len = body.len().min(scratch.len());
-    scratch[..body_len].copy_from_slice(&body[..body_len]);
+    let (scratch, body_len) = icmp::copy_body(msg);
     let body = &scratch[..body_len];
 
     // RFC 4884: a non-zero length (64-bit words) marks the extension start.
     let ext_words = if t == v6::DEST_UNREACH || t == v6::TIME_EXCEEDED {
-        msg[4] as usize
+        msg[4]
     } else {
         0
     };
-    let (quoted, extension) = if ext_words != 0 && ext_words * 8 < body.len() {
-        body.split_at(ext_words * 8)
-    } else {
-        (body, &[][..])
-    };
+    let (quoted, extension) = icmp::split_extension(body, ext_words, 8);
 
     // Output layout: [IPv4 20][ICMP 8][quoted, translated][pad][extension].
     let new_start = icmp_abs - 20;
@@ -412,21 +396,9 @@ fn icmp_error<M: Mapper + ?Sized>(
     // Translate as much of the quoted packet as the size cap allows (the
     // translation shrinks it by at least 20 bytes, so this always fits).
     let quoted = &quoted[..quoted.len().min(room)];
-    let (mut qlen, map) = icmp::inner_6to4(quoted, out, m)?;
-    let mut ext_len = 0;
-    let mut length_attr = 0u8;
-    if !extension.is_empty() {
-        // RFC 4884 §5.1: original datagram padded to 128 bytes, 32-bit words.
-        let padded = qlen.max(128).div_ceil(4) * 4;
-        if padded + extension.len() <= out.len() {
-            out[qlen..padded].fill(0);
-            out[padded..padded + extension.len()].copy_from_slice(extension);
-            length_attr = (padded / 4) as u8;
-            qlen = padded;
-            ext_len = extension.len();
-        }
-    }
-    let body_out = (qlen + ext_len).min(room);
+    let (qlen, map) = icmp::inner_6to4(quoted, out, m)?;
+    // RFC 4884 §5.1: padded to 128 bytes, 32-bit words on IPv4.
+    let (body_out, length_attr) = icmp::append_extension(out, qlen, extension, 4);
 
     let mut hdr = [0u8; 8];
     hdr[0] = t4;
