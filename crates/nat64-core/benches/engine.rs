@@ -1,6 +1,8 @@
 //! Stateful engine benchmarks (criterion):
 //! * established-flow lookup (mapper only) and full translate, ns/packet;
-//! * new flows per second with 1 and 2 threads;
+//! * new flows per second with 1 and 2 threads, and with 2 threads that
+//!   also look up established flows between new ones (so each is inside a
+//!   read section most of the time, as a busy daemon worker is);
 //! * two concurrent readers: the left-right index against a
 //!   `RwLock<HashMap>` baseline (ADR-0002);
 //! * bytes of memory per session (printed once).
@@ -152,6 +154,57 @@ fn new_flows(c: &mut Criterion) {
     g.finish();
 }
 
+/// New flows while the same threads keep reading: each of 2 threads creates
+/// one new flow, then looks up `READS` established flows (from a table of
+/// 100k created beforehand), and so on. A publish has to wait for the other
+/// thread to leave its read section, which is what a daemon with two busy
+/// workers sees. Throughput counts new flows.
+fn new_flows_with_readers(c: &mut Criterion) {
+    const N: u64 = 100_000;
+    const READS: u64 = 4;
+    let mut g = c.benchmark_group("new_flows_with_readers");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function("2", |b| {
+        b.iter_custom(|iters| {
+            let e = engine();
+            {
+                let mut w = e.worker();
+                w.set_now(Timestamp::from_secs(1));
+                for i in 0..N {
+                    w.mapper().map_6to4(&flow(i), &META).unwrap();
+                }
+            }
+            let next = AtomicU64::new(N);
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                for t in 0..2u64 {
+                    let mut w = e.worker();
+                    let next = &next;
+                    s.spawn(move || {
+                        w.set_now(Timestamp::from_secs(2));
+                        let mut k = t * 31;
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= N + iters {
+                                break;
+                            }
+                            let _ = black_box(w.mapper().map_6to4(&flow(i), &META));
+                            for _ in 0..READS {
+                                k = (k + 7919) % N;
+                                black_box(w.mapper().map_6to4(&flow(k), &META).ok());
+                            }
+                        }
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
+    g.finish();
+}
+
 /// The `RwLock<HashMap>` baseline: (v6, port) -> (v4, port, last seen).
 type Baseline = RwLock<HashMap<(Ipv6Addr, u16), (Ipv4Addr, u16, AtomicU64)>>;
 
@@ -224,5 +277,11 @@ fn concurrent_readers(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, established, new_flows, concurrent_readers);
+criterion_group!(
+    benches,
+    established,
+    new_flows,
+    new_flows_with_readers,
+    concurrent_readers
+);
 criterion_main!(benches);

@@ -29,10 +29,10 @@ use kernel::KernelPool;
 use pool::{BlockChange, Pool, PROTOS};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use table::{Binding, Index, Lease, Op, Session, DEAD};
+use table::{Binding, HashedOp, Index, Lease, Op, Session, DEAD};
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -350,6 +350,9 @@ pub const SWEEP_BUDGET: usize = 32768;
 pub const TCP_INCOMING_SYN: Duration = Duration::from_secs(6);
 pub(crate) const MAX_HELD_SYNS: usize = 1024;
 const FRAG_CACHE_CAP: usize = 8192;
+/// Index operations a worker lets pile up before it publishes them (see
+/// [`Control::publish_batched`] and ADR-0002 "Batched publishes").
+pub(crate) const PUBLISH_BATCH: usize = 512;
 
 pub(crate) enum Mode {
     Daemon {
@@ -371,6 +374,10 @@ pub(crate) struct Shared {
     timeouts: [AtomicU64; 5],
     factory: left_right::ReadHandleFactory<Index>,
     ctl: Mutex<Control>,
+    /// Entries created but not yet published ([`Control::pending`]); read
+    /// by workers without the lock to decide whether a miss in their read
+    /// handle is final (0) or worth a look under the lock.
+    pub pending: Arc<AtomicUsize>,
     pub frags: Mutex<FragCache>,
     pub held: Mutex<Vec<(u64, Tuple4Key, Vec<u8>)>>,
 }
@@ -389,8 +396,24 @@ impl Shared {
     pub fn timeout_ms(&self, which: usize) -> u64 {
         self.timeouts[which].load(Relaxed)
     }
+    /// The writer lock for the control plane (reaper, listings, run-time
+    /// changes): publishes whatever new flows left pending first, so the
+    /// published index is complete while it is held.
     pub fn lock(&self) -> MutexGuard<'_, Control> {
+        let mut c = self.lock_fast();
+        c.publish();
+        c
+    }
+    /// The writer lock for the new-flow path: the published index may lag
+    /// behind by the pending batch; look entries up with
+    /// [`Control::find`], which sees both.
+    pub fn lock_fast(&self) -> MutexGuard<'_, Control> {
         self.ctl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// True when some new entry is not yet in the workers' read handles.
+    #[inline]
+    pub fn has_pending(&self) -> bool {
+        self.pending.load(std::sync::atomic::Ordering::Acquire) != 0
     }
     /// True when `a` is an address this translator owns on the IPv4 side
     /// (the hairpinning test of RFC 6146 §3.8).
@@ -408,7 +431,7 @@ impl Shared {
 }
 
 pub(crate) struct Control {
-    pub w: left_right::WriteHandle<Index, Op>,
+    pub w: left_right::WriteHandle<Index, HashedOp>,
     pub sessions: Vec<Arc<Session>>,
     pub leases: Vec<Arc<Lease>>,
     cursor: usize,
@@ -432,6 +455,13 @@ pub(crate) struct Control {
     /// Address-dependent filtering: keep (binding, remote address) counts.
     pub adf_on: bool,
     pub dirty: bool,
+    /// The operations appended since the last publish, applied to a small
+    /// private index: with the published index it is the writer's complete
+    /// view (ADR-0002 "Batched publishes"). Cleared on publish.
+    pending: Index,
+    pending_ops: usize,
+    /// [`Shared::pending`]: `pending_ops` for the workers, as a hint.
+    pending_hint: Arc<AtomicUsize>,
 }
 
 pub(crate) fn client_key(a: &Ipv6Addr, len: u8) -> u128 {
@@ -446,20 +476,59 @@ pub(crate) fn client_key(a: &Ipv6Addr, len: u8) -> u128 {
 }
 
 impl Control {
+    /// The published index only: complete after [`Shared::lock`] (which
+    /// publishes); on the new-flow path use [`Control::find`].
     pub fn view(&self) -> Option<left_right::ReadGuard<'_, Index>> {
         self.w.enter()
     }
 
-    /// Publishes pending index changes (before the mutex is released, so the
-    /// writer's view is always complete under the lock).
+    /// Looks an entry up in the writer's complete view: the published index,
+    /// then the pending batch. The flag is true when the entry is still
+    /// pending (the workers cannot see it yet).
+    pub fn find<T>(&self, f: impl Fn(&Index) -> Option<&Arc<T>>) -> Option<(Arc<T>, bool)> {
+        if let Some(x) = self.view().and_then(|v| f(&v).cloned()) {
+            return Some((x, false));
+        }
+        if self.pending_ops == 0 {
+            return None;
+        }
+        f(&self.pending).map(|x| (x.clone(), true))
+    }
+
+    /// Publishes pending index changes. Every path that deletes entries
+    /// (reaper, static removal) publishes before it releases the mutex, so
+    /// the published index never holds an entry the writer removed.
     pub fn publish(&mut self) {
         if self.dirty {
             self.w.publish();
             self.dirty = false;
+            if self.pending_ops != 0 {
+                self.pending.clear();
+                self.pending_ops = 0;
+                self.pending_hint
+                    .store(0, std::sync::atomic::Ordering::Release);
+            }
+        }
+    }
+
+    /// The new-flow path's publish: only once [`PUBLISH_BATCH`] operations
+    /// are pending. Each publish waits for every worker to leave its read
+    /// section; batching turns one wait per new flow into one per batch.
+    /// Entries in the batch stay reachable under the lock through
+    /// [`Control::find`], and a worker that finds its flow there publishes
+    /// at once (the flow is evidently active).
+    pub fn publish_batched(&mut self) {
+        if self.pending_ops >= PUBLISH_BATCH {
+            self.publish();
         }
     }
 
     fn op(&mut self, op: Op) {
+        let op = self.pending.hashed(op);
+        self.pending.apply(&op);
+        self.pending_ops += 1;
+        self.pending_hint
+            .store(self.pending_ops, std::sync::atomic::Ordering::Release);
         self.w.append(op);
         self.dirty = true;
     }
@@ -609,8 +678,8 @@ impl Control {
             }
         }
         let b = self
-            .view()
-            .and_then(|v| v.binding6(s.proto, &s.v6, s.v6_port).cloned());
+            .find(|v| v.binding6(s.proto, &s.v6, s.v6_port))
+            .map(|(b, _)| b);
         let mut stats = stats;
         if let Some(st) = stats.as_deref_mut() {
             *st.expired_sessions.get_mut(s.proto) += 1;
@@ -728,11 +797,11 @@ impl Engine {
         if cfg.limits.client_prefix_len > 128 {
             return Err(EngineError::ClientPrefix(cfg.limits.client_prefix_len));
         }
-        let (w, r) = left_right::new_from_empty::<Index, Op>(Index::new(
-            foldhash::fast::RandomState::default(),
-        ));
+        let hasher = foldhash::fast::RandomState::default();
+        let (w, r) = left_right::new_from_empty::<Index, HashedOp>(Index::new(hasher.clone()));
         let factory = r.factory();
         drop(r);
+        let pending_hint = Arc::new(AtomicUsize::new(0));
         let (pool, kpool, mode) = match &cfg.napt {
             NaptConfig::Daemon(p) => {
                 let pool = Pool::new(
@@ -792,7 +861,11 @@ impl Engine {
                 block_mode,
                 adf_on: cfg.filtering == Filtering::AddressDependent,
                 dirty: false,
+                pending: Index::new(hasher),
+                pending_ops: 0,
+                pending_hint: pending_hint.clone(),
             }),
+            pending: pending_hint,
             frags: Mutex::new(FragCache::new(FRAG_CACHE_CAP)),
             held: Mutex::new(Vec::new()),
         };

@@ -16,10 +16,12 @@
 //!
 //! Steps 1–3 take no lock for an established flow: the index is read
 //! through a wait-free handle and the session's deadline and TCP state are
-//! atomics. Only a new flow takes the writer mutex.
+//! atomics. Only a new flow takes the writer mutex — and, for the short
+//! while until its batch is published (ADR-0002 "Batched publishes"), the
+//! next packets of a just-created flow, which find it under that mutex.
 
 use super::frag_cache::FragKey;
-use super::table::{Index, Session};
+use super::table::{Binding, Index, Lease, Session};
 use super::tcp_fsm::{self, Dir, Lifetime, TcpState};
 use super::{
     client_key, Control, Filtering, Mode, Shared, Tuple4Key, MAX_HELD_SYNS, T_EST, T_FRAG, T_ICMP,
@@ -63,6 +65,23 @@ pub(crate) fn compute_outgoing_tuple_4(s: &Session, t: &Tuple6, dst4: Ipv4Addr) 
         dst: dst4,
         dst_port: if s.proto == L4Proto::Icmp {
             s.v4_port
+        } else {
+            t.dst_port
+        },
+    }
+}
+
+/// §3.6 for the packet quoted in an ICMPv6 error (RFC 6146 §3.5.4): the
+/// binding's mapping, whatever the remote.
+#[inline]
+fn inner_tuple_4(b: &Binding, t: &Tuple6, dst4: Ipv4Addr) -> Tuple4 {
+    Tuple {
+        proto: t.proto,
+        src: b.v4,
+        src_port: b.v4_port,
+        dst: dst4,
+        dst_port: if t.proto == L4Proto::Icmp {
+            b.v4_port
         } else {
             t.dst_port
         },
@@ -260,21 +279,24 @@ impl EngineMapper {
                 // The quoted packet's flow may have no session for this
                 // exact remote; the BIB entry still gives the mapping.
                 // Never create state for it.
-                return g
-                    .binding6(t.proto, &t.src, t.src_port)
-                    .map(|b| Tuple {
-                        proto: t.proto,
-                        src: b.v4,
-                        src_port: b.v4_port,
-                        dst: dst4,
-                        dst_port: if t.proto == L4Proto::Icmp {
-                            b.v4_port
-                        } else {
-                            t.dst_port
-                        },
-                    })
-                    .ok_or(DropReason::NoMapping);
+                if let Some(b) = g.binding6(t.proto, &t.src, t.src_port) {
+                    return Ok(inner_tuple_4(b, t, dst4));
+                }
+                if !self.sh.has_pending() {
+                    return Err(DropReason::NoMapping);
+                }
             }
+        }
+        if meta.role == Role::IcmpErrorInner {
+            // The binding may still be in the unpublished batch.
+            let mut c = self.sh.lock_fast();
+            let (b, pending) = c
+                .find(|v| v.binding6(t.proto, &t.src, t.src_port))
+                .ok_or(DropReason::NoMapping)?;
+            if pending {
+                c.publish();
+            }
+            return Ok(inner_tuple_4(&b, t, dst4));
         }
         self.new_flow_6(t, dst4, rp, meta)
     }
@@ -289,12 +311,15 @@ impl EngineMapper {
         rp: u16,
         meta: &FlowMeta,
     ) -> Result<Tuple4, DropReason> {
-        let mut c = self.sh.lock();
+        let mut c = self.sh.lock_fast();
         c.last_now = c.last_now.max(self.now);
-        let existing = c
-            .view()
-            .and_then(|v| v.session6(t.proto, &t.src, t.src_port, dst4, rp).cloned());
-        if let Some(s) = existing {
+        let existing = c.find(|v| v.session6(t.proto, &t.src, t.src_port, dst4, rp));
+        if let Some((s, pending)) = existing {
+            // A second packet of a flow still in the batch: publish now so
+            // its next packets find it without the lock.
+            if pending {
+                c.publish();
+            }
             return if self.update(&s, Dir::V6, meta.tcp_flags) {
                 Ok(compute_outgoing_tuple_4(&s, t, dst4))
             } else {
@@ -313,8 +338,8 @@ impl EngineMapper {
         // §3.5.1.1: endpoint-independent mapping: the BIB entry of
         // (v6 source, port) whatever the destination, or a new one.
         let found = c
-            .view()
-            .and_then(|v| v.binding6(t.proto, &t.src, t.src_port).cloned());
+            .find(|v| v.binding6(t.proto, &t.src, t.src_port))
+            .map(|(b, _)| b);
         let b = match found {
             Some(b) => b,
             None => {
@@ -329,7 +354,7 @@ impl EngineMapper {
                 };
                 c.emit_blocks_pub(self.now, &changes);
                 c.add_binding(
-                    super::table::Binding {
+                    Binding {
                         proto: t.proto,
                         v6: t.src,
                         v6_port: t.src_port,
@@ -343,7 +368,7 @@ impl EngineMapper {
             }
         };
         let s = c.add_session(&b, dst4, rp, state, self.lifetime(t.proto));
-        c.publish();
+        c.publish_batched();
         Ok(compute_outgoing_tuple_4(&s, t, dst4))
     }
 
@@ -363,11 +388,27 @@ impl EngineMapper {
                 }
             }
             if meta.role == Role::IcmpErrorInner {
-                return g
-                    .binding4(t.proto, t.dst, t.dst_port)
-                    .map(|b| compute_outgoing_tuple_6(&self.sh, b.proto, b.v6, b.v6_port, t))
-                    .ok_or(DropReason::NoMapping);
+                if let Some(b) = g.binding4(t.proto, t.dst, t.dst_port) {
+                    return Ok(compute_outgoing_tuple_6(
+                        &self.sh, b.proto, b.v6, b.v6_port, t,
+                    ));
+                }
+                if !self.sh.has_pending() {
+                    return Err(DropReason::NoMapping);
+                }
             }
+        }
+        if meta.role == Role::IcmpErrorInner {
+            let mut c = self.sh.lock_fast();
+            let (b, pending) = c
+                .find(|v| v.binding4(t.proto, t.dst, t.dst_port))
+                .ok_or(DropReason::NoMapping)?;
+            if pending {
+                c.publish();
+            }
+            return Ok(compute_outgoing_tuple_6(
+                &self.sh, b.proto, b.v6, b.v6_port, t,
+            ));
         }
         self.new_flow_4(t, rp, meta)
     }
@@ -380,16 +421,13 @@ impl EngineMapper {
             && meta.tcp_flags & tcp_fsm::SYN != 0
             && meta.role == Role::Outer
             && self.sh.is_local_v4(t.dst);
-        let mut c = self.sh.lock();
+        let mut c = self.sh.lock_fast();
         c.last_now = c.last_now.max(self.now);
-        let (existing, binding) = match c.view() {
-            Some(v) => (
-                v.session4(t.proto, t.dst, t.dst_port, t.src, rp).cloned(),
-                v.binding4(t.proto, t.dst, t.dst_port).cloned(),
-            ),
-            None => (None, None),
-        };
-        if let Some(s) = existing {
+        let existing = c.find(|v| v.session4(t.proto, t.dst, t.dst_port, t.src, rp));
+        if let Some((s, pending)) = existing {
+            if pending {
+                c.publish();
+            }
             return if self.update(&s, Dir::V4, meta.tcp_flags) {
                 Ok(compute_outgoing_tuple_6(
                     &self.sh, s.proto, s.v6, s.v6_port, t,
@@ -399,7 +437,8 @@ impl EngineMapper {
             };
         }
         let hold = (t.src, t.src_port, t.dst, t.dst_port);
-        let Some(b) = binding else {
+        let binding = c.find(|v| v.binding4(t.proto, t.dst, t.dst_port));
+        let Some((b, _)) = binding else {
             // §3.5.2.2: an IPv4 SYN without a BIB entry is held 6 s for a
             // simultaneous open, then answered with Port Unreachable.
             if syn {
@@ -438,7 +477,7 @@ impl EngineMapper {
         }
         check_limits(&mut c, &b.v6)?;
         let s = c.add_session(&b, t.src, rp, state, self.lifetime(t.proto));
-        c.publish();
+        c.publish_batched();
         Ok(compute_outgoing_tuple_6(
             &self.sh, s.proto, s.v6, s.v6_port, t,
         ))
@@ -479,14 +518,22 @@ impl EngineMapper {
                 }
             }
         }
-        if meta.role == Role::IcmpErrorInner {
+        if meta.role == Role::IcmpErrorInner && !self.sh.has_pending() {
             return Err(DropReason::NoMapping);
         }
-        let mut c = self.sh.lock();
+        let mut c = self.sh.lock_fast();
         c.last_now = c.last_now.max(self.now);
-        if let Some(l) = c.view().and_then(|v| v.lease6(&t.src).cloned()) {
-            l.refresh(dl);
+        if let Some((l, pending)) = c.find(|v| v.lease6(&t.src)) {
+            if pending {
+                c.publish();
+            }
+            if meta.role == Role::Outer {
+                l.refresh(dl);
+            }
             return Ok(out(l.v4));
+        }
+        if meta.role == Role::IcmpErrorInner {
+            return Err(DropReason::NoMapping);
         }
         let got = c.kpool.as_mut().and_then(|k| k.allocate(&t.src));
         let Some(v4) = got else {
@@ -494,7 +541,7 @@ impl EngineMapper {
             return Err(DropReason::PoolExhausted);
         };
         c.add_lease(t.src, v4, false, dl, self.now);
-        c.publish();
+        c.publish_batched();
         Ok(out(v4))
     }
 
@@ -502,18 +549,34 @@ impl EngineMapper {
     /// the destination; any IPv4 source becomes `prefix || v4`.
     fn kernel_4to6(&mut self, t: &Tuple4, meta: &FlowMeta) -> Result<Tuple6, DropReason> {
         let dl = self.kernel_deadline(t.proto, meta.tcp_flags);
-        let g = self.rh.enter().ok_or(DropReason::NoMapping)?;
-        let l = g.lease4(t.dst).ok_or(DropReason::NoBinding)?;
-        if meta.role == Role::Outer && !l.refresh(dl) {
-            return Err(DropReason::NoBinding);
-        }
-        Ok(Tuple {
+        let out = |l: &Lease| Tuple {
             proto: t.proto,
             src: self.sh.prefix.embed(t.src),
             src_port: t.src_port,
             dst: l.v6,
             dst_port: t.dst_port,
-        })
+        };
+        if let Some(g) = self.rh.enter() {
+            if let Some(l) = g.lease4(t.dst) {
+                if meta.role == Role::Outer && !l.refresh(dl) {
+                    return Err(DropReason::NoBinding);
+                }
+                return Ok(out(l));
+            }
+        }
+        // Not published yet? Only worth the lock while a batch is pending.
+        if !self.sh.has_pending() {
+            return Err(DropReason::NoBinding);
+        }
+        let mut c = self.sh.lock_fast();
+        let (l, pending) = c.find(|v| v.lease4(t.dst)).ok_or(DropReason::NoBinding)?;
+        if pending {
+            c.publish();
+        }
+        if meta.role == Role::Outer && !l.refresh(dl) {
+            return Err(DropReason::NoBinding);
+        }
+        Ok(out(&l))
     }
 }
 

@@ -50,13 +50,30 @@ struct PortMap {
 }
 
 impl PortMap {
+    /// Word at a time: a new pool address is created on a new flow's
+    /// path (65,536 single-bit steps were ~60 µs under the writer lock).
     fn new(lo: u16, hi: u16) -> PortMap {
-        let mut bits = vec![0u64; WORDS].into_boxed_slice();
-        for p in 0..=u16::MAX {
-            if p < lo || p > hi {
-                bits[p as usize / 64] |= 1 << (p % 64);
-            }
-        }
+        let (lo, hi) = (lo as usize, hi as usize);
+        let bits = (0..WORDS)
+            .map(|w| {
+                let (first, last) = (w * 64, w * 64 + 63);
+                if last < lo || first > hi {
+                    return u64::MAX;
+                }
+                // Bits of ports below `lo` and above `hi` in this word.
+                let below = if lo > first {
+                    (1u64 << (lo - first)) - 1
+                } else {
+                    0
+                };
+                let above = if hi < last {
+                    u64::MAX << (hi - first + 1)
+                } else {
+                    0
+                };
+                below | above
+            })
+            .collect();
         PortMap { bits, used: 0 }
     }
     fn is_free(&self, p: u16) -> bool {
@@ -495,6 +512,23 @@ mod test {
             None,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn port_map_marks_exactly_the_out_of_range_ports() {
+        for (lo, hi) in [
+            (0, 65535),
+            (1024, 65535),
+            (1, 1),
+            (63, 64),
+            (100, 1000),
+            (0, 0),
+        ] {
+            let m = PortMap::new(lo, hi);
+            for p in 0..=u16::MAX {
+                assert_eq!(m.is_free(p), (lo..=hi).contains(&p), "{lo}-{hi} port {p}");
+            }
+        }
     }
 
     #[test]

@@ -5,16 +5,20 @@
 //! and the index. What changes per packet (the deadline, the TCP state) is
 //! an atomic inside the entry, so refreshing an established flow takes no
 //! lock. The index is a [`left_right`] pair of hash tables: readers (one
-//! handle per worker) never wait; the single writer publishes after each
-//! change (see docs/adr/0002-concurrent-flow-table.md).
+//! handle per worker) never wait; the single writer publishes new flows in
+//! batches and every deletion at once (see
+//! docs/adr/0002-concurrent-flow-table.md, "Batched publishes").
 //!
 //! The hash tables store only the `Arc` (8 bytes a bucket) and compare keys
-//! through it, which keeps two copies of the index affordable.
+//! through it, which keeps two copies of the index affordable. Each table is
+//! split into 64 shards ([`Sharded`]) so that growing it never rehashes
+//! everything at once.
 
 use super::tcp_fsm::TcpState;
 use crate::xlat::L4Proto;
 use core::hash::BuildHasher;
 use hashbrown::HashTable;
+use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
@@ -122,24 +126,99 @@ pub(crate) const fn pbyte(p: L4Proto) -> u8 {
     }
 }
 
+/// Sub-tables per [`Sharded`] table.
+const SHARDS: usize = 64;
+
+/// A hash table split into [`SHARDS`] independent `hashbrown` tables by six
+/// bits of the hash (bits 32–37: hashbrown takes the bucket from the low
+/// bits and the control tag from the top seven, so neither loses entropy).
+///
+/// Why: a `hashbrown` table grows by rehashing every entry at once, and our
+/// entries are behind an `Arc`, so each rehash step is a cache miss. At
+/// 230k sessions one growth of the four session/BIB tables took tens of
+/// milliseconds under the writer lock — long enough for the TUN queue to
+/// overflow during a burst of new flows. Split 64 ways, each growth moves
+/// 1/64 of the entries; the total work is the same, the stall is not.
+pub(crate) struct Sharded<T> {
+    /// Inline (not boxed): the shard's header is one offset away from the
+    /// index, not one more pointer to chase on every lookup.
+    shards: [HashTable<Arc<T>>; SHARDS],
+}
+
+impl<T> Clone for Sharded<T> {
+    fn clone(&self) -> Self {
+        Sharded {
+            shards: self.shards.clone(),
+        }
+    }
+}
+
+impl<T> Sharded<T> {
+    fn new() -> Self {
+        Sharded {
+            shards: std::array::from_fn(|_| HashTable::new()),
+        }
+    }
+    #[inline]
+    fn shard(h: u64) -> usize {
+        (h >> 32) as usize & (SHARDS - 1)
+    }
+    #[inline]
+    fn find(&self, h: u64, eq: impl FnMut(&Arc<T>) -> bool) -> Option<&Arc<T>> {
+        self.shards[Self::shard(h)].find(h, eq)
+    }
+    fn insert_unique(&mut self, h: u64, v: Arc<T>, hasher: impl Fn(&Arc<T>) -> u64) {
+        let i = Self::shard(h);
+        let t = &mut self.shards[i];
+        // Staggered growth: with a uniform hash every shard fills at the
+        // same pace, so left alone all 64 would double at about the same
+        // moment. Shard i doubles once it is (192 + i)/256 full instead (75
+        // to 99.6 %), which spreads the 64 growths over a third of each
+        // doubling of the table while the tables stay nearly as full.
+        let cap = t.capacity();
+        if cap >= 16 && (t.len() + 1) * 256 > cap * (192 + i) {
+            t.reserve(cap + 1 - t.len(), &hasher);
+        }
+        t.insert_unique(h, v, hasher);
+    }
+    /// Removes the entry `v` itself (pointer equality), if present.
+    fn remove(&mut self, h: u64, v: &Arc<T>) {
+        if let Ok(e) = self.shards[Self::shard(h)].find_entry(h, |x| Arc::ptr_eq(x, v)) {
+            e.remove();
+        }
+    }
+    fn iter(&self) -> impl Iterator<Item = &Arc<T>> {
+        self.shards.iter().flat_map(|t| t.iter())
+    }
+    fn allocation_size(&self) -> usize {
+        self.shards.iter().map(|t| t.allocation_size()).sum()
+    }
+    fn clear(&mut self) {
+        for t in self.shards.iter_mut() {
+            t.clear();
+        }
+    }
+}
+
 /// The lookup index. Two copies live in the left-right pair.
 #[derive(Clone)]
 pub(crate) struct Index {
     pub hasher: foldhash::fast::RandomState,
     /// Sessions by (proto, v6, v6 port, remote v4, remote port).
-    s6: HashTable<Arc<Session>>,
+    s6: Sharded<Session>,
     /// Sessions by (proto, v4, v4 port, remote v4, remote port).
-    s4: HashTable<Arc<Session>>,
+    s4: Sharded<Session>,
     /// BIB by (proto, v6, v6 port).
-    b6: HashTable<Arc<Binding>>,
+    b6: Sharded<Binding>,
     /// BIB by (proto, v4, v4 port).
-    b4: HashTable<Arc<Binding>>,
+    b4: Sharded<Binding>,
     /// Kernel leases by v6.
-    l6: HashTable<Arc<Lease>>,
+    l6: Sharded<Lease>,
     /// Kernel leases by v4.
-    l4: HashTable<Arc<Lease>>,
+    l4: Sharded<Lease>,
 }
 
+#[derive(Clone)]
 pub(crate) enum Op {
     AddSession(Arc<Session>),
     DelSession(Arc<Session>),
@@ -149,16 +228,24 @@ pub(crate) enum Op {
     DelLease(Arc<Lease>),
 }
 
+/// An [`Op`] with the hashes of its entry's v6-side and v4-side keys (the
+/// left-right operation log holds these).
+pub(crate) struct HashedOp {
+    op: Op,
+    h6: u64,
+    h4: u64,
+}
+
 impl Index {
     pub fn new(hasher: foldhash::fast::RandomState) -> Index {
         Index {
             hasher,
-            s6: HashTable::new(),
-            s4: HashTable::new(),
-            b6: HashTable::new(),
-            b4: HashTable::new(),
-            l6: HashTable::new(),
-            l4: HashTable::new(),
+            s6: Sharded::new(),
+            s4: Sharded::new(),
+            b6: Sharded::new(),
+            b4: Sharded::new(),
+            l6: Sharded::new(),
+            l4: Sharded::new(),
         }
     }
 
@@ -257,89 +344,119 @@ impl Index {
             + self.l4.allocation_size()
     }
 
-    fn apply(&mut self, op: &Op) {
+    /// Empties every table, keeping its allocation (the pending batch).
+    pub fn clear(&mut self) {
+        self.s6.clear();
+        self.s4.clear();
+        self.b6.clear();
+        self.b4.clear();
+        self.l6.clear();
+        self.l4.clear();
+    }
+
+    /// `op` with the hashes of its entry's two keys, computed once by the
+    /// writer while the entry is hot in its cache: applying it to the two
+    /// index copies (and the pending batch) then never reads the entry.
+    pub(crate) fn hashed(&self, op: Op) -> HashedOp {
+        let (h6, h4) = match &op {
+            Op::AddSession(s) | Op::DelSession(s) => (
+                self.h6(s.proto, &s.v6, s.v6_port, s.remote, s.remote_port),
+                self.h4(s.proto, s.v4, s.v4_port, s.remote, s.remote_port),
+            ),
+            Op::AddBinding(b) | Op::DelBinding(b) => (
+                self.hb6(b.proto, &b.v6, b.v6_port),
+                self.hb4(b.proto, b.v4, b.v4_port),
+            ),
+            Op::AddLease(l) | Op::DelLease(l) => (self.hl6(&l.v6), self.hl4(l.v4)),
+        };
+        HashedOp { op, h6, h4 }
+    }
+
+    /// Applies `op`; `owned` lets one table take the `Arc` instead of a
+    /// clone (the last copy to see the op), which spares a reference-count
+    /// round trip on an entry that is usually out of cache by then.
+    pub(crate) fn apply(&mut self, op: &HashedOp) {
+        self.apply_inner(op.h6, op.h4, Cow::Borrowed(&op.op));
+    }
+
+    fn apply_owned(&mut self, op: HashedOp) {
+        self.apply_inner(op.h6, op.h4, Cow::Owned(op.op));
+    }
+
+    fn apply_inner(&mut self, h6: u64, h4: u64, op: Cow<'_, Op>) {
         let hs = self.hasher.clone();
+        let hash_s6 = |x: &Arc<Session>| {
+            hs.hash_one((
+                pbyte(x.proto),
+                u128::from(x.v6),
+                x.v6_port,
+                u32::from(x.remote),
+                x.remote_port,
+            ))
+        };
+        let hash_s4 = |x: &Arc<Session>| {
+            hs.hash_one((
+                pbyte(x.proto),
+                u32::from(x.v4),
+                x.v4_port,
+                u32::from(x.remote),
+                x.remote_port,
+            ))
+        };
+        let hash_b6 = |x: &Arc<Binding>| hs.hash_one((pbyte(x.proto), u128::from(x.v6), x.v6_port));
+        let hash_b4 = |x: &Arc<Binding>| hs.hash_one((pbyte(x.proto), u32::from(x.v4), x.v4_port));
+        let hash_l6 = |x: &Arc<Lease>| hs.hash_one(u128::from(x.v6));
+        let hash_l4 = |x: &Arc<Lease>| hs.hash_one(u32::from(x.v4));
         match op {
-            Op::AddSession(s) => {
-                let h6 = self.h6(s.proto, &s.v6, s.v6_port, s.remote, s.remote_port);
-                let h4 = self.h4(s.proto, s.v4, s.v4_port, s.remote, s.remote_port);
-                self.s6.insert_unique(h6, s.clone(), |x| {
-                    hs.hash_one((
-                        pbyte(x.proto),
-                        u128::from(x.v6),
-                        x.v6_port,
-                        u32::from(x.remote),
-                        x.remote_port,
-                    ))
-                });
-                self.s4.insert_unique(h4, s.clone(), |x| {
-                    hs.hash_one((
-                        pbyte(x.proto),
-                        u32::from(x.v4),
-                        x.v4_port,
-                        u32::from(x.remote),
-                        x.remote_port,
-                    ))
-                });
+            Cow::Borrowed(Op::AddSession(s)) => {
+                self.s6.insert_unique(h6, s.clone(), hash_s6);
+                self.s4.insert_unique(h4, s.clone(), hash_s4);
             }
-            Op::DelSession(s) => {
-                let h6 = self.h6(s.proto, &s.v6, s.v6_port, s.remote, s.remote_port);
-                let h4 = self.h4(s.proto, s.v4, s.v4_port, s.remote, s.remote_port);
-                if let Ok(e) = self.s6.find_entry(h6, |x| Arc::ptr_eq(x, s)) {
-                    e.remove();
-                }
-                if let Ok(e) = self.s4.find_entry(h4, |x| Arc::ptr_eq(x, s)) {
-                    e.remove();
-                }
+            Cow::Owned(Op::AddSession(s)) => {
+                self.s6.insert_unique(h6, s.clone(), hash_s6);
+                self.s4.insert_unique(h4, s, hash_s4);
             }
-            Op::AddBinding(b) => {
-                let h6 = self.hb6(b.proto, &b.v6, b.v6_port);
-                let h4 = self.hb4(b.proto, b.v4, b.v4_port);
-                self.b6.insert_unique(h6, b.clone(), |x| {
-                    hs.hash_one((pbyte(x.proto), u128::from(x.v6), x.v6_port))
-                });
-                self.b4.insert_unique(h4, b.clone(), |x| {
-                    hs.hash_one((pbyte(x.proto), u32::from(x.v4), x.v4_port))
-                });
+            Cow::Borrowed(Op::AddBinding(b)) => {
+                self.b6.insert_unique(h6, b.clone(), hash_b6);
+                self.b4.insert_unique(h4, b.clone(), hash_b4);
             }
-            Op::DelBinding(b) => {
-                let h6 = self.hb6(b.proto, &b.v6, b.v6_port);
-                let h4 = self.hb4(b.proto, b.v4, b.v4_port);
-                if let Ok(e) = self.b6.find_entry(h6, |x| Arc::ptr_eq(x, b)) {
-                    e.remove();
-                }
-                if let Ok(e) = self.b4.find_entry(h4, |x| Arc::ptr_eq(x, b)) {
-                    e.remove();
-                }
+            Cow::Owned(Op::AddBinding(b)) => {
+                self.b6.insert_unique(h6, b.clone(), hash_b6);
+                self.b4.insert_unique(h4, b, hash_b4);
             }
-            Op::AddLease(l) => {
-                let h6 = self.hl6(&l.v6);
-                let h4 = self.hl4(l.v4);
-                self.l6
-                    .insert_unique(h6, l.clone(), |x| hs.hash_one(u128::from(x.v6)));
-                self.l4
-                    .insert_unique(h4, l.clone(), |x| hs.hash_one(u32::from(x.v4)));
+            Cow::Borrowed(Op::AddLease(l)) => {
+                self.l6.insert_unique(h6, l.clone(), hash_l6);
+                self.l4.insert_unique(h4, l.clone(), hash_l4);
             }
-            Op::DelLease(l) => {
-                let h6 = self.hl6(&l.v6);
-                let h4 = self.hl4(l.v4);
-                if let Ok(e) = self.l6.find_entry(h6, |x| Arc::ptr_eq(x, l)) {
-                    e.remove();
-                }
-                if let Ok(e) = self.l4.find_entry(h4, |x| Arc::ptr_eq(x, l)) {
-                    e.remove();
-                }
+            Cow::Owned(Op::AddLease(l)) => {
+                self.l6.insert_unique(h6, l.clone(), hash_l6);
+                self.l4.insert_unique(h4, l, hash_l4);
             }
+            op => match op.as_ref() {
+                Op::DelSession(s) => {
+                    self.s6.remove(h6, s);
+                    self.s4.remove(h4, s);
+                }
+                Op::DelBinding(b) => {
+                    self.b6.remove(h6, b);
+                    self.b4.remove(h4, b);
+                }
+                Op::DelLease(l) => {
+                    self.l6.remove(h6, l);
+                    self.l4.remove(h4, l);
+                }
+                Op::AddSession(_) | Op::AddBinding(_) | Op::AddLease(_) => {}
+            },
         }
     }
 }
 
-impl left_right::Absorb<Op> for Index {
-    fn absorb_first(&mut self, op: &mut Op, _: &Self) {
+impl left_right::Absorb<HashedOp> for Index {
+    fn absorb_first(&mut self, op: &mut HashedOp, _: &Self) {
         self.apply(op);
     }
-    fn absorb_second(&mut self, op: Op, _: &Self) {
-        self.apply(&op);
+    fn absorb_second(&mut self, op: HashedOp, _: &Self) {
+        self.apply_owned(op);
     }
     fn sync_with(&mut self, first: &Self) {
         *self = first.clone();
