@@ -350,24 +350,7 @@ fn static_bib_port_forward_daemon() {
     let Some(t) = Topo::new("static", Napt::Daemon) else {
         return;
     };
-    let www = t.dir.join("www6");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), "hello from client6\n").unwrap();
-    t.spawn(
-        &t.c6,
-        &[
-            "python3",
-            "-m",
-            "http.server",
-            "8080",
-            "--bind",
-            CLIENT6,
-            "--directory",
-            &www.to_string_lossy(),
-        ],
-        "http6.log",
-    );
-    t.wait_listen(&t.c6, "8080", "t");
+    t.http_server6("hello from client6\n");
     let extra = format!(
         "\n[[static]]\nproto = \"tcp\"\nv6 = \"[{CLIENT6}]:8080\"\nv4 = \"203.0.113.10:80\"\n"
     );
@@ -600,24 +583,7 @@ fn sighup_adds_static_entry_daemon() {
     let Some(t) = Topo::new("sighup", Napt::Daemon) else {
         return;
     };
-    let www = t.dir.join("www6");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), "reloaded\n").unwrap();
-    t.spawn(
-        &t.c6,
-        &[
-            "python3",
-            "-m",
-            "http.server",
-            "8080",
-            "--bind",
-            CLIENT6,
-            "--directory",
-            &www.to_string_lossy(),
-        ],
-        "http6.log",
-    );
-    t.wait_listen(&t.c6, "8080", "t");
+    t.http_server6("reloaded\n");
     let pid = t.start_nat64(&t.config(""));
     t.wait_path();
     assert!(!t.sh(&t.s4, "curl -sS --max-time 3 http://203.0.113.20/").ok);
@@ -646,24 +612,7 @@ fn kernel_static_map_reachable_from_ipv4() {
     let Some(t) = Topo::new("kmap", Napt::Kernel) else {
         return;
     };
-    let www = t.dir.join("www6");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), "mapped\n").unwrap();
-    t.spawn(
-        &t.c6,
-        &[
-            "python3",
-            "-m",
-            "http.server",
-            "8080",
-            "--bind",
-            CLIENT6,
-            "--directory",
-            &www.to_string_lossy(),
-        ],
-        "http6.log",
-    );
-    t.wait_listen(&t.c6, "8080", "t");
+    t.http_server6("mapped\n");
     t.ok(&t.s4, &format!("ip route add 100.64.255.10/32 via {XLAT4}"));
     let extra = format!("\n[[map]]\nv6 = \"{CLIENT6}\"\nv4 = \"100.64.255.10\"\n");
     t.start_nat64(&t.config(&extra));

@@ -323,24 +323,7 @@ fn ops_binding_add_del_at_run_time_daemon() {
     let Some(t) = Topo::new("opsbind", Napt::Daemon) else {
         return;
     };
-    let www = t.dir.join("www6");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), "added at run time\n").unwrap();
-    t.spawn(
-        &t.c6,
-        &[
-            "python3",
-            "-m",
-            "http.server",
-            "8080",
-            "--bind",
-            CLIENT6,
-            "--directory",
-            &www.to_string_lossy(),
-        ],
-        "http6.log",
-    );
-    t.wait_listen(&t.c6, "8080", "t");
+    t.http_server6("added at run time\n");
     t.start_nat64(&t.config(&ops_extra(&t)));
     t.wait_path();
     let s = sock(&t);
@@ -450,24 +433,7 @@ fn ops_import_tayga_map_works_kernel() {
     let Some(t) = Topo::new("opstayga", Napt::Kernel) else {
         return;
     };
-    let www = t.dir.join("www6");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), "tayga map\n").unwrap();
-    t.spawn(
-        &t.c6,
-        &[
-            "python3",
-            "-m",
-            "http.server",
-            "8080",
-            "--bind",
-            CLIENT6,
-            "--directory",
-            &www.to_string_lossy(),
-        ],
-        "http6.log",
-    );
-    t.wait_listen(&t.c6, "8080", "t");
+    t.http_server6("tayga map\n");
     let tayga = t.dir.join("tayga.conf");
     std::fs::write(
         &tayga,

@@ -452,6 +452,31 @@ impl Topo {
 
     /// An HTTP server in server4 serving DIR/www (with `big.bin`, 10 MiB of
     /// random data). Returns the file's sha256.
+    /// Serves `index` as index.html over HTTP on [{CLIENT6}]:8080 in the
+    /// client namespace (the IPv6 side of static BIB entries and maps), and
+    /// waits until it listens.
+    pub fn http_server6(&self, index: &str) {
+        let www = self.dir.join("www6");
+        std::fs::create_dir_all(&www).expect("creating www6");
+        std::fs::write(www.join("index.html"), index).expect("writing index.html");
+        let w = www.to_string_lossy().into_owned();
+        self.spawn(
+            &self.c6,
+            &[
+                "python3",
+                "-m",
+                "http.server",
+                "8080",
+                "--bind",
+                CLIENT6,
+                "--directory",
+                &w,
+            ],
+            "http6.log",
+        );
+        self.wait_listen(&self.c6, "8080", "t");
+    }
+
     pub fn http_server4(&self, big_mib: usize) -> String {
         let www = self.dir.join("www");
         std::fs::create_dir_all(&www).expect("creating www");
