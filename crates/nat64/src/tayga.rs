@@ -216,108 +216,82 @@ fn parse_directive(
         });
         return;
     }
-    let once = |slot_set: bool, problems: &mut Vec<Problem>| {
-        if slot_set {
-            problems.push(Problem {
-                line: ln,
-                what: format!("duplicate `{dir}` directive (Tayga refuses this too)"),
-                fix: "keep one".into(),
-            });
-        }
-        !slot_set
-    };
     let arg = args.first().copied().unwrap_or("");
+    let why = |what: String, fix: &str| (what, fix.to_string());
     match dir {
-        "tun-device" => {
-            if once(p.tun_device.is_some(), problems) {
-                p.tun_device = Some((ln, arg.to_string()));
-            }
+        "tun-device" => set_once(&mut p.tun_device, Ok(arg.to_string()), ln, dir, problems),
+        "ipv4-addr" => {
+            let v = arg.parse::<Ipv4Addr>().map_err(|_| {
+                why(
+                    format!("ipv4-addr \"{arg}\" is not an IPv4 address"),
+                    "write a plain address such as 192.0.2.1",
+                )
+            });
+            set_once(&mut p.ipv4_addr, v, ln, dir, problems)
         }
-        "ipv4-addr" => match arg.parse::<Ipv4Addr>() {
-            Ok(a) if once(p.ipv4_addr.is_some(), problems) => p.ipv4_addr = Some((ln, a)),
-            Ok(_) => {}
-            Err(_) => problems.push(Problem {
-                line: ln,
-                what: format!("ipv4-addr \"{arg}\" is not an IPv4 address"),
-                fix: "write a plain address such as 192.0.2.1".into(),
-            }),
-        },
-        "ipv6-addr" => match arg.parse::<Ipv6Addr>() {
-            Ok(a) if once(p.ipv6_addr.is_some(), problems) => p.ipv6_addr = Some((ln, a)),
-            Ok(_) => {}
-            Err(_) => problems.push(Problem {
-                line: ln,
-                what: format!("ipv6-addr \"{arg}\" is not an IPv6 address"),
-                fix: "write a plain address such as 2001:db8::1".into(),
-            }),
-        },
-        "prefix" => match arg.parse::<Prefix>() {
-            Ok(pr) if once(p.prefix.is_some(), problems) => p.prefix = Some((ln, pr)),
-            Ok(_) => {}
-            Err(e) => problems.push(Problem {
-                line: ln,
-                what: format!("prefix \"{arg}\": {e}"),
-                fix: "use 64:ff9b::/96 or a Network-Specific Prefix of length /32, /40, /48, \
-                      /56, /64 or /96"
-                    .into(),
-            }),
-        },
-        "dynamic-pool" => match parse_v4net(arg) {
-            Ok(n) if once(p.dynamic_pool.is_some(), problems) => p.dynamic_pool = Some((ln, n)),
-            Ok(_) => {}
-            Err((what, fix)) => problems.push(Problem {
-                line: ln,
-                what: format!("dynamic-pool: {what}"),
-                fix,
-            }),
-        },
-        "wkpf-strict" => {
-            // Tayga: anything but "no" means yes.
-            if once(p.wkpf_strict.is_some(), problems) {
-                p.wkpf_strict = Some((ln, !arg.eq_ignore_ascii_case("no")));
-            }
+        "ipv6-addr" => {
+            let v = arg.parse::<Ipv6Addr>().map_err(|_| {
+                why(
+                    format!("ipv6-addr \"{arg}\" is not an IPv6 address"),
+                    "write a plain address such as 2001:db8::1",
+                )
+            });
+            set_once(&mut p.ipv6_addr, v, ln, dir, problems)
         }
+        "prefix" => {
+            let v = arg.parse::<Prefix>().map_err(|e| {
+                why(
+                    format!("prefix \"{arg}\": {e}"),
+                    "use 64:ff9b::/96 or a Network-Specific Prefix of length /32, /40, /48, \
+                     /56, /64 or /96",
+                )
+            });
+            set_once(&mut p.prefix, v, ln, dir, problems)
+        }
+        "dynamic-pool" => {
+            let v = parse_v4net(arg).map_err(|(what, fix)| (format!("dynamic-pool: {what}"), fix));
+            set_once(&mut p.dynamic_pool, v, ln, dir, problems)
+        }
+        // Tayga: anything but "no" means yes.
+        "wkpf-strict" => set_once(
+            &mut p.wkpf_strict,
+            Ok(!arg.eq_ignore_ascii_case("no")),
+            ln,
+            dir,
+            problems,
+        ),
         "data-dir" => {
-            if !arg.starts_with('/') {
-                problems.push(Problem {
-                    line: ln,
-                    what: format!("data-dir \"{arg}\" is not an absolute path (Tayga refuses it)"),
-                    fix: "write an absolute path".into(),
-                });
-            } else if once(p.data_dir.is_some(), problems) {
-                p.data_dir = Some((ln, arg.to_string()));
-            }
-        }
-        "map-file" => {
-            if once(p.map_file.is_some(), problems) {
-                p.map_file = Some((ln, arg.to_string()));
-            }
-        }
-        "offlink-mtu" => match arg.parse::<u32>() {
-            Ok(m) if once(p.offlink_mtu.is_some(), problems) => p.offlink_mtu = Some((ln, m)),
-            Ok(_) => {}
-            Err(_) => problems.push(Problem {
-                line: ln,
-                what: format!("offlink-mtu \"{arg}\" is not a number of bytes"),
-                fix: "write e.g. `offlink-mtu 1280`".into(),
-            }),
-        },
-        "udp-cksum-mode" => {
-            let mode = match arg.to_ascii_lowercase().as_str() {
-                "drop" => Some("drop"),
-                "fwd" | "forward" => Some("forward"),
-                "calc" => Some("calc"),
-                _ => None,
+            let v = if arg.starts_with('/') {
+                Ok(arg.to_string())
+            } else {
+                Err(why(
+                    format!("data-dir \"{arg}\" is not an absolute path (Tayga refuses it)"),
+                    "write an absolute path",
+                ))
             };
-            match mode {
-                Some(m) if once(p.udp_cksum.is_some(), problems) => p.udp_cksum = Some((ln, m)),
-                Some(_) => {}
-                None => problems.push(Problem {
-                    line: ln,
-                    what: format!("udp-cksum-mode \"{arg}\" is not drop, fwd or calc"),
-                    fix: "use drop, fwd or calc".into(),
-                }),
-            }
+            set_once(&mut p.data_dir, v, ln, dir, problems)
+        }
+        "map-file" => set_once(&mut p.map_file, Ok(arg.to_string()), ln, dir, problems),
+        "offlink-mtu" => {
+            let v = arg.parse::<u32>().map_err(|_| {
+                why(
+                    format!("offlink-mtu \"{arg}\" is not a number of bytes"),
+                    "write e.g. `offlink-mtu 1280`",
+                )
+            });
+            set_once(&mut p.offlink_mtu, v, ln, dir, problems)
+        }
+        "udp-cksum-mode" => {
+            let v = match arg.to_ascii_lowercase().as_str() {
+                "drop" => Ok("drop"),
+                "fwd" | "forward" => Ok("forward"),
+                "calc" => Ok("calc"),
+                _ => Err(why(
+                    format!("udp-cksum-mode \"{arg}\" is not drop, fwd or calc"),
+                    "use drop, fwd or calc",
+                )),
+            };
+            set_once(&mut p.udp_cksum, v, ln, dir, problems)
         }
         "map" => parse_map(p, problems, warnings, ln, args, source),
         "log" => warnings.push(format!(
@@ -348,6 +322,30 @@ fn parse_directive(
         other => warnings.push(format!(
             "{source} line {ln}: unknown directive `{other}` ignored (Tayga would refuse it too)"
         )),
+    }
+}
+
+/// Stores a directive's value, or records why not: its parse error, or a
+/// second occurrence (Tayga refuses duplicates too).
+fn set_once<T>(
+    slot: &mut Option<(usize, T)>,
+    parsed: Result<T, (String, String)>,
+    ln: usize,
+    dir: &str,
+    problems: &mut Vec<Problem>,
+) {
+    match parsed {
+        Err((what, fix)) => problems.push(Problem {
+            line: ln,
+            what,
+            fix,
+        }),
+        Ok(_) if slot.is_some() => problems.push(Problem {
+            line: ln,
+            what: format!("duplicate `{dir}` directive (Tayga refuses this too)"),
+            fix: "keep one".into(),
+        }),
+        Ok(v) => *slot = Some((ln, v)),
     }
 }
 

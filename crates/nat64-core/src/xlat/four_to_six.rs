@@ -56,10 +56,7 @@ pub fn four_to_six_offload<M: Mapper + ?Sized>(
     m: &mut M,
     off: Offload,
 ) -> Verdict {
-    match translate(buf, start, len, cfg, m, off) {
-        Ok(v) => v,
-        Err(r) => Verdict::Drop(r),
-    }
+    translate(buf, start, len, cfg, m, off).unwrap_or_else(Verdict::Drop)
 }
 
 fn translate<M: Mapper + ?Sized>(

@@ -77,10 +77,7 @@ pub fn six_to_four_offload<M: Mapper + ?Sized>(
     m: &mut M,
     off: Offload,
 ) -> Verdict {
-    match translate(buf, start, len, cfg, m, off) {
-        Ok(v) => v,
-        Err(r) => Verdict::Drop(r),
-    }
+    translate(buf, start, len, cfg, m, off).unwrap_or_else(Verdict::Drop)
 }
 
 fn translate<M: Mapper + ?Sized>(
