@@ -16,7 +16,8 @@ import os
 import statistics
 import sys
 
-MODES = [("kernel4nat", "kernel4nat"), ("daemon", "nat64 daemon"), ("kernel", "nat64 kernel")]
+MODES = [("kernel4nat", "kernel4nat"), ("daemon", "nat64 daemon"), ("daemon1q", "nat64 daemon, 1 queue"),
+         ("kernel", "nat64 kernel")]
 THROUGHPUT = [
     ("tcp6to4_1", "TCP 6→4, 1 stream", "Gbit/s"),
     ("tcp4to6_1", "TCP 4→6, 1 stream", "Gbit/s"),
@@ -24,6 +25,8 @@ THROUGHPUT = [
     ("tcp4to6_4", "TCP 4→6, 4 streams", "Gbit/s"),
     ("udp6to4", "UDP 64 B 6→4", "kpps rx"),
     ("udp4to6", "UDP 64 B 4→6", "kpps rx"),
+    ("udpnl6to4", "UDP 64 B 6→4, loss ≤ 2 %", "kpps rx"),
+    ("udpnl4to6", "UDP 64 B 4→6, loss ≤ 2 %", "kpps rx"),
 ]
 STATEFUL = [
     ("connrate", "max. connection establishment rate", "flows/s"),
@@ -202,6 +205,16 @@ def cmd_report(path):
                         line.append(f"{v / base:.2f}" if v is not None and base else "-")
             print("| " + " | ".join(line) + " |")
         print()
+        if any(m == "daemon" for m, _ in modes) and any(m == "daemon1q" for m, _ in modes):
+            print(f"Scaling, veth offloads {off}: nat64 daemon with one queue per CPU ÷ with one queue: "
+                  + "; ".join(
+                      f"{label} {fmt(a / b, 2)}"
+                      for t, label, _ in tests
+                      for key in ["rx_pps" if t.startswith("udp") else "gbps"]
+                      for a, b in [(med(groups.get((off, t, "daemon"), []), key),
+                                    med(groups.get((off, t, "daemon1q"), []), key))]
+                      if a is not None and b
+                  ) + "\n")
         print(f"CPU, veth offloads {off} (medians, % of one core): translator process (utime+stime) / "
               "whole machine busy / softirq; TCP: sender retransmits; TUN drops: packets the kernel dropped "
               "because nat64 did not read its TUN in time (TX queue full); other = max CPU of processes "

@@ -14,6 +14,8 @@
 #               masquerade on v4x (NAT44 with conntrack). The reference.
 #   daemon      nat64 napt = "daemon": prefix 2001:db8:64::/96 (NSP), pool
 #               203.0.113.0/24 routed to the TUN; s4 routes the pool to x.
+#   daemon1q    the same with tun.queues = 1: one worker, for the scaling
+#               ratio (daemon ÷ daemon1q); not in the default MODES.
 #   kernel      nat64 napt = "kernel": inner-pool 100.64.0.0/16, nat64 installs
 #               the masquerade (manage-nft); egress NAPT by conntrack.
 #   The client of the nat64 modes is IPv6-only and targets
@@ -22,8 +24,13 @@
 # Tests (TESTS):
 #   tcp6to4_1 tcp4to6_1 tcp6to4_4 tcp4to6_4   iperf3 TCP, 1 or 4 streams;
 #                   6to4 = client sends, 4to6 = iperf3 -R (server sends)
-#   udp6to4 udp4to6 iperf3 -u -l UDP_LEN -b 0 from SENDERS parallel clients:
-#                   received pps (packets - lost, receiver side), sent pps, loss
+#   udp6to4 udp4to6 iperf3 -u -l UDP_LEN -b 0 -w UDP_BUF from SENDERS parallel
+#                   clients: received pps (packets - lost, receiver side),
+#                   sent pps, loss (the sender at full speed: overload)
+#   udpnl6to4 udpnl4to6 the same, searching the highest rate with at most
+#                   UDP_LOSS_MAX % loss: a full-speed trial, then UDP_STEPS
+#                   bisection trials of UDP_TRIAL s (iperf3 -b); reports the
+#                   pps received in the best passing trial
 #   connrate        RFC 9693 maximum connection establishment rate: flowgen
 #                   (flowgen.c) sends CONN_FLOWS packets, each a new UDP flow
 #                   (new source address/port), at a set rate; s4 counts them
@@ -60,6 +67,14 @@
 #   FLOW_DPORTS [64] destination ports 10000.. (kernel NAPT needs several)
 #   NAT64_QUEUES [unset = nat64's default, one per CPU]
 #   CSV [/tmp/nat64-bench-<date>-<pid>.csv] raw results, one row per run
+#   UDP_BUF [4M] iperf3 -w for the UDP tests (receiver socket buffer, capped by
+#                   net.core.rmem_max), so the receiving iperf3 is not where
+#                   packets are lost when it is scheduled late
+#   UDP_TRIAL [DURATION] UDP_STEPS [5] UDP_LOSS_MAX [2] the udpnl* search
+#   NAT64_BATCH [nat64's default] tun.batch: packets per TUN write batch (1: no io_uring)
+#   NAT64_TXQUEUELEN [nat64's default] tun.txqueuelen
+#   NAT64_PIN [nat64's default] tun.pin-workers: true or false
+#   NAT64_BIN [target/release/nat64] the nat64 binary to run
 #   KEEP_LOGS [0] keep the work directory (iperf3 JSON, nat64 logs)
 #   SKIP_BUILD [0] use the existing target/release/nat64
 #
@@ -81,11 +96,15 @@ fi
 
 MODES=${MODES:-"kernel4nat daemon kernel"}
 OFFLOAD=${OFFLOAD:-"on off"}
-TESTS=${TESTS:-"tcp6to4_1 tcp4to6_1 tcp6to4_4 tcp4to6_4 udp6to4 udp4to6 connrate capacity teardown"}
+TESTS=${TESTS:-"tcp6to4_1 tcp4to6_1 tcp6to4_4 tcp4to6_4 udp6to4 udp4to6 udpnl6to4 udpnl4to6 connrate capacity teardown"}
 DURATION=${DURATION:-10}
 REPS=${REPS:-3}
 SENDERS=${SENDERS:-1}
 UDP_LEN=${UDP_LEN:-64}
+UDP_BUF=${UDP_BUF:-4M}
+UDP_TRIAL=${UDP_TRIAL:-$DURATION}
+UDP_STEPS=${UDP_STEPS:-5}
+UDP_LOSS_MAX=${UDP_LOSS_MAX:-2}
 PORT=${PORT:-5201}
 CONN_FLOWS=${CONN_FLOWS:-100000}
 CONN_ITER=${CONN_ITER:-7}
@@ -99,6 +118,9 @@ TD_REAP=${TD_REAP:-15}
 FLOW_SOURCES=${FLOW_SOURCES:-4096}
 FLOW_DPORTS=${FLOW_DPORTS:-64}
 NAT64_QUEUES=${NAT64_QUEUES:-}
+NAT64_BATCH=${NAT64_BATCH:-}
+NAT64_PIN=${NAT64_PIN:-}
+NAT64_TXQUEUELEN=${NAT64_TXQUEUELEN:-}
 KEEP_LOGS=${KEEP_LOGS:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
 RUN_ID=nat64-bench-$(date -u +%Y%m%dT%H%M%SZ)-$$
@@ -111,10 +133,10 @@ exec {LOGFD}>&2
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&"$LOGFD"; }
 die() { log "ERROR: $*"; exit 1; }
 
-for m in $MODES; do [[ $m =~ ^(kernel4nat|daemon|kernel)$ ]] || die "unknown mode '$m' (kernel4nat daemon kernel)"; done
+for m in $MODES; do [[ $m =~ ^(kernel4nat|daemon|daemon1q|kernel)$ ]] || die "unknown mode '$m' (kernel4nat daemon daemon1q kernel)"; done
 for o in $OFFLOAD; do [[ $o =~ ^(on|off|default)$ ]] || die "OFFLOAD takes on, off and/or default, not '$o'"; done
 for t in $TESTS; do
-	[[ $t =~ ^(tcp(6to4|4to6)_[0-9]+|udp6to4|udp4to6|connrate|capacity|teardown)$ ]] || die "unknown test '$t'"
+	[[ $t =~ ^(tcp(6to4|4to6)_[0-9]+|udp6to4|udp4to6|udpnl6to4|udpnl4to6|connrate|capacity|teardown)$ ]] || die "unknown test '$t'"
 done
 [[ $CAP_RATE == auto || $CAP_RATE =~ ^[0-9]+$ ]] || die "CAP_RATE must be auto or a number"
 for v in DURATION REPS SENDERS UDP_LEN CONN_FLOWS CONN_ITER CAP_FLOWS TD_FLOWS TD_RATE TD_TIMEOUT TD_REAP FLOW_SOURCES FLOW_DPORTS; do
@@ -129,7 +151,7 @@ if [[ $SKIP_BUILD != 1 ]]; then
 	log "building nat64 (cargo build --release -p nat64)"
 	cargo build --release -p nat64 >&"$LOGFD" 2>&1 || die "cargo build failed"
 fi
-NAT64=$ROOT/target/release/nat64
+NAT64=${NAT64_BIN:-$ROOT/target/release/nat64}
 [[ -x $NAT64 ]] || die "no $NAT64 (build it, or unset SKIP_BUILD)"
 
 WORK=$(mktemp -d /tmp/nat64-bench.XXXXXX)
@@ -204,11 +226,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 nsx() { ip netns exec "$@"; }
+is_daemon() { [[ $1 == daemon || $1 == daemon1q ]]; } # nat64 doing the NAPT
 
 # -------------------------------------------------------------- topology ---
 setup_topo() { # setup_topo MODE
 	local m=$1 tag c6 x s4 l
-	case $m in kernel4nat) tag=k4 ;; daemon) tag=nd ;; kernel) tag=nk ;; esac
+	case $m in kernel4nat) tag=k4 ;; daemon) tag=nd ;; daemon1q) tag=n1 ;; kernel) tag=nk ;; esac
 	c6=$ID${tag}c6 x=$ID${tag}x s4=$ID${tag}s4
 	NS_C6[$m]=$c6 NS_X[$m]=$x NS_S4[$m]=$s4
 	for ns in "$c6" "$x" "$s4"; do
@@ -242,7 +265,7 @@ setup_topo() { # setup_topo MODE
 		EOF
 		TARGET[$m]=$SERVER4
 		;;
-	daemon)
+	daemon | daemon1q)
 		ip -n "$c6" -6 route add "$PREFIX" via "$X6_ADDR"
 		ip -n "$s4" route add "$POOL" via "$X4_ADDR"
 		TARGET[$m]=$SERVER4_V6
@@ -304,7 +327,7 @@ write_conf() { # write_conf MODE FILE [teardown]
 		echo "gateway-v4 = \"$GATEWAY4\""
 		echo 'metrics = ""'
 		echo 'control = ""'
-		if [[ $m == daemon ]]; then
+		if is_daemon "$m"; then
 			echo 'napt = "daemon"'
 			echo "pool = [\"$POOL\"]"
 		else
@@ -316,7 +339,14 @@ write_conf() { # write_conf MODE FILE [teardown]
 		echo
 		echo '[tun]'
 		echo 'name = "nat64"'
-		[[ -n $NAT64_QUEUES ]] && echo "queues = $NAT64_QUEUES"
+		if [[ $m == daemon1q ]]; then
+			echo "queues = 1"
+		elif [[ -n $NAT64_QUEUES ]]; then
+			echo "queues = $NAT64_QUEUES"
+		fi
+		[[ -n $NAT64_BATCH ]] && echo "batch = $NAT64_BATCH"
+		[[ -n $NAT64_PIN ]] && echo "pin-workers = $NAT64_PIN"
+		[[ -n $NAT64_TXQUEUELEN ]] && echo "txqueuelen = $NAT64_TXQUEUELEN"
 		echo
 		echo '[limits]   # room for the capacity test'
 		echo "max-sessions = $((CAP_FLOWS > 1000000 ? CAP_FLOWS * 2 : 2000000))"
@@ -458,23 +488,21 @@ row() { # row MODE OFF TEST REP OK VALUE UNIT GBPS RETR TX RX LOSS CPU_FIELDS EX
 fail_row() { row "$1" "$2" "$3" "$4" 0 NA "$5" NA NA NA NA NA "NA,NA,NA,NA,NA" "" "${FAILED[$1]:-$6}"; }
 
 # ----------------------------------------------------------------- iperf3 ---
-run_iperf() { # run_iperf MODE OFF TEST REP
-	local m=$1 off=$2 t=$3 rep=$4 args=() n=1 i j rc=0 files=() cpids=()
-	case $t in
-	tcp6to4_*) args=(-P "${t#*_}") ;;
-	tcp4to6_*) args=(-R -P "${t#*_}") ;;
-	udp6to4) args=(-u -l "$UDP_LEN" -b 0); n=$SENDERS ;;
-	udp4to6) args=(-u -l "$UDP_LEN" -b 0 -R); n=$SENDERS ;;
-	esac
-	if ! alive "$m"; then fail_row "$m" "$off" "$t" "$rep" "${t%%_*}"; return; fi
-	local d0 d1 ex=""
+# iperf_trial MODE NAME SECS ARGS... : SENDERS (UDP) or one iperf3 client(s)
+# from c6 for SECS seconds; sets IT_OK IT_GBPS IT_RETR IT_TX IT_RX IT_LOSS
+# IT_ERR, IT_EX (TUN drops) and CPU_FIELDS.
+iperf_trial() {
+	local m=$1 name=$2 secs=$3 n=1 i j rc=0 files=() cpids=() d0 d1
+	shift 3
+	[[ " $* " == *" -u "* ]] && n=$SENDERS
+	IT_EX=""
 	d0=$(tun_drops "$m")
 	cpu_begin "$m"
 	for ((i = 0; i < n; i++)); do
-		j=$WORK/$m.$off.$t.$rep.$i.json
+		j=$WORK/$name.$i.json
 		files+=("$j")
-		ip netns exec "${NS_C6[$m]}" timeout -k 5 $((DURATION + 30)) \
-			iperf3 -c "${TARGET[$m]}" -p $((PORT + i)) -t "$DURATION" -J --connect-timeout 5000 "${args[@]}" \
+		ip netns exec "${NS_C6[$m]}" timeout -k 5 $((secs + 30)) \
+			iperf3 -c "${TARGET[$m]}" -p $((PORT + i)) -t "$secs" -J --connect-timeout 5000 "$@" \
 			>"$j" 2>"$j.err" </dev/null &
 		cpids+=($!)
 		LIVE[$!]=1
@@ -485,26 +513,86 @@ run_iperf() { # run_iperf MODE OFF TEST REP
 	done
 	cpu_end
 	d1=$(tun_drops "$m")
-	[[ $d0 == NA || $d1 == NA ]] || ex="tun_drop=$((d1 - d0))"
-	local ok gbps retr tx rx loss err
-	read -r ok gbps retr tx rx loss err < <(python3 "$PY" iperf "${files[@]}")
-	[[ $rc -eq 0 ]] || ok=0
-	if [[ $ok == 1 ]]; then
-		if [[ $t == tcp* ]]; then
-			row "$m" "$off" "$t" "$rep" 1 "$gbps" Gbit/s "$gbps" "$retr" NA NA NA "$CPU_FIELDS" "$ex" ""
-			log "  $m/$off $t #$rep: $gbps Gbit/s retr $retr  cpu(xlat,busy,sirq,other,wall)=$CPU_FIELDS $ex"
-		else
-			row "$m" "$off" "$t" "$rep" 1 "$rx" pps NA NA "$tx" "$rx" "$loss" "$CPU_FIELDS" "senders=$n${ex:+;$ex}" ""
-			log "  $m/$off $t #$rep: rx $rx pps tx $tx pps loss $loss%  cpu=$CPU_FIELDS $ex"
-		fi
+	[[ $d0 == NA || $d1 == NA ]] || IT_EX="tun_drop=$((d1 - d0))"
+	read -r IT_OK IT_GBPS IT_RETR IT_TX IT_RX IT_LOSS IT_ERR < <(python3 "$PY" iperf "${files[@]}")
+	[[ $rc -eq 0 ]] || IT_OK=0
+	[[ $IT_OK == 1 ]] || IT_ERR="rc=$rc $IT_ERR $(head -c 300 "${files[0]}.err" 2>/dev/null | tr '\n' ' ')"
+}
+
+iperf_failed() { # iperf_failed MODE OFF TEST REP
+	local m=$1 why=$IT_ERR
+	alive "$m" || true
+	[[ -n ${FAILED[$m]:-} ]] && why="$why; ${FAILED[$m]}"
+	row "$m" "$2" "$3" "$4" 0 NA - NA NA NA NA NA "$CPU_FIELDS" "" "$why"
+	log "  $m/$2 $3 #$4: FAILED $why"
+	[[ -n ${FAILED[$m]:-} ]] || restart_servers "$m"
+}
+
+run_iperf() { # run_iperf MODE OFF TEST REP
+	local m=$1 off=$2 t=$3 rep=$4 args=()
+	case $t in
+	tcp6to4_*) args=(-P "${t#*_}") ;;
+	tcp4to6_*) args=(-R -P "${t#*_}") ;;
+	udp6to4) args=(-u -l "$UDP_LEN" -b 0 -w "$UDP_BUF") ;;
+	udp4to6) args=(-u -l "$UDP_LEN" -b 0 -w "$UDP_BUF" -R) ;;
+	udpnl*) run_udp_search "$@"; return ;;
+	esac
+	if ! alive "$m"; then fail_row "$m" "$off" "$t" "$rep" "${t%%_*}"; return; fi
+	iperf_trial "$m" "$m.$off.$t.$rep" "$DURATION" "${args[@]}"
+	if [[ $IT_OK != 1 ]]; then iperf_failed "$m" "$off" "$t" "$rep"; return; fi
+	if [[ $t == tcp* ]]; then
+		row "$m" "$off" "$t" "$rep" 1 "$IT_GBPS" Gbit/s "$IT_GBPS" "$IT_RETR" NA NA NA "$CPU_FIELDS" "$IT_EX" ""
+		log "  $m/$off $t #$rep: $IT_GBPS Gbit/s retr $IT_RETR  cpu(xlat,busy,sirq,other,wall)=$CPU_FIELDS $IT_EX"
 	else
-		alive "$m" || true
-		local why="rc=$rc $err $(head -c 300 "${files[0]}.err" 2>/dev/null | tr '\n' ' ')"
-		[[ -n ${FAILED[$m]:-} ]] && why="$why; ${FAILED[$m]}"
-		row "$m" "$off" "$t" "$rep" 0 NA - NA NA NA NA NA "$CPU_FIELDS" "" "$why"
-		log "  $m/$off $t #$rep: FAILED $why"
-		[[ -n ${FAILED[$m]:-} ]] || restart_servers "$m"
+		row "$m" "$off" "$t" "$rep" 1 "$IT_RX" pps NA NA "$IT_TX" "$IT_RX" "$IT_LOSS" "$CPU_FIELDS" "senders=$SENDERS${IT_EX:+;$IT_EX}" ""
+		log "  $m/$off $t #$rep: rx $IT_RX pps tx $IT_TX pps loss $IT_LOSS%  cpu=$CPU_FIELDS $IT_EX"
 	fi
+}
+
+# run_udp_search MODE OFF TEST REP: udpnl6to4 / udpnl4to6, the RFC 2544
+# throughput idea with a loss bound: the highest sending rate at which at
+# most UDP_LOSS_MAX % of the packets are lost. One trial at full speed
+# (-b 0) gives the sender's ceiling; if it loses more than the bound,
+# UDP_STEPS bisection trials between 0 and that ceiling follow. Reports the
+# packets/s received in the best passing trial (its sent rate and loss too).
+run_udp_search() {
+	local m=$1 off=$2 t=$3 rep=$4 dir=() lo=0 hi best=() i rate trials=0 blast
+	[[ $t == udpnl4to6 ]] && dir=(-R)
+	if ! alive "$m"; then fail_row "$m" "$off" "$t" "$rep" pps; return; fi
+	local base=(-u -l "$UDP_LEN" -w "$UDP_BUF" "${dir[@]}")
+	iperf_trial "$m" "$m.$off.$t.$rep.full" "$UDP_TRIAL" "${base[@]}" -b 0
+	trials=1
+	if [[ $IT_OK != 1 ]]; then iperf_failed "$m" "$off" "$t" "$rep"; return; fi
+	blast="full_tx=$IT_TX;full_rx=$IT_RX;full_loss=$IT_LOSS"
+	hi=$IT_TX
+	if python3 -c "import sys; sys.exit(0 if float('$IT_LOSS') <= float('$UDP_LOSS_MAX') else 1)"; then
+		best=("$IT_RX" "$IT_TX" "$IT_LOSS" "$CPU_FIELDS" "$IT_EX")
+	else
+		for ((i = 0; i < UDP_STEPS; i++)); do
+			rate=$(((lo + hi) / 2))
+			((rate > 0)) || break
+			iperf_trial "$m" "$m.$off.$t.$rep.$i" "$UDP_TRIAL" "${base[@]}" -b $((rate * UDP_LEN * 8))
+			trials=$((trials + 1))
+			if [[ $IT_OK == 1 ]] && python3 -c "import sys; sys.exit(0 if float('$IT_LOSS') <= float('$UDP_LOSS_MAX') else 1)"; then
+				lo=$rate
+				if ((${#best[@]} == 0)) || ((${IT_RX%.*} > ${best[0]%.*})); then
+					best=("$IT_RX" "$IT_TX" "$IT_LOSS" "$CPU_FIELDS" "$IT_EX")
+				fi
+			else
+				hi=$rate
+			fi
+			log "    $m/$off $t step $i: asked $rate pps: rx $IT_RX tx $IT_TX loss $IT_LOSS% -> [$lo, $hi]"
+		done
+	fi
+	if ((${#best[@]} == 0)); then
+		IT_ERR="no rate with loss <= $UDP_LOSS_MAX% ($blast)"
+		iperf_failed "$m" "$off" "$t" "$rep"
+		return
+	fi
+	CPU_FIELDS=${best[3]}
+	row "$m" "$off" "$t" "$rep" 1 "${best[0]}" pps NA NA "${best[1]}" "${best[0]}" "${best[2]}" "$CPU_FIELDS" \
+		"senders=$SENDERS;trials=$trials;$blast${best[4]:+;${best[4]}}" ""
+	log "  $m/$off $t #$rep: best rx ${best[0]} pps tx ${best[1]} pps loss ${best[2]}% ($trials trials; full speed: $blast)"
 }
 
 # -------------------------------------------------------- stateful tests ---
@@ -610,7 +698,7 @@ run_capacity() {
 	sleep 0.5
 	ct1=$(ct_count "$m") s1=$(ct_slab_bytes)
 	ctmax=$(nsx "${NS_X[$m]}" cat /proc/sys/net/netfilter/nf_conntrack_max 2>/dev/null || echo NA)
-	if [[ $m == daemon ]]; then
+	if is_daemon "$m"; then
 		held=$(nat64_stats "$m" sessions_udp)
 	else
 		held=$((ct1 - ct0))
@@ -622,7 +710,7 @@ run_capacity() {
 	if [[ $m != kernel4nat ]]; then
 		rss1=$(vm_rss_kib "${XPID[$m]}")
 		ex+=";rss_mib=$(awk -v v="$rss1" 'BEGIN{printf "%.1f", v/1024}');rss_delta_mib=$(awk -v a="$rss0" -v b="$rss1" 'BEGIN{printf "%.1f", (b-a)/1024}')"
-		if [[ $m == daemon && $held =~ ^[0-9]+$ && $held -gt 0 ]]; then
+		if is_daemon "$m" && [[ $held =~ ^[0-9]+$ && $held -gt 0 ]]; then
 			ex+=";bytes_per_flow=$(awk -v a="$rss0" -v b="$rss1" -v n="$held" 'BEGIN{printf "%.0f", (b-a)*1024/n}')"
 		else
 			ex+=";bytes_per_flow=NA"
@@ -638,14 +726,14 @@ run_capacity() {
 run_teardown() {
 	local m=$1 off=$2 rep=$3 base peak c t_full t_zero t_end now old deadline n
 	if ! alive "$m"; then fail_row "$m" "$off" teardown "$rep" flows/s; return; fi
-	count_fn() { if [[ $m == daemon ]]; then nat64_stats "$m" sessions_udp; else ct_count "$m"; fi; }
+	count_fn() { if is_daemon "$m"; then nat64_stats "$m" sessions_udp; else ct_count "$m"; fi; }
 	old=$(nsx "${NS_X[$m]}" sysctl -n net.netfilter.nf_conntrack_udp_timeout 2>/dev/null || echo 30)
 	if [[ $m == kernel4nat || $m == kernel ]]; then
 		nsx "${NS_X[$m]}" sysctl -qw net.netfilter.nf_conntrack_udp_timeout="$TD_TIMEOUT"
 	fi
 	fresh_table "$m" teardown || { fail_row "$m" "$off" teardown "$rep" flows/s; return; }
 	base=$(count_fn)
-	[[ $m == daemon ]] && base=0
+	is_daemon "$m" && base=0
 	gen "$m" "$TD_FLOWS" "$TD_RATE" || { fail_row "$m" "$off" teardown "$rep" flows/s "flowgen failed"; return; }
 	peak=$(count_fn)
 	t_full=$(date +%s.%N) t_zero=

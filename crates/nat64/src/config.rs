@@ -217,6 +217,12 @@ pub struct TunSection {
     /// for the workers before it drops (Linux default 500, which overflows
     /// under load and shows up as TCP retransmits; ADR 0005).
     pub txqueuelen: u32,
+    /// Translated packets a worker writes to the TUN with one system call
+    /// (io_uring; ADR 0006). 1 writes each packet with its own write(2).
+    pub batch: u16,
+    /// Spread new flows round-robin over the queues (ADR 0005) instead of
+    /// leaving their placement to the kernel's flow hash.
+    pub place_flows: bool,
 }
 
 impl Default for TunSection {
@@ -229,6 +235,8 @@ impl Default for TunSection {
             offload: true,
             pin_workers: false,
             txqueuelen: 5000,
+            batch: 32,
+            place_flows: true,
         }
     }
 }
@@ -810,6 +818,14 @@ impl FileConfig {
                 "use the default 5000, or at least 500",
             ));
         }
+        if !(1..=1024).contains(&self.tun.batch) {
+            errs.push(err(
+                "tun.batch",
+                self.tun.batch,
+                "must be between 1 and 1024 packets",
+                "use the default 32, or 1 for one write(2) per packet",
+            ));
+        }
         if self.reap_interval_secs == 0 {
             errs.push(err(
                 "reap-interval-secs",
@@ -1274,6 +1290,21 @@ mod test {
         assert_eq!(e.len(), 1);
         assert!(e[0].problem.contains("colour"), "{}", e[0]);
         assert!(e[0].key.contains("line 4"), "{}", e[0]);
+    }
+
+    #[test]
+    fn tun_batch_bounds_named() {
+        for bad in [0, 1025] {
+            let e = errors(&(base() + &format!("[tun]\nbatch = {bad}\n")));
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert_eq!(e[0].key, "tun.batch", "{}", e[0]);
+            assert!(e[0].to_string().contains(&bad.to_string()), "{}", e[0]);
+        }
+        let s = FileConfig::parse(&(base() + "[tun]\nbatch = 1\nplace-flows = false\n"), "t")
+            .unwrap()
+            .validate("t")
+            .unwrap();
+        assert_eq!((s.tun.batch, s.tun.place_flows), (1, false));
     }
 
     #[test]

@@ -249,4 +249,9 @@ impl Processor for Worker {
     ) -> Verdict {
         self.inner.process_offload(buf, start, len, now, off)
     }
+
+    #[inline]
+    fn sessions_opened(&self) -> u64 {
+        self.inner.sessions_opened()
+    }
 }

@@ -171,19 +171,29 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
         },
         None => None,
     };
+    let placement = if s.tun.place_flows {
+        worker::Placement::new(queues.clone())
+    } else {
+        None
+    };
     let mut handles = Vec::new();
     for (i, q) in queues.iter().cloned().enumerate() {
         let st = all_stats[i].clone();
         let w = engine.worker();
         let sh = shared.clone();
         let pin = s.tun.pin_workers;
+        let opts = worker::Options {
+            batch: usize::from(s.tun.batch),
+            queue: i,
+            placement: placement.clone(),
+        };
         let h = std::thread::Builder::new()
             .name(format!("nat64-q{i}"))
             .spawn(move || {
                 if pin {
                     pin_to_cpu(i);
                 }
-                worker::run(q, w, sh, st)
+                worker::run(q, w, sh, st, opts)
             })
             .context("spawning a worker thread")?;
         handles.push(h);

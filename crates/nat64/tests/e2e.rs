@@ -133,7 +133,7 @@ fn curl_10mib_sha256_kernel() {
     curl_10mib(Napt::Kernel)
 }
 
-fn iperf3(napt: Napt) {
+fn iperf3(napt: Napt, extra: &str) {
     let Some(t) = Topo::new("iperf3", napt) else {
         return;
     };
@@ -143,7 +143,7 @@ fn iperf3(napt: Napt) {
         "iperf3s.log",
     );
     t.wait_listen(&t.s4, "5201", "t");
-    t.start_nat64(&t.config(""));
+    t.start_nat64(&t.config(extra));
     t.wait_path();
     for dir in ["", "-R"] {
         let out = t.ok(
@@ -166,11 +166,21 @@ fn iperf3(napt: Napt) {
 
 #[test]
 fn iperf3_tcp_both_directions_daemon() {
-    iperf3(Napt::Daemon)
+    iperf3(Napt::Daemon, "")
 }
 #[test]
 fn iperf3_tcp_both_directions_kernel() {
-    iperf3(Napt::Kernel)
+    iperf3(Napt::Kernel, "")
+}
+/// The plain data path: one write(2) per packet (no io_uring batch) and
+/// flows left where the kernel's hash puts them (ADR 0006, ADR 0005).
+#[test]
+fn iperf3_one_write_per_packet_daemon() {
+    let tun = format!(
+        "\n[tun]\nname = \"nat64\"\nqueues = 2\noffload = {}\nbatch = 1\nplace-flows = false\n",
+        offloads_on()
+    );
+    iperf3(Napt::Daemon, &tun)
 }
 
 // ------------------------------------------------------------------ UDP ---

@@ -291,6 +291,49 @@ fn ops_metrics_count_pings_exactly_daemon() {
     assert_eq!(r, "405 404");
 }
 
+/// Four TCP flows over a two-queue TUN: round-robin flow placement (ADR
+/// 0005) gives each queue's worker two of them, so both queues carry a fair
+/// share of the packets (the kernel's hash alone puts all four on one
+/// queue one time in eight, three on one queue half of the time).
+#[test]
+fn ops_four_flows_spread_over_two_queues_daemon() {
+    let Some(t) = Topo::new("opsspread", Napt::Daemon) else {
+        return;
+    };
+    t.spawn(
+        &t.s4,
+        &["iperf3", "-s", "-B", SERVER4, "-p", "5201"],
+        "iperf3s.log",
+    );
+    t.wait_listen(&t.s4, "5201", "t");
+    t.start_nat64(&t.config(&ops_extra(&t)));
+    t.wait_path();
+    let key = |q: usize| format!("nat64_queue_packets_received_total{{queue=\"{q}\"}}");
+    for dir in ["", "-R"] {
+        let m0 = scrape(&t);
+        let out = t.ok(
+            &t.c6,
+            &format!("iperf3 -c {SERVER4_V6} -p 5201 -t 3 -P 4 -J --connect-timeout 5000 {dir}"),
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).expect("iperf3 JSON");
+        let bytes = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+        assert!(bytes > 1_000_000, "iperf3 {dir}: only {bytes} bytes");
+        let m1 = scrape(&t);
+        let per: Vec<f64> = (0..2)
+            .map(|q| metric(&m1, &key(q)) - metric(&m0, &key(q)))
+            .collect();
+        let share = per[0].min(per[1]) / (per[0] + per[1]);
+        eprintln!("iperf3 -P 4 {dir}: packets per queue {per:?}, smaller share {share:.2}");
+        assert!(
+            share >= 0.2,
+            "iperf3 -P 4 {dir}: queues read {per:?} packets: one queue has almost all flows"
+        );
+    }
+    let placed = metric(&scrape(&t), "nat64_queue_flows_placed_total{queue=\"0\"}")
+        + metric(&scrape(&t), "nat64_queue_flows_placed_total{queue=\"1\"}");
+    eprintln!("flows placed through another queue: {placed}");
+}
+
 /// A malformed packet injected into the TUN moves its named drop counter
 /// by exactly the number injected.
 #[test]

@@ -1415,6 +1415,12 @@ impl Worker {
     pub fn set_now(&mut self, now: Timestamp) {
         self.m.now = now.0;
     }
+
+    /// Sessions (daemon mode) this worker has created so far: the data
+    /// plane places a flow whose first packet raised it (ADR 0005).
+    pub fn sessions_opened(&self) -> u64 {
+        self.m.opened.get()
+    }
 }
 
 /// Every protocol the tables know.

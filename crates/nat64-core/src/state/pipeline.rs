@@ -42,6 +42,8 @@ pub(crate) struct EngineMapper {
     pub(crate) now: u64,
     /// Set when an IPv4 SYN was refused and should be held (§3.5.2.2).
     held: Option<Tuple4Key>,
+    /// Sessions this worker created (flow placement, ADR 0005).
+    pub(crate) opened: core::cell::Cell<u64>,
 }
 
 /// RFC 6146 §3.5.4 / §3.4: for ICMP queries the identifier is the port on
@@ -218,6 +220,7 @@ impl EngineMapper {
             rh,
             now: 0,
             held: None,
+            opened: core::cell::Cell::new(0),
         }
     }
 
@@ -368,6 +371,7 @@ impl EngineMapper {
             }
         };
         let s = c.add_session(&b, dst4, rp, state, self.lifetime(t.proto));
+        self.opened.set(self.opened.get() + 1);
         c.publish_batched();
         Ok(compute_outgoing_tuple_4(&s, t, dst4))
     }
@@ -477,6 +481,7 @@ impl EngineMapper {
         }
         check_limits(&mut c, &b.v6)?;
         let s = c.add_session(&b, t.src, rp, state, self.lifetime(t.proto));
+        self.opened.set(self.opened.get() + 1);
         c.publish_batched();
         Ok(compute_outgoing_tuple_6(
             &self.sh, s.proto, s.v6, s.v6_port, t,

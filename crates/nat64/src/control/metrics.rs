@@ -211,6 +211,13 @@ impl Collector for Scrape {
             "GSO super-packets read by each TUN queue's worker (offload on).",
             &per_queue(&|w| w.rx_gso.load(std::sync::atomic::Ordering::Relaxed)),
         )?;
+        counter(
+            e,
+            "nat64_queue_flows_placed",
+            "New flows whose first packet this queue's worker wrote through another queue, \
+             so that the kernel steers the flow there (round-robin placement, ADR 0005).",
+            &per_queue(&|w| w.flows_placed.load(std::sync::atomic::Ordering::Relaxed)),
+        )?;
 
         counter(
             e,

@@ -3,6 +3,7 @@
 //! it in place and writing the result back to the TUN.
 
 pub mod tun;
+pub mod uring;
 pub mod worker;
 
 use nat64_core::time::Timestamp;

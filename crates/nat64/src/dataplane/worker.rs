@@ -1,15 +1,17 @@
 //! One worker: read, translate in place, write (SPEC §7).
 
+use super::uring::WriteBatch;
 use super::Clock;
 use crate::ratelimit::TokenBucket;
 use crate::stats::{Class, Stats};
 use nat64_core::time::Timestamp;
 use nat64_core::verdict::{DropReason, IcmpError, Verdict};
+use nat64_core::wire;
 use nat64_core::xlat::{self, Offload, HEADROOM, MAX_PACKET};
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tun_rs::{
     SyncDevice, VirtioNetHdr, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6,
@@ -36,7 +38,76 @@ pub trait Processor: Send {
         now: Timestamp,
         off: Offload,
     ) -> Verdict;
+
+    /// Flows (sessions) this processor has opened so far; a change after
+    /// `process` marks the packet as the first of a new flow.
+    fn sessions_opened(&self) -> u64 {
+        0
+    }
 }
+
+/// Round-robin placement of new flows over the TUN queues (ADR 0005).
+///
+/// The kernel steers a flow's packets to the queue through which the last
+/// packet of that flow (either direction: the hash is symmetric) was
+/// written. So the worker that reads a flow's first packet writes its
+/// translation through the queue whose turn it is: the reply arrives on
+/// that queue, that queue's worker writes the reply's translation through
+/// its own descriptor, and from then on both directions stay there.
+/// Hashing alone puts 4 flows on one of 2 queues one time in eight.
+pub struct Placement {
+    queues: Vec<Arc<SyncDevice>>,
+    next: AtomicUsize,
+}
+
+impl Placement {
+    /// None for a single queue (nothing to place).
+    pub fn new(queues: Vec<Arc<SyncDevice>>) -> Option<Arc<Placement>> {
+        (queues.len() > 1).then(|| {
+            Arc::new(Placement {
+                queues,
+                next: AtomicUsize::new(0),
+            })
+        })
+    }
+
+    fn pick(&self) -> (usize, &SyncDevice) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.queues.len();
+        (i, &self.queues[i])
+    }
+}
+
+/// How a worker runs (from `[tun]`).
+pub struct Options {
+    /// Packets per io_uring write batch (1: one write(2) per packet).
+    pub batch: usize,
+    /// This worker's queue index.
+    pub queue: usize,
+    /// Flow placement over all queues (None: one queue, or turned off).
+    pub placement: Option<Arc<Placement>>,
+}
+
+/// A TCP SYN without ACK: the first packet of a TCP flow (the kernel-NAPT
+/// mode has no sessions to count, so new TCP flows are recognised by it).
+fn is_tcp_syn(pkt: &[u8]) -> bool {
+    let (proto, l4) = match pkt.first().map(|b| b >> 4) {
+        Some(4) => match wire::ipv4::Packet::new_checked(pkt) {
+            Ok(p) if p.frag_offset() == 0 => (p.protocol(), p.header_len()),
+            _ => return false,
+        },
+        Some(6) => match wire::ipv6::Packet::new_checked(pkt) {
+            Ok(p) => (p.next_header(), wire::ipv6::HEADER_LEN),
+            Err(_) => return false,
+        },
+        _ => return false,
+    };
+    proto == wire::proto::TCP
+        && pkt.len() >= l4 + wire::l4::TCP_HEADER_LEN
+        && wire::l4::Ports::new_unchecked(&pkt[l4..]).tcp_flags() & (TCP_SYN | TCP_ACK) == TCP_SYN
+}
+
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
 
 /// State all workers share (read-mostly).
 pub struct Shared {
@@ -55,61 +126,190 @@ pub struct Shared {
 /// Poll timeout: how soon an idle worker notices shutdown.
 const IDLE_POLL_MS: i32 = 200;
 
-/// Runs until `shared.shutdown` is set.
+/// What one read from the TUN gave.
+enum Read {
+    /// A packet of this many bytes at `HEADROOM` (its virtio-net header, if
+    /// any, just before).
+    Packet(usize),
+    /// Nothing to read now.
+    Empty,
+    /// Nothing usable (error counted, or interrupted); read again.
+    Again,
+}
+
+fn read_one(
+    dev: &SyncDevice,
+    buf: &mut [u8],
+    hdr_len: usize,
+    stats: &Stats,
+    errors_logged: &mut u32,
+) -> Read {
+    match dev.recv(&mut buf[HEADROOM - hdr_len..]) {
+        Ok(n) if n >= hdr_len => Read::Packet(n - hdr_len),
+        Ok(_) => {
+            stats.count_drop(DropReason::Truncated);
+            Read::Again
+        }
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Read::Empty,
+        Err(e) if e.kind() == ErrorKind::Interrupted => Read::Again,
+        Err(e) => {
+            Stats::inc(&stats.tun_read_errors);
+            if *errors_logged < 10 {
+                *errors_logged += 1;
+                tracing::warn!("TUN read error: {e}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            Read::Again
+        }
+    }
+}
+
+/// Runs until `shared.shutdown` is set. With `batch` > 1 translated packets
+/// are written `batch` at a time through io_uring (ADR 0006); reads go on
+/// until the TUN is empty or the batch is full, then the batch is written.
 pub fn run<P: Processor>(
     dev: Arc<SyncDevice>,
     mut proc: P,
     shared: Arc<Shared>,
     stats: Arc<Stats>,
+    opts: Options,
 ) {
-    let mut buf = vec![0u8; HEADROOM + MAX_PACKET];
+    let batch = opts.batch;
+    let mut ring = if batch > 1 {
+        match WriteBatch::new(dev.as_raw_fd(), batch) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(
+                    "io_uring is not available ({e}): writing one packet per system call \
+                     (set tun.batch = 1 to say so and silence this warning)"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    // One buffer per packet that may wait in the batch.
+    let slots = if ring.is_some() { batch } else { 1 };
+    let mut bufs: Vec<Vec<u8>> = (0..slots)
+        .map(|_| vec![0u8; HEADROOM + MAX_PACKET])
+        .collect();
     let mut out = vec![0u8; MAX_PACKET];
     let mut read_errors_logged = 0u32;
     // With offloads the kernel puts a virtio-net header before each packet.
     let vnet = dev.tcp_gso();
     let hdr_len = if vnet { VIRTIO_NET_HDR_LEN } else { 0 };
+    let mut opened = proc.sessions_opened();
     while !shared.shutdown.load(Ordering::Relaxed) {
-        let n = match dev.recv(&mut buf[HEADROOM - hdr_len..]) {
-            Ok(n) if n >= hdr_len => n - hdr_len,
-            Ok(_) => {
-                stats.count_drop(DropReason::Truncated);
-                continue;
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                if let Err(e) = super::tun::wait_readable(&dev, IDLE_POLL_MS) {
-                    tracing::error!("poll on the TUN failed: {e}");
-                    std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut got_any = false;
+        let mut slot = 0;
+        loop {
+            let buf = &mut bufs[slot];
+            let n = match read_one(&dev, buf, hdr_len, &stats, &mut read_errors_logged) {
+                Read::Packet(n) => n,
+                Read::Again => continue,
+                Read::Empty => break,
+            };
+            got_any = true;
+            let class = stats.count_rx(&buf[HEADROOM..HEADROOM + n]);
+            let now = shared.clock.now();
+            let (off, vhdr) = if vnet {
+                match VirtioNetHdr::decode(&buf[HEADROOM - hdr_len..HEADROOM]) {
+                    Ok(h) => (offload_of(&h), Some(h)),
+                    Err(_) => (Offload::NONE, None),
                 }
-                continue;
+            } else {
+                (Offload::NONE, None)
+            };
+            if off.gso_size != 0 {
+                Stats::inc(&stats.rx_gso);
             }
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => {
-                Stats::inc(&stats.tun_read_errors);
-                if read_errors_logged < 10 {
-                    read_errors_logged += 1;
-                    tracing::warn!("TUN read error: {e}");
+            let verdict = proc.process(buf, HEADROOM, n, now, off);
+            // A new flow goes out through the queue whose turn it is.
+            let via = match (&opts.placement, verdict) {
+                (Some(p), Verdict::Forward { start, len, .. }) => {
+                    let was = std::mem::replace(&mut opened, proc.sessions_opened());
+                    let first = opened != was
+                        || buf
+                            .get(start..start.saturating_add(len))
+                            .is_some_and(is_tcp_syn);
+                    first
+                        .then(|| p.pick())
+                        .filter(|&(q, _)| q != opts.queue)
+                        .map(|(_, d)| d)
                 }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                continue;
+                _ => None,
+            };
+            match (&mut ring, verdict) {
+                (
+                    Some(ring),
+                    Verdict::Forward {
+                        start,
+                        len,
+                        fragment_mtu: None,
+                    },
+                ) if via.is_none() => {
+                    if buf.get(start..start.saturating_add(len)).is_none() {
+                        stats.count_drop(DropReason::NoBufferRoom);
+                        continue;
+                    }
+                    stats.count_translated(class);
+                    let at = match vhdr {
+                        Some(h) => match put_vnet_hdr(buf, start, len, n, &h) {
+                            Some(at) => at,
+                            None => {
+                                stats.count_drop(DropReason::NoBufferRoom);
+                                continue;
+                            }
+                        },
+                        None => start,
+                    };
+                    // SAFETY: bufs[slot] is not touched again before the
+                    // flush below: the next packet goes to the next slot.
+                    unsafe { ring.push(&buf[at..start + len], len) };
+                    slot += 1;
+                    if ring.is_full() {
+                        ring.flush(&stats);
+                        slot = 0;
+                    }
+                }
+                (ring, verdict) => {
+                    // What the translator builds itself (ICMP errors,
+                    // fragments) goes out after what was queued before it.
+                    let flush = !matches!(verdict, Verdict::Drop(_));
+                    if let Some(ring) = ring.as_mut().filter(|r| flush && !r.is_empty()) {
+                        ring.flush(&stats);
+                        // This packet's buffer is free as well: after it
+                        // is handled, the batch starts again at slot 0.
+                        slot = 0;
+                    }
+                    if via.is_some() {
+                        Stats::inc(&stats.flows_placed);
+                    }
+                    handle(
+                        via.unwrap_or(&dev),
+                        buf,
+                        &mut out,
+                        n,
+                        class,
+                        verdict,
+                        vhdr,
+                        now,
+                        &shared,
+                        &stats,
+                    );
+                }
             }
-        };
-        let class = stats.count_rx(&buf[HEADROOM..HEADROOM + n]);
-        let now = shared.clock.now();
-        let (off, vhdr) = if vnet {
-            match VirtioNetHdr::decode(&buf[HEADROOM - hdr_len..HEADROOM]) {
-                Ok(h) => (offload_of(&h), Some(h)),
-                Err(_) => (Offload::NONE, None),
-            }
-        } else {
-            (Offload::NONE, None)
-        };
-        if off.gso_size != 0 {
-            Stats::inc(&stats.rx_gso);
         }
-        let verdict = proc.process(&mut buf, HEADROOM, n, now, off);
-        handle(
-            &dev, &mut buf, &mut out, n, class, verdict, vhdr, now, &shared, &stats,
-        );
+        if let Some(ring) = ring.as_mut().filter(|r| !r.is_empty()) {
+            ring.flush(&stats);
+        }
+        if !got_any {
+            if let Err(e) = super::tun::wait_readable(&dev, IDLE_POLL_MS) {
+                tracing::error!("poll on the TUN failed: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
     }
 }
 
@@ -174,10 +374,8 @@ fn offload_of(h: &VirtioNetHdr) -> Offload {
     }
 }
 
-/// Writes a translated packet with its virtio-net header rewritten for the
-/// new family: TCPv4 ↔ TCPv6 GSO type, header length and checksum start
-/// moved by the size change of the IP header (the transport header and the
-/// payload did not move).
+/// Writes a translated packet with its virtio-net header (see
+/// [`put_vnet_hdr`]).
 fn send_with_vnet(
     dev: &SyncDevice,
     buf: &mut [u8],
@@ -187,6 +385,24 @@ fn send_with_vnet(
     h: &VirtioNetHdr,
     stats: &Stats,
 ) {
+    match put_vnet_hdr(buf, start, len, in_len, h) {
+        Some(at) => write_counted(dev, &buf[at..start + len], len, stats),
+        None => stats.count_drop(DropReason::NoBufferRoom),
+    }
+}
+
+/// Puts the virtio-net header of the packet read (`h`, `in_len` bytes)
+/// in front of its translation at `start..start + len`, rewritten for the
+/// new family: TCPv4 ↔ TCPv6 GSO type, header length and checksum start
+/// moved by the size change of the IP header (the transport header and the
+/// payload did not move). Returns where the frame now starts.
+fn put_vnet_hdr(
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    in_len: usize,
+    h: &VirtioNetHdr,
+) -> Option<usize> {
     let mut h = *h;
     let delta = len as isize - in_len as isize;
     let shift = |v: u16| (v as isize + delta).clamp(0, u16::MAX as isize) as u16;
@@ -209,12 +425,9 @@ fn send_with_vnet(
     if h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
         h.csum_start = shift(h.csum_start);
     }
-    let at = start - VIRTIO_NET_HDR_LEN;
-    if h.encode(&mut buf[at..start]).is_err() {
-        stats.count_drop(DropReason::NoBufferRoom);
-        return;
-    }
-    write_counted(dev, &buf[at..start + len], len, stats);
+    let at = start.checked_sub(VIRTIO_NET_HDR_LEN)?;
+    h.encode(buf.get_mut(at..start)?).ok()?;
+    Some(at)
 }
 
 /// Sends a packet the translator built itself (ICMP error, fragment): on an
@@ -290,5 +503,61 @@ pub fn build_icmp(
         Some(6) => xlat::icmp_gen::icmpv6_error(orig, error, shared.icmp_src_v6, out),
         Some(4) => xlat::icmp_gen::icmpv4_error(orig, error, shared.icmp_src_v4, out),
         _ => Err(DropReason::BadVersion),
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::is_tcp_syn;
+    use etherparse::PacketBuilder;
+
+    fn tcp4(syn: bool, ack: bool) -> Vec<u8> {
+        let mut b =
+            PacketBuilder::ipv4([192, 0, 2, 1], [198, 51, 100, 2], 64).tcp(1000, 80, 7, 1000);
+        if syn {
+            b = b.syn();
+        }
+        if ack {
+            b = b.ack(1);
+        }
+        let mut v = Vec::new();
+        b.write(&mut v, &[]).unwrap();
+        v
+    }
+
+    fn tcp6(syn: bool, ack: bool) -> Vec<u8> {
+        let mut b = PacketBuilder::ipv6([0x20; 16], [0x30; 16], 64).tcp(1000, 80, 7, 1000);
+        if syn {
+            b = b.syn();
+        }
+        if ack {
+            b = b.ack(1);
+        }
+        let mut v = Vec::new();
+        b.write(&mut v, &[]).unwrap();
+        v
+    }
+
+    #[test]
+    fn syn_without_ack_opens_a_flow() {
+        assert!(is_tcp_syn(&tcp4(true, false)));
+        assert!(is_tcp_syn(&tcp6(true, false)));
+        for (syn, ack) in [(true, true), (false, true), (false, false)] {
+            assert!(!is_tcp_syn(&tcp4(syn, ack)), "v4 syn={syn} ack={ack}");
+            assert!(!is_tcp_syn(&tcp6(syn, ack)), "v6 syn={syn} ack={ack}");
+        }
+        // UDP, truncated and non-initial fragments are not.
+        let mut udp = Vec::new();
+        PacketBuilder::ipv4([192, 0, 2, 1], [198, 51, 100, 2], 64)
+            .udp(1, 2)
+            .write(&mut udp, &[0; 20])
+            .unwrap();
+        assert!(!is_tcp_syn(&udp));
+        let syn = tcp4(true, false);
+        assert!(!is_tcp_syn(&syn[..30]));
+        let mut frag = syn.clone();
+        frag[7] = 1; // fragment offset 8 bytes
+        assert!(!is_tcp_syn(&frag));
+        assert!(!is_tcp_syn(&[]));
     }
 }
