@@ -223,6 +223,9 @@ pub struct TunSection {
     /// Spread new flows round-robin over the queues (ADR 0005) instead of
     /// leaving their placement to the kernel's flow hash.
     pub place_flows: bool,
+    /// Write runs of same-flow UDP datagrams in a batch as one UDP GSO
+    /// super-packet (needs `offload`; ADR 0006).
+    pub coalesce_udp: bool,
 }
 
 impl Default for TunSection {
@@ -237,6 +240,7 @@ impl Default for TunSection {
             txqueuelen: 5000,
             batch: 32,
             place_flows: true,
+            coalesce_udp: true,
         }
     }
 }

@@ -74,6 +74,12 @@ pub fn engine_config(s: &Settings, xlat: xlat::Config) -> EngineConfig {
         limits: limits(s),
         xlat,
         static_bib: s.static_bib.iter().map(static_binding).collect(),
+        // Sessions get owner queues when placement is on (ADR 0005).
+        flow_queues: if s.tun.place_flows {
+            crate::dataplane::tun::queue_count(&s.tun).min(usize::from(u8::MAX)) as u8
+        } else {
+            1
+        },
     }
 }
 
@@ -251,7 +257,7 @@ impl Processor for Worker {
     }
 
     #[inline]
-    fn sessions_opened(&self) -> u64 {
-        self.inner.sessions_opened()
+    fn flow_queue(&self) -> Option<usize> {
+        self.inner.flow_owner().map(usize::from)
     }
 }

@@ -186,6 +186,7 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
             batch: usize::from(s.tun.batch),
             queue: i,
             placement: placement.clone(),
+            coalesce_udp: s.tun.coalesce_udp,
         };
         let h = std::thread::Builder::new()
             .name(format!("nat64-q{i}"))

@@ -96,8 +96,12 @@ pub struct Stats {
     pub icmp_build_failed: AtomicU64,
     /// GSO super-packets read from the TUN (offload on; ADR 0004).
     pub rx_gso: AtomicU64,
-    /// New flows this worker handed to another queue (ADR 0005).
-    pub flows_placed: AtomicU64,
+    /// Packets this worker read for a flow owned by another queue and
+    /// wrote through that queue (ADR 0005).
+    pub steered: AtomicU64,
+    /// UDP datagrams written as part of a UDP GSO train (ADR 0006), not
+    /// counting each train's first.
+    pub udp_coalesced: AtomicU64,
     /// TUN read/write errors (other than "would block").
     pub tun_read_errors: AtomicU64,
     pub tun_write_errors: AtomicU64,
@@ -118,7 +122,8 @@ impl Default for Stats {
             icmp_rate_limited: AtomicU64::new(0),
             icmp_build_failed: AtomicU64::new(0),
             rx_gso: AtomicU64::new(0),
-            flows_placed: AtomicU64::new(0),
+            steered: AtomicU64::new(0),
+            udp_coalesced: AtomicU64::new(0),
             tun_read_errors: AtomicU64::new(0),
             tun_write_errors: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),

@@ -164,6 +164,10 @@ pub struct EngineConfig {
     pub limits: Limits,
     pub xlat: xlat::Config,
     pub static_bib: Vec<StaticBinding>,
+    /// Data-plane queues to spread sessions over: each new session gets an
+    /// owner queue, round-robin, that [`Worker::flow_owner`] reports for
+    /// its packets (0 or 1: no placement).
+    pub flow_queues: u8,
 }
 
 impl Default for EngineConfig {
@@ -179,6 +183,7 @@ impl Default for EngineConfig {
             limits: Limits::default(),
             xlat: xlat::Config::default(),
             static_bib: Vec::new(),
+            flow_queues: 1,
         }
     }
 }
@@ -462,6 +467,9 @@ pub(crate) struct Control {
     pending_ops: usize,
     /// [`Shared::pending`]: `pending_ops` for the workers, as a hint.
     pending_hint: Arc<AtomicUsize>,
+    /// Queues to place sessions on, and the next one's turn.
+    flow_queues: u8,
+    next_owner: u32,
 }
 
 pub(crate) fn client_key(a: &Ipv6Addr, len: u8) -> u128 {
@@ -622,8 +630,10 @@ impl Control {
             remote_port,
             deadline: AtomicU64::new(deadline),
             tcp: AtomicU8::new(tcp as u8),
+            owner: (self.next_owner % u32::from(self.flow_queues)) as u8,
             slot: AtomicU32::new(self.sessions.len() as u32),
         });
+        self.next_owner = self.next_owner.wrapping_add(1);
         self.sessions.push(s.clone());
         b.sessions.fetch_add(1, Relaxed);
         *self.nsessions.get_mut(b.proto) += 1;
@@ -864,6 +874,8 @@ impl Engine {
                 pending: Index::new(hasher),
                 pending_ops: 0,
                 pending_hint: pending_hint.clone(),
+                flow_queues: cfg.flow_queues.max(1),
+                next_owner: 0,
             }),
             pending: pending_hint,
             frags: Mutex::new(FragCache::new(FRAG_CACHE_CAP)),
@@ -1381,15 +1393,7 @@ impl Worker {
         len: usize,
         now: Timestamp,
     ) -> crate::Verdict {
-        pipeline::process(
-            &mut self.m,
-            &self.cfg,
-            buf,
-            start,
-            len,
-            now,
-            xlat::Offload::NONE,
-        )
+        self.process_offload(buf, start, len, now, xlat::Offload::NONE)
     }
 
     /// [`Worker::process`] for a packet that came with TUN offload metadata
@@ -1402,6 +1406,7 @@ impl Worker {
         now: Timestamp,
         off: xlat::Offload,
     ) -> crate::Verdict {
+        self.m.owner.set(pipeline::NO_OWNER);
         pipeline::process(&mut self.m, &self.cfg, buf, start, len, now, off)
     }
 
@@ -1416,10 +1421,14 @@ impl Worker {
         self.m.now = now.0;
     }
 
-    /// Sessions (daemon mode) this worker has created so far: the data
-    /// plane places a flow whose first packet raised it (ADR 0005).
-    pub fn sessions_opened(&self) -> u64 {
-        self.m.opened.get()
+    /// The owner queue of the session the last processed packet belonged
+    /// to (daemon mode; `EngineConfig::flow_queues`): the data plane writes
+    /// it through that queue so that the kernel steers the flow there
+    /// (ADR 0005). None for packets without a session (kernel mode, ICMP
+    /// errors, drops).
+    pub fn flow_owner(&self) -> Option<u8> {
+        let o = self.m.owner.get();
+        (o != pipeline::NO_OWNER).then_some(o)
     }
 }
 

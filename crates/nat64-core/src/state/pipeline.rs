@@ -42,9 +42,13 @@ pub(crate) struct EngineMapper {
     pub(crate) now: u64,
     /// Set when an IPv4 SYN was refused and should be held (§3.5.2.2).
     held: Option<Tuple4Key>,
-    /// Sessions this worker created (flow placement, ADR 0005).
-    pub(crate) opened: core::cell::Cell<u64>,
+    /// Owner queue of the session of the packet being processed
+    /// ([`NO_OWNER`]: none).
+    pub(crate) owner: core::cell::Cell<u8>,
 }
+
+/// [`EngineMapper::owner`] when the packet has no session.
+pub(crate) const NO_OWNER: u8 = u8::MAX;
 
 /// RFC 6146 §3.5.4 / §3.4: for ICMP queries the identifier is the port on
 /// each side; the remote has none.
@@ -220,7 +224,7 @@ impl EngineMapper {
             rh,
             now: 0,
             held: None,
-            opened: core::cell::Cell::new(0),
+            owner: core::cell::Cell::new(NO_OWNER),
         }
     }
 
@@ -275,6 +279,7 @@ impl EngineMapper {
         if let Some(g) = self.rh.enter() {
             if let Some(s) = g.session6(t.proto, &t.src, t.src_port, dst4, rp) {
                 if meta.role == Role::IcmpErrorInner || self.update(s, Dir::V6, meta.tcp_flags) {
+                    self.owner.set(s.owner);
                     return Ok(compute_outgoing_tuple_4(s, t, dst4));
                 }
             }
@@ -324,6 +329,7 @@ impl EngineMapper {
                 c.publish();
             }
             return if self.update(&s, Dir::V6, meta.tcp_flags) {
+                self.owner.set(s.owner);
                 Ok(compute_outgoing_tuple_4(&s, t, dst4))
             } else {
                 Err(DropReason::NoMapping)
@@ -371,7 +377,7 @@ impl EngineMapper {
             }
         };
         let s = c.add_session(&b, dst4, rp, state, self.lifetime(t.proto));
-        self.opened.set(self.opened.get() + 1);
+        self.owner.set(s.owner);
         c.publish_batched();
         Ok(compute_outgoing_tuple_4(&s, t, dst4))
     }
@@ -386,6 +392,7 @@ impl EngineMapper {
         if let Some(g) = self.rh.enter() {
             if let Some(s) = g.session4(t.proto, t.dst, t.dst_port, t.src, rp) {
                 if meta.role == Role::IcmpErrorInner || self.update(s, Dir::V4, meta.tcp_flags) {
+                    self.owner.set(s.owner);
                     return Ok(compute_outgoing_tuple_6(
                         &self.sh, s.proto, s.v6, s.v6_port, t,
                     ));
@@ -433,6 +440,7 @@ impl EngineMapper {
                 c.publish();
             }
             return if self.update(&s, Dir::V4, meta.tcp_flags) {
+                self.owner.set(s.owner);
                 Ok(compute_outgoing_tuple_6(
                     &self.sh, s.proto, s.v6, s.v6_port, t,
                 ))
@@ -481,7 +489,7 @@ impl EngineMapper {
         }
         check_limits(&mut c, &b.v6)?;
         let s = c.add_session(&b, t.src, rp, state, self.lifetime(t.proto));
-        self.opened.set(self.opened.get() + 1);
+        self.owner.set(s.owner);
         c.publish_batched();
         Ok(compute_outgoing_tuple_6(
             &self.sh, s.proto, s.v6, s.v6_port, t,

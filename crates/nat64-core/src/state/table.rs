@@ -61,6 +61,9 @@ pub(crate) struct Session {
     pub deadline: AtomicU64,
     /// [`TcpState`] as a byte (0 for UDP/ICMP).
     pub tcp: AtomicU8,
+    /// The data-plane queue that owns the flow (`EngineConfig::flow_queues`,
+    /// round-robin at creation).
+    pub owner: u8,
     /// Position in the writer's session list (writer only).
     pub slot: AtomicU32,
 }

@@ -213,10 +213,17 @@ impl Collector for Scrape {
         )?;
         counter(
             e,
-            "nat64_queue_flows_placed",
-            "New flows whose first packet this queue's worker wrote through another queue, \
-             so that the kernel steers the flow there (round-robin placement, ADR 0005).",
-            &per_queue(&|w| w.flows_placed.load(std::sync::atomic::Ordering::Relaxed)),
+            "nat64_queue_packets_steered",
+            "Packets this queue's worker read for a flow owned by another queue and wrote \
+             through that queue, so that the kernel steers the flow there (ADR 0005).",
+            &per_queue(&|w| w.steered.load(std::sync::atomic::Ordering::Relaxed)),
+        )?;
+        counter(
+            e,
+            "nat64_queue_udp_coalesced",
+            "UDP datagrams this queue's worker wrote as part of a UDP GSO train (one \
+             super-packet per run of same-flow datagrams; each train's first not counted; ADR 0006).",
+            &per_queue(&|w| w.udp_coalesced.load(std::sync::atomic::Ordering::Relaxed)),
         )?;
 
         counter(

@@ -3,6 +3,7 @@
 //! it in place and writing the result back to the TUN.
 
 pub mod tun;
+pub mod udp_gso;
 pub mod uring;
 pub mod worker;
 

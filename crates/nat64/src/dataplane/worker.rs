@@ -1,17 +1,17 @@
 //! One worker: read, translate in place, write (SPEC §7).
 
+use super::udp_gso::Train;
 use super::uring::WriteBatch;
 use super::Clock;
 use crate::ratelimit::TokenBucket;
 use crate::stats::{Class, Stats};
 use nat64_core::time::Timestamp;
 use nat64_core::verdict::{DropReason, IcmpError, Verdict};
-use nat64_core::wire;
 use nat64_core::xlat::{self, Offload, HEADROOM, MAX_PACKET};
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tun_rs::{
     SyncDevice, VirtioNetHdr, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6,
@@ -39,41 +39,30 @@ pub trait Processor: Send {
         off: Offload,
     ) -> Verdict;
 
-    /// Flows (sessions) this processor has opened so far; a change after
-    /// `process` marks the packet as the first of a new flow.
-    fn sessions_opened(&self) -> u64 {
-        0
+    /// The queue that owns the flow of the packet just processed (None:
+    /// no flow, or no placement).
+    fn flow_queue(&self) -> Option<usize> {
+        None
     }
 }
 
-/// Round-robin placement of new flows over the TUN queues (ADR 0005).
+/// Flow placement over the TUN queues (ADR 0005).
 ///
-/// The kernel steers a flow's packets to the queue through which the last
-/// packet of that flow (either direction: the hash is symmetric) was
-/// written. So the worker that reads a flow's first packet writes its
-/// translation through the queue whose turn it is: the reply arrives on
-/// that queue, that queue's worker writes the reply's translation through
-/// its own descriptor, and from then on both directions stay there.
-/// Hashing alone puts 4 flows on one of 2 queues one time in eight.
+/// The engine gives every session an owner queue, round-robin. The kernel
+/// steers a flow's packets to the queue through which the last packet of
+/// that flow (either direction: the hash is symmetric) was written. So a
+/// worker that reads a packet of a flow owned by another queue writes its
+/// translation through the owner's descriptor; within a round trip both
+/// directions arrive on the owner and stay there. Hashing alone puts 4
+/// flows on one of 2 queues one time in eight.
 pub struct Placement {
     queues: Vec<Arc<SyncDevice>>,
-    next: AtomicUsize,
 }
 
 impl Placement {
     /// None for a single queue (nothing to place).
     pub fn new(queues: Vec<Arc<SyncDevice>>) -> Option<Arc<Placement>> {
-        (queues.len() > 1).then(|| {
-            Arc::new(Placement {
-                queues,
-                next: AtomicUsize::new(0),
-            })
-        })
-    }
-
-    fn pick(&self) -> (usize, &SyncDevice) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.queues.len();
-        (i, &self.queues[i])
+        (queues.len() > 1).then(|| Arc::new(Placement { queues }))
     }
 }
 
@@ -85,29 +74,9 @@ pub struct Options {
     pub queue: usize,
     /// Flow placement over all queues (None: one queue, or turned off).
     pub placement: Option<Arc<Placement>>,
+    /// Write runs of same-flow UDP datagrams as UDP GSO super-packets.
+    pub coalesce_udp: bool,
 }
-
-/// A TCP SYN without ACK: the first packet of a TCP flow (the kernel-NAPT
-/// mode has no sessions to count, so new TCP flows are recognised by it).
-fn is_tcp_syn(pkt: &[u8]) -> bool {
-    let (proto, l4) = match pkt.first().map(|b| b >> 4) {
-        Some(4) => match wire::ipv4::Packet::new_checked(pkt) {
-            Ok(p) if p.frag_offset() == 0 => (p.protocol(), p.header_len()),
-            _ => return false,
-        },
-        Some(6) => match wire::ipv6::Packet::new_checked(pkt) {
-            Ok(p) => (p.next_header(), wire::ipv6::HEADER_LEN),
-            Err(_) => return false,
-        },
-        _ => return false,
-    };
-    proto == wire::proto::TCP
-        && pkt.len() >= l4 + wire::l4::TCP_HEADER_LEN
-        && wire::l4::Ports::new_unchecked(&pkt[l4..]).tcp_flags() & (TCP_SYN | TCP_ACK) == TCP_SYN
-}
-
-const TCP_SYN: u8 = 0x02;
-const TCP_ACK: u8 = 0x10;
 
 /// State all workers share (read-mostly).
 pub struct Shared {
@@ -125,6 +94,32 @@ pub struct Shared {
 
 /// Poll timeout: how soon an idle worker notices shutdown.
 const IDLE_POLL_MS: i32 = 200;
+
+/// The UDP train being built in the batch: its first datagram's buffer and
+/// where the datagram starts in it (its virtio-net header just before).
+struct OpenTrain {
+    slot: usize,
+    start: usize,
+    train: Train,
+}
+
+/// Queues the open train, if any: as it came when nothing joined it, as
+/// one UDP GSO super-packet otherwise.
+fn close_train(ring: &mut WriteBatch, bufs: &mut [Vec<u8>], open: &mut Option<OpenTrain>) {
+    let Some(o) = open.take() else {
+        return;
+    };
+    let b = &mut bufs[o.slot];
+    let at = o.start - VIRTIO_NET_HDR_LEN;
+    if o.train.segs > 1 {
+        let h = o.train.finish(&mut b[o.start..]);
+        // Cannot fail: ten bytes of headroom, checked when it was opened.
+        let _ = h.encode(&mut b[at..o.start]);
+    }
+    // SAFETY: the train's buffer is not touched before the flush that
+    // follows every close.
+    unsafe { ring.push(&b[at..o.start + o.train.len], o.train.len) };
+}
 
 /// What one read from the TUN gave.
 enum Read {
@@ -199,12 +194,16 @@ pub fn run<P: Processor>(
     // With offloads the kernel puts a virtio-net header before each packet.
     let vnet = dev.tcp_gso();
     let hdr_len = if vnet { VIRTIO_NET_HDR_LEN } else { 0 };
-    let mut opened = proc.sessions_opened();
+    // UDP trains need the batch and a TUN that takes UDP GSO (ADR 0006).
+    let coalesce = opts.coalesce_udp && ring.is_some() && vnet && dev.udp_gso();
+    let mut open: Option<OpenTrain> = None;
     while !shared.shutdown.load(Ordering::Relaxed) {
         let mut got_any = false;
         let mut slot = 0;
         loop {
-            let buf = &mut bufs[slot];
+            // bufs[..slot] wait in the batch (or hold the open train).
+            let (queued, rest) = bufs.split_at_mut(slot);
+            let buf = &mut rest[0];
             let n = match read_one(&dev, buf, hdr_len, &stats, &mut read_errors_logged) {
                 Read::Packet(n) => n,
                 Read::Again => continue,
@@ -225,19 +224,13 @@ pub fn run<P: Processor>(
                 Stats::inc(&stats.rx_gso);
             }
             let verdict = proc.process(buf, HEADROOM, n, now, off);
-            // A new flow goes out through the queue whose turn it is.
+            // A flow owned by another queue goes out through that queue.
             let via = match (&opts.placement, verdict) {
-                (Some(p), Verdict::Forward { start, len, .. }) => {
-                    let was = std::mem::replace(&mut opened, proc.sessions_opened());
-                    let first = opened != was
-                        || buf
-                            .get(start..start.saturating_add(len))
-                            .is_some_and(is_tcp_syn);
-                    first
-                        .then(|| p.pick())
-                        .filter(|&(q, _)| q != opts.queue)
-                        .map(|(_, d)| d)
-                }
+                (Some(p), Verdict::Forward { .. }) => proc
+                    .flow_queue()
+                    .filter(|&q| q != opts.queue)
+                    .and_then(|q| p.queues.get(q))
+                    .map(|d| &**d),
                 _ => None,
             };
             match (&mut ring, verdict) {
@@ -254,21 +247,42 @@ pub fn run<P: Processor>(
                         continue;
                     }
                     stats.count_translated(class);
-                    let at = match vhdr {
-                        Some(h) => match put_vnet_hdr(buf, start, len, n, &h) {
+                    // The next datagram of the open UDP train joins it; its
+                    // own buffer is then free again.
+                    if let Some(o) = open.as_mut() {
+                        let next = &buf[start..start + len];
+                        if o.train
+                            .append(&mut queued[o.slot][o.start..], next, off.csum_partial)
+                        {
+                            Stats::inc(&stats.udp_coalesced);
+                            continue;
+                        }
+                    }
+                    close_train(ring, queued, &mut open);
+                    let at = if vnet {
+                        let h = vhdr.unwrap_or_default();
+                        match put_vnet_hdr(buf, start, len, n, &h) {
                             Some(at) => at,
                             None => {
                                 stats.count_drop(DropReason::NoBufferRoom);
                                 continue;
                             }
-                        },
-                        None => start,
+                        }
+                    } else {
+                        start
                     };
-                    // SAFETY: bufs[slot] is not touched again before the
-                    // flush below: the next packet goes to the next slot.
-                    unsafe { ring.push(&buf[at..start + len], len) };
+                    let train = coalesce
+                        .then(|| Train::start(&buf[start..start + len], off.csum_partial))
+                        .flatten();
+                    match train {
+                        Some(train) => open = Some(OpenTrain { slot, start, train }),
+                        // SAFETY: bufs[slot] is not touched again before
+                        // the flush: the next packet goes to the next slot.
+                        None => unsafe { ring.push(&buf[at..start + len], len) },
+                    }
                     slot += 1;
-                    if ring.is_full() {
+                    if slot == batch {
+                        close_train(ring, &mut bufs, &mut open);
                         ring.flush(&stats);
                         slot = 0;
                     }
@@ -277,14 +291,15 @@ pub fn run<P: Processor>(
                     // What the translator builds itself (ICMP errors,
                     // fragments) goes out after what was queued before it.
                     let flush = !matches!(verdict, Verdict::Drop(_));
-                    if let Some(ring) = ring.as_mut().filter(|r| flush && !r.is_empty()) {
+                    if let Some(ring) = ring.as_mut().filter(|_| flush && slot > 0) {
+                        close_train(ring, queued, &mut open);
                         ring.flush(&stats);
                         // This packet's buffer is free as well: after it
                         // is handled, the batch starts again at slot 0.
                         slot = 0;
                     }
                     if via.is_some() {
-                        Stats::inc(&stats.flows_placed);
+                        Stats::inc(&stats.steered);
                     }
                     handle(
                         via.unwrap_or(&dev),
@@ -301,7 +316,8 @@ pub fn run<P: Processor>(
                 }
             }
         }
-        if let Some(ring) = ring.as_mut().filter(|r| !r.is_empty()) {
+        if let Some(ring) = ring.as_mut().filter(|_| slot > 0) {
+            close_train(ring, &mut bufs, &mut open);
             ring.flush(&stats);
         }
         if !got_any {
@@ -503,61 +519,5 @@ pub fn build_icmp(
         Some(6) => xlat::icmp_gen::icmpv6_error(orig, error, shared.icmp_src_v6, out),
         Some(4) => xlat::icmp_gen::icmpv4_error(orig, error, shared.icmp_src_v4, out),
         _ => Err(DropReason::BadVersion),
-    }
-}
-
-#[cfg(test)]
-mod test {
-    use super::is_tcp_syn;
-    use etherparse::PacketBuilder;
-
-    fn tcp4(syn: bool, ack: bool) -> Vec<u8> {
-        let mut b =
-            PacketBuilder::ipv4([192, 0, 2, 1], [198, 51, 100, 2], 64).tcp(1000, 80, 7, 1000);
-        if syn {
-            b = b.syn();
-        }
-        if ack {
-            b = b.ack(1);
-        }
-        let mut v = Vec::new();
-        b.write(&mut v, &[]).unwrap();
-        v
-    }
-
-    fn tcp6(syn: bool, ack: bool) -> Vec<u8> {
-        let mut b = PacketBuilder::ipv6([0x20; 16], [0x30; 16], 64).tcp(1000, 80, 7, 1000);
-        if syn {
-            b = b.syn();
-        }
-        if ack {
-            b = b.ack(1);
-        }
-        let mut v = Vec::new();
-        b.write(&mut v, &[]).unwrap();
-        v
-    }
-
-    #[test]
-    fn syn_without_ack_opens_a_flow() {
-        assert!(is_tcp_syn(&tcp4(true, false)));
-        assert!(is_tcp_syn(&tcp6(true, false)));
-        for (syn, ack) in [(true, true), (false, true), (false, false)] {
-            assert!(!is_tcp_syn(&tcp4(syn, ack)), "v4 syn={syn} ack={ack}");
-            assert!(!is_tcp_syn(&tcp6(syn, ack)), "v6 syn={syn} ack={ack}");
-        }
-        // UDP, truncated and non-initial fragments are not.
-        let mut udp = Vec::new();
-        PacketBuilder::ipv4([192, 0, 2, 1], [198, 51, 100, 2], 64)
-            .udp(1, 2)
-            .write(&mut udp, &[0; 20])
-            .unwrap();
-        assert!(!is_tcp_syn(&udp));
-        let syn = tcp4(true, false);
-        assert!(!is_tcp_syn(&syn[..30]));
-        let mut frag = syn.clone();
-        frag[7] = 1; // fragment offset 8 bytes
-        assert!(!is_tcp_syn(&frag));
-        assert!(!is_tcp_syn(&[]));
     }
 }
