@@ -137,12 +137,7 @@ fn iperf3(napt: Napt, extra: &str) {
     let Some(t) = Topo::new("iperf3", napt) else {
         return;
     };
-    t.spawn(
-        &t.s4,
-        &["iperf3", "-s", "-B", SERVER4, "-p", "5201"],
-        "iperf3s.log",
-    );
-    t.wait_listen(&t.s4, "5201", "t");
+    t.iperf3_server4();
     t.start_nat64(&t.config(extra));
     t.wait_path();
     for dir in ["", "-R"] {

@@ -301,12 +301,7 @@ fn ops_four_flows_spread_over_two_queues_daemon() {
     let Some(t) = Topo::new("opsspread", Napt::Daemon) else {
         return;
     };
-    t.spawn(
-        &t.s4,
-        &["iperf3", "-s", "-B", SERVER4, "-p", "5201"],
-        "iperf3s.log",
-    );
-    t.wait_listen(&t.s4, "5201", "t");
+    t.iperf3_server4();
     t.start_nat64(&t.config(&ops_extra(&t)));
     t.wait_path();
     let key = |q: usize| format!("nat64_queue_packets_received_total{{queue=\"{q}\"}}");
@@ -361,12 +356,7 @@ fn ops_udp_trains_arrive_intact_daemon() {
     );
     t.ok(&t.s4, "ethtool -K v4s rx off >/dev/null");
     t.ok(&t.c6, "ethtool -K v6c rx off >/dev/null");
-    t.spawn(
-        &t.s4,
-        &["iperf3", "-s", "-B", SERVER4, "-p", "5201"],
-        "iperf3s.log",
-    );
-    t.wait_listen(&t.s4, "5201", "t");
+    t.iperf3_server4();
     t.start_nat64(&t.config(&ops_extra(&t)));
     t.wait_path();
     let coalesced = |m: &HashMap<String, f64>| {
@@ -505,12 +495,7 @@ fn ops_sighup_reload_during_iperf3_daemon() {
     let Some(t) = Topo::new("opshup", Napt::Daemon) else {
         return;
     };
-    t.spawn(
-        &t.s4,
-        &["iperf3", "-s", "-B", SERVER4, "-p", "5201"],
-        "iperf3s.log",
-    );
-    t.wait_listen(&t.s4, "5201", "t");
+    t.iperf3_server4();
     let base = ops_extra(&t);
     let pid = t.start_nat64(&t.config(&format!("{base}[timeouts]\ntcp-established = 7200\n")));
     t.wait_path();

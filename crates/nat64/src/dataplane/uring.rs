@@ -20,7 +20,6 @@ use std::os::fd::RawFd;
 /// see [`WriteBatch::push`] for the rule that keeps that sound.
 pub struct WriteBatch {
     ring: IoUring,
-    fd: RawFd,
     /// Packet length (without the virtio-net header) of each queued write,
     /// for the byte counters; indexed by the SQE's user data.
     lens: Vec<u32>,
@@ -28,10 +27,10 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
-    /// A ring for up to `capacity` queued writes on `fd`. Fails where
-    /// io_uring is unavailable (old kernel, `kernel.io_uring_disabled`,
-    /// a seccomp filter); the caller then writes one packet per call.
-    pub fn new(fd: RawFd, capacity: usize) -> io::Result<WriteBatch> {
+    /// A ring for up to `capacity` queued writes. Fails where io_uring is
+    /// unavailable (old kernel, `kernel.io_uring_disabled`, a seccomp
+    /// filter); the caller then writes one packet per call.
+    pub fn new(capacity: usize) -> io::Result<WriteBatch> {
         let entries = capacity.next_power_of_two().max(2) as u32;
         // The ring has one user (this worker): say so, and let completions
         // run at our next io_uring_enter rather than by interrupting us.
@@ -42,7 +41,6 @@ impl WriteBatch {
             .or_else(|_| IoUring::new(entries))?;
         Ok(WriteBatch {
             ring,
-            fd,
             lens: Vec::with_capacity(capacity),
             capacity,
         })
@@ -56,15 +54,16 @@ impl WriteBatch {
         self.lens.is_empty()
     }
 
-    /// Queues `frame` (virtio-net header included where the TUN has one);
-    /// `pkt_len` is what the byte counter gets.
+    /// Queues the write of `frame` (virtio-net header included where the
+    /// TUN has one) to `fd`, a TUN queue; `pkt_len` is what the byte
+    /// counter gets.
     ///
     /// # Safety
     /// `frame` must stay valid and unmodified until the next
     /// [`WriteBatch::flush`] returns: the kernel reads it then.
-    pub unsafe fn push(&mut self, frame: &[u8], pkt_len: usize) {
+    pub unsafe fn push(&mut self, fd: RawFd, frame: &[u8], pkt_len: usize) {
         debug_assert!(!self.is_full());
-        let sqe = opcode::Write::new(types::Fd(self.fd), frame.as_ptr(), frame.len() as u32)
+        let sqe = opcode::Write::new(types::Fd(fd), frame.as_ptr(), frame.len() as u32)
             // -1: the file position, as write(2); a TUN ignores it.
             .offset(u64::MAX)
             .build()

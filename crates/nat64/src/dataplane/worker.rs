@@ -10,7 +10,7 @@ use nat64_core::verdict::{DropReason, IcmpError, Verdict};
 use nat64_core::xlat::{self, Offload, HEADROOM, MAX_PACKET};
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tun_rs::{
@@ -107,6 +107,8 @@ struct OpenTrain {
     slot: usize,
     start: usize,
     train: Train,
+    /// The TUN queue it goes out through.
+    fd: RawFd,
 }
 
 /// Queues the open train, if any: as it came when nothing joined it, as
@@ -124,7 +126,7 @@ fn close_train(ring: &mut WriteBatch, bufs: &mut [Vec<u8>], open: &mut Option<Op
     }
     // SAFETY: the train's buffer is not touched before the flush that
     // follows every close.
-    unsafe { ring.push(&b[at..o.start + o.train.len], o.train.len) };
+    unsafe { ring.push(o.fd, &b[at..o.start + o.train.len], o.train.len) };
 }
 
 /// What one read from the TUN gave.
@@ -177,7 +179,7 @@ pub fn run<P: Processor>(
 ) {
     let batch = opts.batch;
     let mut ring = if batch > 1 {
-        match WriteBatch::new(dev.as_raw_fd(), batch) {
+        match WriteBatch::new(batch) {
             Ok(r) => Some(r),
             Err(e) => {
                 tracing::warn!(
@@ -248,15 +250,22 @@ pub fn run<P: Processor>(
                         len,
                         fragment_mtu: None,
                     },
-                ) if via.is_none() => {
+                ) => {
                     if buf.get(start..start.saturating_add(len)).is_none() {
                         stats.count_drop(DropReason::NoBufferRoom);
                         continue;
                     }
                     stats.count_translated(class);
+                    let fd = match via {
+                        Some(d) => {
+                            Stats::inc(&stats.steered);
+                            d.as_raw_fd()
+                        }
+                        None => dev.as_raw_fd(),
+                    };
                     // The next datagram of the open UDP train joins it; its
                     // own buffer is then free again.
-                    if let Some(o) = open.as_mut() {
+                    if let Some(o) = open.as_mut().filter(|o| o.fd == fd) {
                         let next = &buf[start..start + len];
                         if o.train
                             .append(&mut queued[o.slot][o.start..], next, off.csum_partial)
@@ -282,10 +291,17 @@ pub fn run<P: Processor>(
                         .then(|| Train::start(&buf[start..start + len], off.csum_partial))
                         .flatten();
                     match train {
-                        Some(train) => open = Some(OpenTrain { slot, start, train }),
+                        Some(train) => {
+                            open = Some(OpenTrain {
+                                slot,
+                                start,
+                                train,
+                                fd,
+                            })
+                        }
                         // SAFETY: bufs[slot] is not touched again before
                         // the flush: the next packet goes to the next slot.
-                        None => unsafe { ring.push(&buf[at..start + len], len) },
+                        None => unsafe { ring.push(fd, &buf[at..start + len], len) },
                     }
                     slot += 1;
                     queued_bytes += len;

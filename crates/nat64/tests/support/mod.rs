@@ -450,6 +450,16 @@ impl Topo {
 
     // ------------------------------------------------------------ servers ---
 
+    /// An iperf3 server on SERVER4:5201 in s4, listening when this returns.
+    pub fn iperf3_server4(&self) {
+        self.spawn(
+            &self.s4,
+            &["iperf3", "-s", "-B", SERVER4, "-p", "5201"],
+            "iperf3s.log",
+        );
+        self.wait_listen(&self.s4, "5201", "t");
+    }
+
     /// An HTTP server in server4 serving DIR/www (with `big.bin`, 10 MiB of
     /// random data). Returns the file's sha256.
     /// Serves `index` as index.html over HTTP on [{CLIENT6}]:8080 in the
