@@ -129,6 +129,87 @@ fn close_train(ring: &mut WriteBatch, bufs: &mut [Vec<u8>], open: &mut Option<Op
     unsafe { ring.push(o.fd, &b[at..o.start + o.train.len], o.train.len) };
 }
 
+/// A worker's write batch (ADR 0006): frames queued in the io_uring ring,
+/// and the UDP train still growing. The frames live in the worker's
+/// buffers `bufs[..slot]`; the next packet is read into `bufs[slot]`.
+struct Batch {
+    ring: WriteBatch,
+    open: Option<OpenTrain>,
+    slot: usize,
+    /// Bytes of the queued frames.
+    bytes: usize,
+    /// Buffers (= packets) per batch.
+    cap: usize,
+    /// Whether UDP datagrams may form trains.
+    coalesce: bool,
+}
+
+impl Batch {
+    /// Queues the translated packet in `bufs[self.slot]` (the frame is
+    /// `at..start + len`, its virtio-net header in place) for `fd`: it joins
+    /// the open UDP train if it can, else closes it and is queued (or opens
+    /// a train of its own). A full batch is written at once.
+    #[allow(clippy::too_many_arguments)]
+    fn queue(
+        &mut self,
+        bufs: &mut [Vec<u8>],
+        at: usize,
+        start: usize,
+        len: usize,
+        fd: RawFd,
+        partial: bool,
+        stats: &Stats,
+    ) {
+        let (queued, rest) = bufs.split_at_mut(self.slot);
+        let pkt = &rest[0][..start + len];
+        if let Some(o) = self.open.as_mut().filter(|o| o.fd == fd) {
+            if o.train
+                .append(&mut queued[o.slot][o.start..], &pkt[start..], partial)
+            {
+                // Its own buffer is free again.
+                Stats::inc(&stats.udp_coalesced);
+                return;
+            }
+        }
+        close_train(&mut self.ring, queued, &mut self.open);
+        match self
+            .coalesce
+            .then(|| Train::start(&pkt[start..], partial))
+            .flatten()
+        {
+            Some(train) => {
+                self.open = Some(OpenTrain {
+                    slot: self.slot,
+                    start,
+                    train,
+                    fd,
+                })
+            }
+            // SAFETY: bufs[slot] is not touched again before the flush:
+            // the next packet goes to the next slot.
+            None => unsafe { self.ring.push(fd, &pkt[at..], len) },
+        }
+        self.slot += 1;
+        self.bytes += len;
+        // A few GSO super-packets are worth a flush: the buffers touched
+        // (and their cache lines) stay few.
+        if self.slot == self.cap || self.bytes >= BATCH_BYTES {
+            self.flush(bufs, stats);
+        }
+    }
+
+    /// Writes what is queued (one system call) and starts over at slot 0.
+    fn flush(&mut self, bufs: &mut [Vec<u8>], stats: &Stats) {
+        if self.slot == 0 {
+            return;
+        }
+        close_train(&mut self.ring, bufs, &mut self.open);
+        self.ring.flush(stats);
+        self.slot = 0;
+        self.bytes = 0;
+    }
+}
+
 /// What one read from the TUN gave.
 enum Read {
     /// A packet of this many bytes at `HEADROOM` (its virtio-net header, if
@@ -177,10 +258,18 @@ pub fn run<P: Processor>(
     stats: Arc<Stats>,
     opts: Options,
 ) {
-    let batch = opts.batch;
-    let mut ring = if batch > 1 {
-        match WriteBatch::new(batch) {
-            Ok(r) => Some(r),
+    let vnet = dev.tcp_gso();
+    let mut batch = if opts.batch > 1 {
+        match WriteBatch::new(opts.batch) {
+            Ok(ring) => Some(Batch {
+                ring,
+                open: None,
+                slot: 0,
+                bytes: 0,
+                cap: opts.batch,
+                // UDP trains need a TUN that takes UDP GSO (ADR 0006).
+                coalesce: opts.coalesce_udp && vnet && dev.udp_gso(),
+            }),
             Err(e) => {
                 tracing::warn!(
                     "io_uring is not available ({e}): writing one packet per system call \
@@ -193,26 +282,20 @@ pub fn run<P: Processor>(
         None
     };
     // One buffer per packet that may wait in the batch.
-    let slots = if ring.is_some() { batch } else { 1 };
+    let slots = batch.as_ref().map_or(1, |b| b.cap);
     let mut bufs: Vec<Vec<u8>> = (0..slots)
         .map(|_| vec![0u8; HEADROOM + MAX_PACKET])
         .collect();
     let mut out = vec![0u8; MAX_PACKET];
     let mut read_errors_logged = 0u32;
     // With offloads the kernel puts a virtio-net header before each packet.
-    let vnet = dev.tcp_gso();
     let hdr_len = if vnet { VIRTIO_NET_HDR_LEN } else { 0 };
-    // UDP trains need the batch and a TUN that takes UDP GSO (ADR 0006).
-    let coalesce = opts.coalesce_udp && ring.is_some() && vnet && dev.udp_gso();
-    let mut open: Option<OpenTrain> = None;
     while !shared.shutdown.load(Ordering::Relaxed) {
         let mut got_any = false;
-        let mut slot = 0;
-        let mut queued_bytes = 0;
         loop {
-            // bufs[..slot] wait in the batch (or hold the open train).
-            let (queued, rest) = bufs.split_at_mut(slot);
-            let buf = &mut rest[0];
+            // bufs[..slot] wait in the batch.
+            let slot = batch.as_ref().map_or(0, |b| b.slot);
+            let buf = &mut bufs[slot];
             let n = match read_one(&dev, buf, hdr_len, &stats, &mut read_errors_logged) {
                 Read::Packet(n) => n,
                 Read::Again => continue,
@@ -242,9 +325,9 @@ pub fn run<P: Processor>(
                     .map(|d| &**d),
                 _ => None,
             };
-            match (&mut ring, verdict) {
+            match (&mut batch, verdict) {
                 (
-                    Some(ring),
+                    Some(b),
                     Verdict::Forward {
                         start,
                         len,
@@ -263,18 +346,6 @@ pub fn run<P: Processor>(
                         }
                         None => dev.as_raw_fd(),
                     };
-                    // The next datagram of the open UDP train joins it; its
-                    // own buffer is then free again.
-                    if let Some(o) = open.as_mut().filter(|o| o.fd == fd) {
-                        let next = &buf[start..start + len];
-                        if o.train
-                            .append(&mut queued[o.slot][o.start..], next, off.csum_partial)
-                        {
-                            Stats::inc(&stats.udp_coalesced);
-                            continue;
-                        }
-                    }
-                    close_train(ring, queued, &mut open);
                     let at = if vnet {
                         let h = vhdr.unwrap_or_default();
                         match put_vnet_hdr(buf, start, len, n, &h) {
@@ -287,51 +358,25 @@ pub fn run<P: Processor>(
                     } else {
                         start
                     };
-                    let train = coalesce
-                        .then(|| Train::start(&buf[start..start + len], off.csum_partial))
-                        .flatten();
-                    match train {
-                        Some(train) => {
-                            open = Some(OpenTrain {
-                                slot,
-                                start,
-                                train,
-                                fd,
-                            })
-                        }
-                        // SAFETY: bufs[slot] is not touched again before
-                        // the flush: the next packet goes to the next slot.
-                        None => unsafe { ring.push(fd, &buf[at..start + len], len) },
-                    }
-                    slot += 1;
-                    queued_bytes += len;
-                    // A few GSO super-packets are worth a flush: the
-                    // buffers touched (and their cache lines) stay few.
-                    if slot == batch || queued_bytes >= BATCH_BYTES {
-                        close_train(ring, &mut bufs, &mut open);
-                        ring.flush(&stats);
-                        slot = 0;
-                        queued_bytes = 0;
-                    }
+                    b.queue(&mut bufs, at, start, len, fd, off.csum_partial, &stats);
                 }
-                (ring, verdict) => {
+                (batch, verdict) => {
                     // What the translator builds itself (ICMP errors,
                     // fragments) goes out after what was queued before it.
-                    let flush = !matches!(verdict, Verdict::Drop(_));
-                    if let Some(ring) = ring.as_mut().filter(|_| flush && slot > 0) {
-                        close_train(ring, queued, &mut open);
-                        ring.flush(&stats);
-                        // This packet's buffer is free as well: after it
-                        // is handled, the batch starts again at slot 0.
-                        slot = 0;
-                        queued_bytes = 0;
+                    // This packet's buffer stays as it is: the flush only
+                    // writes the buffers before it.
+                    if let Some(b) = batch
+                        .as_mut()
+                        .filter(|_| !matches!(verdict, Verdict::Drop(_)))
+                    {
+                        b.flush(&mut bufs, &stats);
                     }
                     if via.is_some() {
                         Stats::inc(&stats.steered);
                     }
                     handle(
                         via.unwrap_or(&dev),
-                        buf,
+                        &mut bufs[slot],
                         &mut out,
                         n,
                         class,
@@ -344,9 +389,8 @@ pub fn run<P: Processor>(
                 }
             }
         }
-        if let Some(ring) = ring.as_mut().filter(|_| slot > 0) {
-            close_train(ring, &mut bufs, &mut open);
-            ring.flush(&stats);
+        if let Some(b) = batch.as_mut() {
+            b.flush(&mut bufs, &stats);
         }
         if !got_any {
             if let Err(e) = super::tun::wait_readable(&dev, IDLE_POLL_MS) {
