@@ -114,6 +114,23 @@ def num(v):
         return None
 
 
+def value_key(test):
+    """The CSV column a throughput test is compared by."""
+    return "rx_pps" if test.startswith("udp") else "gbps"
+
+
+def table_head(first, modes):
+    """Markdown header of a results table: a column per mode, and a ratio
+    column after each nat64 mode when kernel4nat is there to divide by."""
+    head = [first, "unit"]
+    for m, label in modes:
+        head.append(label)
+        if m != "kernel4nat" and any(mm[0] == "kernel4nat" for mm in modes):
+            head.append("ratio")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+
+
 def fmt(v, nd=2):
     if v is None:
         return "-"
@@ -165,20 +182,14 @@ def cmd_report(path):
         if not tests:
             continue
         print(f"### Throughput, veth offloads {off}\n")
-        head = ["test", "unit"]
-        for m, label in modes:
-            head.append(label)
-            if m != "kernel4nat" and any(mm[0] == "kernel4nat" for mm in modes):
-                head.append("ratio")
-        print("| " + " | ".join(head) + " |")
-        print("|" + "---|" * len(head))
+        table_head("test", modes)
         for t, label, unit in tests:
             line = [label, unit]
             base = None
             for m, _ in modes:
                 rs = groups.get((off, t, m), [])
                 scale = 1e-3 if t.startswith("udp") else 1.0
-                key = "rx_pps" if t.startswith("udp") else "gbps"
+                key = value_key(t)
                 v = med(rs, key)
                 lo, hi = span(rs, key)
                 if not rs:
@@ -210,7 +221,7 @@ def cmd_report(path):
                   + "; ".join(
                       f"{label} {fmt(a / b, 2)}"
                       for t, label, _ in tests
-                      for key in ["rx_pps" if t.startswith("udp") else "gbps"]
+                      for key in [value_key(t)]
                       for a, b in [(med(groups.get((off, t, "daemon"), []), key),
                                     med(groups.get((off, t, "daemon1q"), []), key))]
                       if a is not None and b
@@ -249,13 +260,7 @@ def cmd_report(path):
         if not tests:
             continue
         print(f"### RFC 9693 stateful metrics (UDP, one packet per flow), veth offloads {off}\n")
-        head = ["metric", "unit"]
-        for m, label in modes:
-            head.append(label)
-            if m != "kernel4nat" and any(mm[0] == "kernel4nat" for mm in modes):
-                head.append("ratio")
-        print("| " + " | ".join(head) + " |")
-        print("|" + "---|" * len(head))
+        table_head("metric", modes)
         for t, label, unit in tests:
             line = [label, unit]
             base = None

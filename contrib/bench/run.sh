@@ -556,6 +556,7 @@ run_iperf() { # run_iperf MODE OFF TEST REP
 # UDP_STEPS bisection trials between 0 and that ceiling follow. Reports the
 # packets/s received in the best passing trial (its sent rate and loss too).
 run_udp_search() {
+	loss_ok() { awk -v l="$1" -v m="$UDP_LOSS_MAX" 'BEGIN { exit !(l + 0 <= m + 0) }'; }
 	local m=$1 off=$2 t=$3 rep=$4 dir=() lo=0 hi best=() i rate trials=0 blast
 	[[ $t == udpnl4to6 ]] && dir=(-R)
 	if ! alive "$m"; then fail_row "$m" "$off" "$t" "$rep" pps; return; fi
@@ -565,7 +566,7 @@ run_udp_search() {
 	if [[ $IT_OK != 1 ]]; then iperf_failed "$m" "$off" "$t" "$rep"; return; fi
 	blast="full_tx=$IT_TX;full_rx=$IT_RX;full_loss=$IT_LOSS"
 	hi=$IT_TX
-	if python3 -c "import sys; sys.exit(0 if float('$IT_LOSS') <= float('$UDP_LOSS_MAX') else 1)"; then
+	if loss_ok "$IT_LOSS"; then
 		best=("$IT_RX" "$IT_TX" "$IT_LOSS" "$CPU_FIELDS" "$IT_EX")
 	else
 		for ((i = 0; i < UDP_STEPS; i++)); do
@@ -573,7 +574,7 @@ run_udp_search() {
 			((rate > 0)) || break
 			iperf_trial "$m" "$m.$off.$t.$rep.$i" "$UDP_TRIAL" "${base[@]}" -b $((rate * UDP_LEN * 8))
 			trials=$((trials + 1))
-			if [[ $IT_OK == 1 ]] && python3 -c "import sys; sys.exit(0 if float('$IT_LOSS') <= float('$UDP_LOSS_MAX') else 1)"; then
+			if [[ $IT_OK == 1 ]] && loss_ok "$IT_LOSS"; then
 				lo=$rate
 				if ((${#best[@]} == 0)) || ((${IT_RX%.*} > ${best[0]%.*})); then
 					best=("$IT_RX" "$IT_TX" "$IT_LOSS" "$CPU_FIELDS" "$IT_EX")

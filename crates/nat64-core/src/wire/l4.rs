@@ -82,4 +82,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ports<T> {
     pub fn set_checksum_at(&mut self, off: usize, v: u16) {
         put16(self.buffer.as_mut(), off, v)
     }
+    pub fn set_udp_length(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), field::UDP_LENGTH, v)
+    }
 }

@@ -17,13 +17,17 @@
 //! computes fresh checksums for the segments, which must not turn a datagram
 //! damaged on the way into a valid one.
 
-use nat64_core::wire::{self, checksum};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use nat64_core::wire::{self, checksum, l4::Ports};
 use tun_rs::VirtioNetHdr;
 
 const GSO_UDP_L4: u8 = 5; // VIRTIO_NET_HDR_GSO_UDP_L4
 const F_NEEDS_CSUM: u8 = 1; // VIRTIO_NET_HDR_F_NEEDS_CSUM
 const UDP_HDR: usize = wire::l4::UDP_HEADER_LEN;
+/// Offset of the UDP checksum in the UDP header.
+const UDP_CSUM: usize = match wire::l4::checksum_offset(wire::proto::UDP) {
+    Some(o) => o,
+    None => 6,
+};
 /// Datagrams per train (the kernel accepts up to 128 segments per UDP GSO
 /// packet; 64 keeps one train within one batch's worth of packets).
 pub const MAX_SEGMENTS: u16 = 64;
@@ -74,32 +78,32 @@ fn plain_udp(pkt: &[u8], partial: bool) -> Option<usize> {
         _ => return None,
     };
     let udp = pkt.get(ip_len..)?;
-    if udp.len() <= UDP_HDR || usize::from(u16::from_be_bytes([udp[4], udp[5]])) != udp.len() {
+    let ports = Ports::new_unchecked(udp);
+    if udp.len() <= UDP_HDR || usize::from(ports.udp_length()) != udp.len() {
         return None;
     }
     // RFC 768: a zero checksum means none (IPv4 only); nothing to verify,
     // but the segments would get one: keep such datagrams as they are.
-    if u16::from_be_bytes([udp[6], udp[7]]) == 0 {
+    if ports.checksum_at(UDP_CSUM) == 0 {
         return None;
     }
     if partial {
         return Some(ip_len);
     }
-    let pseudo = match ip_len {
-        wire::ipv4::HEADER_LEN => checksum::pseudo_header_v4(
-            Ipv4Addr::from(<[u8; 4]>::try_from(&pkt[12..16]).ok()?),
-            Ipv4Addr::from(<[u8; 4]>::try_from(&pkt[16..20]).ok()?),
-            wire::proto::UDP,
-            udp.len() as u16,
-        ),
-        _ => checksum::pseudo_header_v6(
-            Ipv6Addr::from(<[u8; 16]>::try_from(&pkt[8..24]).ok()?),
-            Ipv6Addr::from(<[u8; 16]>::try_from(&pkt[24..40]).ok()?),
-            wire::proto::UDP,
-            udp.len() as u32,
-        ),
-    };
+    let pseudo = pseudo_header(pkt, ip_len, udp.len());
     (checksum::fold(checksum::accumulate(pseudo, udp)) == 0xffff).then_some(ip_len)
+}
+
+/// The UDP pseudo-header sum of `pkt` (IP header `ip_len` bytes long) for
+/// a UDP length of `udp_len`.
+fn pseudo_header(pkt: &[u8], ip_len: usize, udp_len: usize) -> u32 {
+    if ip_len == wire::ipv4::HEADER_LEN {
+        let p = wire::ipv4::Packet::new_unchecked(pkt);
+        checksum::pseudo_header_v4(p.src_addr(), p.dst_addr(), wire::proto::UDP, udp_len as u16)
+    } else {
+        let p = wire::ipv6::Packet::new_unchecked(pkt);
+        checksum::pseudo_header_v6(p.src_addr(), p.dst_addr(), wire::proto::UDP, udp_len as u32)
+    }
 }
 
 /// The header bytes two datagrams of one train share (all but lengths,
@@ -168,37 +172,25 @@ impl Train {
     pub fn finish(&self, frame: &mut [u8]) -> VirtioNetHdr {
         debug_assert!(self.segs >= 2);
         let f = &mut frame[..self.len];
-        let udp_len = (self.len - self.ip_len) as u16;
-        let pseudo = if self.ip_len == wire::ipv4::HEADER_LEN {
-            f[2..4].copy_from_slice(&(self.len as u16).to_be_bytes());
-            f[10..12].fill(0);
-            let c = checksum::checksum(&f[..wire::ipv4::HEADER_LEN]);
-            f[10..12].copy_from_slice(&c.to_be_bytes());
-            checksum::pseudo_header_v4(
-                Ipv4Addr::from(<[u8; 4]>::try_from(&f[12..16]).unwrap_or_default()),
-                Ipv4Addr::from(<[u8; 4]>::try_from(&f[16..20]).unwrap_or_default()),
-                wire::proto::UDP,
-                udp_len,
-            )
+        let udp_len = self.len - self.ip_len;
+        if self.ip_len == wire::ipv4::HEADER_LEN {
+            let mut p = wire::ipv4::Packet::new_unchecked(&mut *f);
+            p.set_total_len(self.len as u16);
+            p.fill_checksum();
         } else {
-            f[4..6].copy_from_slice(&udp_len.to_be_bytes());
-            checksum::pseudo_header_v6(
-                Ipv6Addr::from(<[u8; 16]>::try_from(&f[8..24]).unwrap_or_default()),
-                Ipv6Addr::from(<[u8; 16]>::try_from(&f[24..40]).unwrap_or_default()),
-                wire::proto::UDP,
-                u32::from(udp_len),
-            )
-        };
-        let udp = &mut f[self.ip_len..];
-        udp[4..6].copy_from_slice(&udp_len.to_be_bytes());
-        udp[6..8].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+            wire::ipv6::Packet::new_unchecked(&mut *f).set_payload_len(udp_len as u16);
+        }
+        let pseudo = pseudo_header(f, self.ip_len, udp_len);
+        let mut udp = Ports::new_unchecked(&mut f[self.ip_len..]);
+        udp.set_udp_length(udp_len as u16);
+        udp.set_checksum_at(UDP_CSUM, checksum::fold(pseudo));
         VirtioNetHdr {
             flags: F_NEEDS_CSUM,
             gso_type: GSO_UDP_L4,
             hdr_len: (self.ip_len + UDP_HDR) as u16,
             gso_size: self.seg as u16,
             csum_start: self.ip_len as u16,
-            csum_offset: 6,
+            csum_offset: UDP_CSUM as u16,
         }
     }
 }

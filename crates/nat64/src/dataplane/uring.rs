@@ -50,10 +50,6 @@ impl WriteBatch {
         self.lens.len() >= self.capacity
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.lens.is_empty()
-    }
-
     /// Queues the write of `frame` (virtio-net header included where the
     /// TUN has one) to `fd`, a TUN queue; `pkt_len` is what the byte
     /// counter gets.

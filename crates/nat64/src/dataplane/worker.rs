@@ -325,6 +325,9 @@ pub fn run<P: Processor>(
                     .map(|d| &**d),
                 _ => None,
             };
+            if via.is_some() {
+                Stats::inc(&stats.steered);
+            }
             match (&mut batch, verdict) {
                 (
                     Some(b),
@@ -339,13 +342,7 @@ pub fn run<P: Processor>(
                         continue;
                     }
                     stats.count_translated(class);
-                    let fd = match via {
-                        Some(d) => {
-                            Stats::inc(&stats.steered);
-                            d.as_raw_fd()
-                        }
-                        None => dev.as_raw_fd(),
-                    };
+                    let fd = via.unwrap_or(&dev).as_raw_fd();
                     let at = if vnet {
                         let h = vhdr.unwrap_or_default();
                         match put_vnet_hdr(buf, start, len, n, &h) {
@@ -370,9 +367,6 @@ pub fn run<P: Processor>(
                         .filter(|_| !matches!(verdict, Verdict::Drop(_)))
                     {
                         b.flush(&mut bufs, &stats);
-                    }
-                    if via.is_some() {
-                        Stats::inc(&stats.steered);
                     }
                     handle(
                         via.unwrap_or(&dev),
