@@ -71,6 +71,11 @@
 #                   net.core.rmem_max), so the receiving iperf3 is not where
 #                   packets are lost when it is scheduled late
 #   UDP_TRIAL [DURATION] UDP_STEPS [5] UDP_LOSS_MAX [2] the udpnl* search
+#   UDP_BURST [32] packets per paced burst in the udpnl* search (iperf3 -b
+#                   RATE/BURST): paced without a burst, iperf3 3.12 makes one
+#                   select() per datagram and tops out far below its unpaced
+#                   rate (asked 452k pps, sent 303k), so the search would
+#                   measure the sender's pacing, not the path
 #   NAT64_BATCH [nat64's default] tun.batch: packets per TUN write batch (1: no io_uring)
 #   NAT64_TXQUEUELEN [nat64's default] tun.txqueuelen
 #   NAT64_PIN [nat64's default] tun.pin-workers: true or false
@@ -104,6 +109,7 @@ UDP_LEN=${UDP_LEN:-64}
 UDP_BUF=${UDP_BUF:-4M}
 UDP_TRIAL=${UDP_TRIAL:-$DURATION}
 UDP_STEPS=${UDP_STEPS:-5}
+UDP_BURST=${UDP_BURST:-32}
 UDP_LOSS_MAX=${UDP_LOSS_MAX:-2}
 PORT=${PORT:-5201}
 CONN_FLOWS=${CONN_FLOWS:-100000}
@@ -572,7 +578,7 @@ run_udp_search() {
 		for ((i = 0; i < UDP_STEPS; i++)); do
 			rate=$(((lo + hi) / 2))
 			((rate > 0)) || break
-			iperf_trial "$m" "$m.$off.$t.$rep.$i" "$UDP_TRIAL" "${base[@]}" -b $((rate * UDP_LEN * 8))
+			iperf_trial "$m" "$m.$off.$t.$rep.$i" "$UDP_TRIAL" "${base[@]}" -b "$((rate * UDP_LEN * 8))/$UDP_BURST"
 			trials=$((trials + 1))
 			if [[ $IT_OK == 1 ]] && loss_ok "$IT_LOSS"; then
 				lo=$rate

@@ -226,6 +226,10 @@ pub struct TunSection {
     /// Write runs of same-flow UDP datagrams in a batch as one UDP GSO
     /// super-packet (needs `offload`; ADR 0006).
     pub coalesce_udp: bool,
+    /// Read packets through a multishot io_uring read into a ring of
+    /// buffers (Linux 6.7+; needs `batch` > 1; ADR 0007) instead of one
+    /// read(2) per packet. Falls back to read(2) where the kernel lacks it.
+    pub uring_read: bool,
 }
 
 impl Default for TunSection {
@@ -241,6 +245,7 @@ impl Default for TunSection {
             batch: 32,
             place_flows: true,
             coalesce_udp: true,
+            uring_read: true,
         }
     }
 }

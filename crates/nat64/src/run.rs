@@ -187,6 +187,7 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
             queue: i,
             placement: placement.clone(),
             coalesce_udp: s.tun.coalesce_udp,
+            uring_read: s.tun.uring_read,
         };
         let h = std::thread::Builder::new()
             .name(format!("nat64-q{i}"))

@@ -133,10 +133,10 @@ fn curl_10mib_sha256_kernel() {
     curl_10mib(Napt::Kernel)
 }
 
-fn iperf3(napt: Napt, extra: &str) {
-    let Some(t) = Topo::new("iperf3", napt) else {
-        return;
-    };
+/// iperf3 TCP both ways; the topology is returned for more checks (None:
+/// the test was skipped, not root).
+fn iperf3(napt: Napt, extra: &str) -> Option<Topo> {
+    let t = Topo::new("iperf3", napt)?;
     t.iperf3_server4();
     t.start_nat64(&t.config(extra));
     t.wait_path();
@@ -157,15 +157,53 @@ fn iperf3(napt: Napt, extra: &str) {
                 / 1e6
         );
     }
+    Some(t)
 }
 
+/// The running kernel's (major, minor) version.
+fn kernel_version() -> (u32, u32) {
+    let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut it = r
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+/// The default data path: multishot io_uring reads where the kernel has
+/// them (6.7+, ADR 0007), batched io_uring writes, flows placed.
 #[test]
 fn iperf3_tcp_both_directions_daemon() {
-    iperf3(Napt::Daemon, "")
+    let Some(t) = iperf3(Napt::Daemon, "") else {
+        return;
+    };
+    let log = t.log("nat64.log");
+    let want = if kernel_version() >= (6, 7) {
+        "multishot io_uring reads"
+    } else {
+        "read(2) reads"
+    };
+    assert!(log.contains(want), "expected {want:?} in the log\n{log}");
 }
 #[test]
 fn iperf3_tcp_both_directions_kernel() {
-    iperf3(Napt::Kernel, "")
+    iperf3(Napt::Kernel, "");
+}
+/// Reads with read(2), writes batched through io_uring (`tun.uring-read =
+/// false`, and the fallback where the kernel has no multishot read).
+#[test]
+fn iperf3_read_syscalls_batched_writes_daemon() {
+    let tun = format!(
+        "\n[tun]\nname = \"nat64\"\nqueues = 2\noffload = {}\nuring-read = false\n",
+        offloads_on()
+    );
+    let Some(t) = iperf3(Napt::Daemon, &tun) else {
+        return;
+    };
+    let log = t.log("nat64.log");
+    assert!(
+        log.contains("read(2) reads, writes in batches of 32"),
+        "{log}"
+    );
 }
 /// The plain data path: one write(2) per packet (no io_uring batch) and
 /// flows left where the kernel's hash puts them (ADR 0006, ADR 0005).
@@ -175,7 +213,7 @@ fn iperf3_one_write_per_packet_daemon() {
         "\n[tun]\nname = \"nat64\"\nqueues = 2\noffload = {}\nbatch = 1\nplace-flows = false\n",
         offloads_on()
     );
-    iperf3(Napt::Daemon, &tun)
+    iperf3(Napt::Daemon, &tun);
 }
 
 // ------------------------------------------------------------------ UDP ---

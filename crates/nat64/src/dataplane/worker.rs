@@ -1,7 +1,7 @@
 //! One worker: read, translate in place, write (SPEC §7).
 
 use super::udp_gso::Train;
-use super::uring::WriteBatch;
+use super::uring::{Buffers, ReadDone, Uring};
 use super::Clock;
 use crate::ratelimit::TokenBucket;
 use crate::stats::{Class, Stats};
@@ -76,6 +76,9 @@ pub struct Options {
     pub placement: Option<Arc<Placement>>,
     /// Write runs of same-flow UDP datagrams as UDP GSO super-packets.
     pub coalesce_udp: bool,
+    /// Read through a multishot io_uring read where the kernel has one
+    /// (needs `batch` > 1).
+    pub uring_read: bool,
 }
 
 /// State all workers share (read-mostly).
@@ -101,10 +104,44 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// Poll timeout: how soon an idle worker notices shutdown.
 const IDLE_POLL_MS: i32 = 200;
 
+/// Bytes from one packet buffer to the next (cache-line aligned).
+const STRIDE: usize = (HEADROOM + MAX_PACKET + 63) & !63;
+
+/// A worker's packet buffers, in one allocation: buffer `id` is the
+/// `STRIDE` bytes at `id * STRIDE`, a packet in it starts at `HEADROOM`
+/// (its virtio-net header, if any, just before).
+struct Slab {
+    mem: Vec<u8>,
+}
+
+impl Slab {
+    fn new(count: usize) -> Slab {
+        Slab {
+            mem: vec![0u8; count * STRIDE],
+        }
+    }
+
+    fn buf(&mut self, id: usize) -> &mut [u8] {
+        &mut self.mem[id * STRIDE..(id + 1) * STRIDE]
+    }
+
+    /// Buffer `a` to write and buffer `b` to read (`a != b`).
+    fn pair(&mut self, a: usize, b: usize) -> (&mut [u8], &[u8]) {
+        debug_assert_ne!(a, b);
+        if a < b {
+            let (lo, hi) = self.mem.split_at_mut(b * STRIDE);
+            (&mut lo[a * STRIDE..(a + 1) * STRIDE], &hi[..STRIDE])
+        } else {
+            let (lo, hi) = self.mem.split_at_mut(a * STRIDE);
+            (&mut hi[..STRIDE], &lo[b * STRIDE..(b + 1) * STRIDE])
+        }
+    }
+}
+
 /// The UDP train being built in the batch: its first datagram's buffer and
 /// where the datagram starts in it (its virtio-net header just before).
 struct OpenTrain {
-    slot: usize,
+    id: usize,
     start: usize,
     train: Train,
     /// The TUN queue it goes out through.
@@ -113,11 +150,11 @@ struct OpenTrain {
 
 /// Queues the open train, if any: as it came when nothing joined it, as
 /// one UDP GSO super-packet otherwise.
-fn close_train(ring: &mut WriteBatch, bufs: &mut [Vec<u8>], open: &mut Option<OpenTrain>) {
+fn close_train(ring: &mut Uring, slab: &mut Slab, open: &mut Option<OpenTrain>) {
     let Some(o) = open.take() else {
         return;
     };
-    let b = &mut bufs[o.slot];
+    let b = slab.buf(o.id);
     let at = o.start - VIRTIO_NET_HDR_LEN;
     if o.train.segs > 1 {
         let h = o.train.finish(&mut b[o.start..]);
@@ -126,16 +163,25 @@ fn close_train(ring: &mut WriteBatch, bufs: &mut [Vec<u8>], open: &mut Option<Op
     }
     // SAFETY: the train's buffer is not touched before the flush that
     // follows every close.
-    unsafe { ring.push(o.fd, &b[at..o.start + o.train.len], o.train.len) };
+    unsafe {
+        ring.push(
+            o.fd,
+            &b[at..o.start + o.train.len],
+            o.train.len,
+            Some(o.id as u16),
+        )
+    };
 }
 
 /// A worker's write batch (ADR 0006): frames queued in the io_uring ring,
-/// and the UDP train still growing. The frames live in the worker's
-/// buffers `bufs[..slot]`; the next packet is read into `bufs[slot]`.
+/// and the UDP train still growing. The frames stay in their buffers until
+/// the flush.
 struct Batch {
-    ring: WriteBatch,
+    ring: Uring,
     open: Option<OpenTrain>,
-    slot: usize,
+    /// Buffers the batch holds (queued frames and the open train); with
+    /// read(2) the next packet is read into buffer `held`.
+    held: usize,
     /// Bytes of the queued frames.
     bytes: usize,
     /// Buffers (= packets) per batch.
@@ -145,33 +191,35 @@ struct Batch {
 }
 
 impl Batch {
-    /// Queues the translated packet in `bufs[self.slot]` (the frame is
-    /// `at..start + len`, its virtio-net header in place) for `fd`: it joins
-    /// the open UDP train if it can, else closes it and is queued (or opens
-    /// a train of its own). A full batch is written at once.
+    /// Queues the translated packet in buffer `id` (the frame is
+    /// `at..start + len`, its virtio-net header in place) for `fd`: it
+    /// joins the open UDP train if it can, else closes it and is queued (or
+    /// opens a train of its own). A full batch is written at once. Returns
+    /// whether the batch holds the buffer (false: the packet was copied
+    /// into the train, and its buffer is free again).
     #[allow(clippy::too_many_arguments)]
     fn queue(
         &mut self,
-        bufs: &mut [Vec<u8>],
+        slab: &mut Slab,
+        id: usize,
         at: usize,
         start: usize,
         len: usize,
         fd: RawFd,
         partial: bool,
         stats: &Stats,
-    ) {
-        let (queued, rest) = bufs.split_at_mut(self.slot);
-        let pkt = &rest[0][..start + len];
+    ) -> bool {
         if let Some(o) = self.open.as_mut().filter(|o| o.fd == fd) {
+            let (frame, pkt) = slab.pair(o.id, id);
             if o.train
-                .append(&mut queued[o.slot][o.start..], &pkt[start..], partial)
+                .append(&mut frame[o.start..], &pkt[start..start + len], partial)
             {
-                // Its own buffer is free again.
                 Stats::inc(&stats.udp_coalesced);
-                return;
+                return false;
             }
         }
-        close_train(&mut self.ring, queued, &mut self.open);
+        close_train(&mut self.ring, slab, &mut self.open);
+        let pkt = &slab.buf(id)[..start + len];
         match self
             .coalesce
             .then(|| Train::start(&pkt[start..], partial))
@@ -179,33 +227,34 @@ impl Batch {
         {
             Some(train) => {
                 self.open = Some(OpenTrain {
-                    slot: self.slot,
+                    id,
                     start,
                     train,
                     fd,
                 })
             }
-            // SAFETY: bufs[slot] is not touched again before the flush:
-            // the next packet goes to the next slot.
-            None => unsafe { self.ring.push(fd, &pkt[at..], len) },
+            // SAFETY: the buffer is not touched again before the flush: it
+            // is held until its write completes.
+            None => unsafe { self.ring.push(fd, &pkt[at..], len, Some(id as u16)) },
         }
-        self.slot += 1;
+        self.held += 1;
         self.bytes += len;
         // A few GSO super-packets are worth a flush: the buffers touched
         // (and their cache lines) stay few.
-        if self.slot == self.cap || self.bytes >= BATCH_BYTES {
-            self.flush(bufs, stats);
+        if self.held == self.cap || self.bytes >= BATCH_BYTES {
+            self.flush(slab, stats);
         }
+        true
     }
 
-    /// Writes what is queued (one system call) and starts over at slot 0.
-    fn flush(&mut self, bufs: &mut [Vec<u8>], stats: &Stats) {
-        if self.slot == 0 {
+    /// Writes what is queued (one system call) and starts over.
+    fn flush(&mut self, slab: &mut Slab, stats: &Stats) {
+        if self.held == 0 {
             return;
         }
-        close_train(&mut self.ring, bufs, &mut self.open);
+        close_train(&mut self.ring, slab, &mut self.open);
         self.ring.flush(stats);
-        self.slot = 0;
+        self.held = 0;
         self.bytes = 0;
     }
 }
@@ -237,159 +286,291 @@ fn read_one(
         Err(e) if e.kind() == ErrorKind::WouldBlock => Read::Empty,
         Err(e) if e.kind() == ErrorKind::Interrupted => Read::Again,
         Err(e) => {
-            Stats::inc(&stats.tun_read_errors);
-            if *errors_logged < 10 {
-                *errors_logged += 1;
-                tracing::warn!("TUN read error: {e}");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            read_error(&e, stats, errors_logged);
             Read::Again
         }
     }
 }
 
+/// Counts (and logs the first few of) TUN read errors, and backs off.
+fn read_error(e: &std::io::Error, stats: &Stats, errors_logged: &mut u32) {
+    Stats::inc(&stats.tun_read_errors);
+    if *errors_logged < 10 {
+        *errors_logged += 1;
+        tracing::warn!("TUN read error: {e}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(10));
+}
+
+/// One worker's state: its queue, its translator, its write batch.
+struct Worker<P> {
+    dev: Arc<SyncDevice>,
+    proc: P,
+    shared: Arc<Shared>,
+    stats: Arc<Stats>,
+    opts: Options,
+    batch: Option<Batch>,
+    /// Where translator-built packets (ICMP errors, fragments) are made.
+    out: Vec<u8>,
+    /// The TUN has the virtio-net header (offloads).
+    vnet: bool,
+    hdr_len: usize,
+    read_errors_logged: u32,
+}
+
 /// Runs until `shared.shutdown` is set. With `batch` > 1 translated packets
-/// are written `batch` at a time through io_uring (ADR 0006); reads go on
-/// until the TUN is empty or the batch is full, then the batch is written.
+/// are written `batch` at a time through io_uring (ADR 0006), and packets
+/// are read by a multishot io_uring read where the kernel has one (ADR
+/// 0007); otherwise reads go on with read(2) until the TUN is empty or the
+/// batch is full, then the batch is written.
 pub fn run<P: Processor>(
     dev: Arc<SyncDevice>,
-    mut proc: P,
+    proc: P,
     shared: Arc<Shared>,
     stats: Arc<Stats>,
     opts: Options,
 ) {
     let vnet = dev.tcp_gso();
-    let mut batch = if opts.batch > 1 {
-        match WriteBatch::new(opts.batch) {
-            Ok(ring) => Some(Batch {
-                ring,
-                open: None,
-                slot: 0,
-                bytes: 0,
-                cap: opts.batch,
-                // UDP trains need a TUN that takes UDP GSO (ADR 0006).
-                coalesce: opts.coalesce_udp && vnet && dev.udp_gso(),
-            }),
+    // With offloads the kernel puts a virtio-net header before each packet.
+    let hdr_len = if vnet { VIRTIO_NET_HDR_LEN } else { 0 };
+    // UDP trains need a TUN that takes UDP GSO (ADR 0006).
+    let coalesce = opts.coalesce_udp && vnet && dev.udp_gso();
+    let cap = opts.batch;
+    let batch_of = |ring: Uring| Batch {
+        ring,
+        open: None,
+        held: 0,
+        bytes: 0,
+        cap,
+        coalesce,
+    };
+    let mut w = Worker {
+        dev: dev.clone(),
+        proc,
+        shared,
+        stats,
+        batch: None,
+        out: vec![0u8; MAX_PACKET],
+        vnet,
+        hdr_len,
+        read_errors_logged: 0,
+        opts,
+    };
+    if w.opts.batch > 1 && w.opts.uring_read {
+        // Buffers for a batch in flight and reads that arrive meanwhile.
+        let count = (w.opts.batch * 4).next_power_of_two().clamp(64, 1024);
+        let mut slab = Slab::new(count);
+        let bufs = Buffers {
+            base: slab.mem.as_mut_ptr(),
+            count: count as u16,
+            stride: STRIDE,
+            offset: HEADROOM - hdr_len,
+            len: (MAX_PACKET + hdr_len) as u32,
+        };
+        // SAFETY: the slab outlives the ring (dropped after the worker,
+        // below); the worker touches a buffer only between a read that
+        // returns it and the recycle or write completion that gives it back.
+        match unsafe { Uring::with_reader(w.opts.batch, dev.as_raw_fd(), bufs) } {
+            Ok(ring) => {
+                tracing::info!(
+                    "queue {}: multishot io_uring reads into {count} buffers, writes in batches \
+                     of {cap}",
+                    w.opts.queue
+                );
+                w.batch = Some(batch_of(ring));
+                w.run_multishot(&mut slab);
+                drop(w);
+                drop(slab);
+                return;
+            }
+            Err(e) => tracing::info!(
+                "multishot io_uring read not available ({e}): reading with read(2) \
+                 (set tun.uring-read = false to say so)"
+            ),
+        }
+    }
+    if w.opts.batch > 1 {
+        match Uring::new(w.opts.batch) {
+            Ok(ring) => {
+                tracing::info!(
+                    "queue {}: read(2) reads, writes in batches of {cap}",
+                    w.opts.queue
+                );
+                w.batch = Some(batch_of(ring))
+            }
             Err(e) => {
                 tracing::warn!(
                     "io_uring is not available ({e}): writing one packet per system call \
                      (set tun.batch = 1 to say so and silence this warning)"
                 );
-                None
             }
         }
-    } else {
-        None
-    };
+    }
     // One buffer per packet that may wait in the batch.
-    let slots = batch.as_ref().map_or(1, |b| b.cap);
-    let mut bufs: Vec<Vec<u8>> = (0..slots)
-        .map(|_| vec![0u8; HEADROOM + MAX_PACKET])
-        .collect();
-    let mut out = vec![0u8; MAX_PACKET];
-    let mut read_errors_logged = 0u32;
-    // With offloads the kernel puts a virtio-net header before each packet.
-    let hdr_len = if vnet { VIRTIO_NET_HDR_LEN } else { 0 };
-    while !shared.shutdown.load(Ordering::Relaxed) {
-        let mut got_any = false;
-        loop {
-            // bufs[..slot] wait in the batch.
-            let slot = batch.as_ref().map_or(0, |b| b.slot);
-            let buf = &mut bufs[slot];
-            let n = match read_one(&dev, buf, hdr_len, &stats, &mut read_errors_logged) {
-                Read::Packet(n) => n,
-                Read::Again => continue,
-                Read::Empty => break,
-            };
-            got_any = true;
-            let class = stats.count_rx(&buf[HEADROOM..HEADROOM + n]);
-            let now = shared.clock.now();
-            let (off, vhdr) = if vnet {
-                match VirtioNetHdr::decode(&buf[HEADROOM - hdr_len..HEADROOM]) {
-                    Ok(h) => (offload_of(&h), Some(h)),
-                    Err(_) => (Offload::NONE, None),
+    let mut slab = Slab::new(w.batch.as_ref().map_or(1, |b| b.cap));
+    w.run_read(&mut slab);
+}
+
+impl<P: Processor> Worker<P> {
+    /// Reads with read(2) until the TUN is empty or the batch is full.
+    fn run_read(&mut self, slab: &mut Slab) {
+        while !self.shared.shutdown.load(Ordering::Relaxed) {
+            let mut got_any = false;
+            loop {
+                // Buffers 0..held wait in the batch.
+                let id = self.batch.as_ref().map_or(0, |b| b.held);
+                let n = match read_one(
+                    &self.dev,
+                    slab.buf(id),
+                    self.hdr_len,
+                    &self.stats,
+                    &mut self.read_errors_logged,
+                ) {
+                    Read::Packet(n) => n,
+                    Read::Again => continue,
+                    Read::Empty => break,
+                };
+                got_any = true;
+                self.packet(slab, id, n);
+            }
+            if let Some(b) = self.batch.as_mut() {
+                b.flush(slab, &self.stats);
+            }
+            if !got_any {
+                if let Err(e) = super::tun::wait_readable(&self.dev, IDLE_POLL_MS) {
+                    tracing::error!("poll on the TUN failed: {e}");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
                 }
-            } else {
-                (Offload::NONE, None)
-            };
-            if off.gso_size != 0 {
-                Stats::inc(&stats.rx_gso);
             }
-            let verdict = proc.process(buf, HEADROOM, n, now, off);
-            // A flow owned by another queue goes out through that queue.
-            let via = match (&opts.placement, verdict) {
-                (Some(p), Verdict::Forward { .. }) => proc
-                    .flow_queue()
-                    .filter(|&q| q != opts.queue)
-                    .and_then(|q| p.queues.get(q))
-                    .map(|d| &**d),
-                _ => None,
+        }
+    }
+
+    /// Takes the packets the multishot read delivers (ADR 0007); each
+    /// wait for them also writes what is queued.
+    fn run_multishot(&mut self, slab: &mut Slab) {
+        while !self.shared.shutdown.load(Ordering::Relaxed) {
+            let Some(b) = self.batch.as_mut() else {
+                return;
             };
-            if via.is_some() {
-                Stats::inc(&stats.steered);
-            }
-            match (&mut batch, verdict) {
-                (
-                    Some(b),
-                    Verdict::Forward {
-                        start,
-                        len,
-                        fragment_mtu: None,
-                    },
-                ) => {
-                    if buf.get(start..start.saturating_add(len)).is_none() {
-                        stats.count_drop(DropReason::NoBufferRoom);
+            b.ring.wait_reads(IDLE_POLL_MS as u32, &self.stats);
+            while let Some(done) = self.batch.as_mut().and_then(|b| b.ring.next_read()) {
+                let (id, len) = match done {
+                    ReadDone::Packet { id, len } => (id, len),
+                    // Every buffer in use: the read is re-armed when some
+                    // come back, at the next wait.
+                    ReadDone::Error(libc::ENOBUFS) => continue,
+                    ReadDone::Error(e) => {
+                        let e = std::io::Error::from_raw_os_error(e);
+                        read_error(&e, &self.stats, &mut self.read_errors_logged);
                         continue;
                     }
-                    stats.count_translated(class);
-                    let fd = via.unwrap_or(&dev).as_raw_fd();
-                    let at = if vnet {
-                        let h = vhdr.unwrap_or_default();
-                        match put_vnet_hdr(buf, start, len, n, &h) {
-                            Some(at) => at,
-                            None => {
-                                stats.count_drop(DropReason::NoBufferRoom);
-                                continue;
-                            }
-                        }
-                    } else {
-                        start
-                    };
-                    b.queue(&mut bufs, at, start, len, fd, off.csum_partial, &stats);
-                }
-                (batch, verdict) => {
-                    // What the translator builds itself (ICMP errors,
-                    // fragments) goes out after what was queued before it.
-                    // This packet's buffer stays as it is: the flush only
-                    // writes the buffers before it.
-                    if let Some(b) = batch
-                        .as_mut()
-                        .filter(|_| !matches!(verdict, Verdict::Drop(_)))
-                    {
-                        b.flush(&mut bufs, &stats);
+                };
+                let held = match len.checked_sub(self.hdr_len) {
+                    Some(n) => self.packet(slab, usize::from(id), n),
+                    None => {
+                        self.stats.count_drop(DropReason::Truncated);
+                        false
                     }
-                    handle(
-                        via.unwrap_or(&dev),
-                        &mut bufs[slot],
-                        &mut out,
-                        n,
-                        class,
-                        verdict,
-                        vhdr,
-                        now,
-                        &shared,
-                        &stats,
-                    );
+                };
+                if !held {
+                    if let Some(b) = self.batch.as_mut() {
+                        b.ring.recycle(id);
+                    }
                 }
             }
+            if let Some(b) = self.batch.as_mut() {
+                b.flush(slab, &self.stats);
+            }
         }
-        if let Some(b) = batch.as_mut() {
-            b.flush(&mut bufs, &stats);
+    }
+
+    /// Translates the packet of `n` bytes at `HEADROOM` in buffer `id` and
+    /// queues its translation in the batch or sends what the verdict says.
+    /// Returns whether the batch holds the buffer.
+    fn packet(&mut self, slab: &mut Slab, id: usize, n: usize) -> bool {
+        let stats = &*self.stats;
+        let buf = slab.buf(id);
+        let class = stats.count_rx(&buf[HEADROOM..HEADROOM + n]);
+        let now = self.shared.clock.now();
+        let (off, vhdr) = if self.vnet {
+            match VirtioNetHdr::decode(&buf[HEADROOM - self.hdr_len..HEADROOM]) {
+                Ok(h) => (offload_of(&h), Some(h)),
+                Err(_) => (Offload::NONE, None),
+            }
+        } else {
+            (Offload::NONE, None)
+        };
+        if off.gso_size != 0 {
+            Stats::inc(&stats.rx_gso);
         }
-        if !got_any {
-            if let Err(e) = super::tun::wait_readable(&dev, IDLE_POLL_MS) {
-                tracing::error!("poll on the TUN failed: {e}");
-                std::thread::sleep(std::time::Duration::from_millis(100));
+        let verdict = self.proc.process(buf, HEADROOM, n, now, off);
+        // A flow owned by another queue goes out through that queue.
+        let via = match (&self.opts.placement, verdict) {
+            (Some(p), Verdict::Forward { .. }) => self
+                .proc
+                .flow_queue()
+                .filter(|&q| q != self.opts.queue)
+                .and_then(|q| p.queues.get(q))
+                .map(|d| &**d),
+            _ => None,
+        };
+        if via.is_some() {
+            Stats::inc(&stats.steered);
+        }
+        let dev = via.unwrap_or(&self.dev);
+        match (&mut self.batch, verdict) {
+            (
+                Some(b),
+                Verdict::Forward {
+                    start,
+                    len,
+                    fragment_mtu: None,
+                },
+            ) => {
+                if buf.get(start..start.saturating_add(len)).is_none() {
+                    stats.count_drop(DropReason::NoBufferRoom);
+                    return false;
+                }
+                stats.count_translated(class);
+                let at = if self.vnet {
+                    let h = vhdr.unwrap_or_default();
+                    match put_vnet_hdr(buf, start, len, n, &h) {
+                        Some(at) => at,
+                        None => {
+                            stats.count_drop(DropReason::NoBufferRoom);
+                            return false;
+                        }
+                    }
+                } else {
+                    start
+                };
+                let fd = dev.as_raw_fd();
+                b.queue(slab, id, at, start, len, fd, off.csum_partial, stats)
+            }
+            (batch, verdict) => {
+                // What the translator builds itself (ICMP errors,
+                // fragments) goes out after what was queued before it.
+                // This packet's buffer stays as it is: the batch does not
+                // hold it.
+                if let Some(b) = batch
+                    .as_mut()
+                    .filter(|_| !matches!(verdict, Verdict::Drop(_)))
+                {
+                    b.flush(slab, stats);
+                }
+                handle(
+                    dev,
+                    slab.buf(id),
+                    &mut self.out,
+                    n,
+                    class,
+                    verdict,
+                    vhdr,
+                    now,
+                    &self.shared,
+                    stats,
+                );
+                false
             }
         }
     }
