@@ -202,7 +202,9 @@ impl Uring {
             writes: 0,
             capacity,
             reader: Some(reader),
-            reads: VecDeque::new(),
+            // Room for a completion per buffer plus the error that ends
+            // an armed read, so the queue does not grow on the packet path.
+            reads: VecDeque::with_capacity(usize::from(entries) + 2),
         })
     }
 
