@@ -78,7 +78,23 @@ fn icmp_two_sources(napt: Napt) {
     // with the same identifier, and MASQUERADE may lose one of them to a
     // NAT clash (a kernel effect, not the translator's), so allow one loss.
     let need = if napt == Napt::Daemon { 5 } else { 4 };
-    assert!(received.iter().all(|&n| n >= need), "{out}");
+    if received.iter().all(|&n| n >= need) {
+        return;
+    }
+    // Say where the replies went: conntrack's clash counters and entries on
+    // the translator host, the client's ICMPv6 input errors, nat64's counts.
+    let x = t.sh(
+        &t.x,
+        "conntrack -S; conntrack -L -p icmp 2>&1; nstat -az | grep -i icmp",
+    );
+    let c = t.sh(&t.c6, "nstat -az | grep -iE 'icmp6|csum'");
+    panic!(
+        "{out}\n--- x ---\n{}{}\n--- c6 ---\n{}\n{}",
+        x.stdout,
+        x.stderr,
+        c.stdout,
+        t.nat64_log_tail()
+    );
 }
 
 #[test]
