@@ -307,13 +307,7 @@ fn ops_four_flows_spread_over_two_queues_daemon() {
     let key = |q: usize| format!("nat64_queue_packets_received_total{{queue=\"{q}\"}}");
     for dir in ["", "-R"] {
         let m0 = scrape(&t);
-        let out = t.ok(
-            &t.c6,
-            &format!("iperf3 -c {SERVER4_V6} -p 5201 -t 3 -P 4 -J --connect-timeout 5000 {dir}"),
-        );
-        let v: serde_json::Value = serde_json::from_str(&out).expect("iperf3 JSON");
-        let bytes = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
-        assert!(bytes > 1_000_000, "iperf3 {dir}: only {bytes} bytes");
+        t.iperf3_tcp(&format!("-t 3 -P 4 {dir}"));
         let m1 = scrape(&t);
         let per: Vec<f64> = (0..2)
             .map(|q| metric(&m1, &key(q)) - metric(&m0, &key(q)))

@@ -105,7 +105,6 @@ pub struct Uring {
     ring: IoUring,
     /// Writes queued or submitted whose completion has not been seen.
     writes: usize,
-    capacity: usize,
     reader: Option<Reader>,
     /// Read completions the worker has not taken yet.
     reads: VecDeque<ReadDone>,
@@ -127,7 +126,6 @@ impl Uring {
         Ok(Uring {
             ring,
             writes: 0,
-            capacity,
             reader: None,
             reads: VecDeque::new(),
         })
@@ -200,16 +198,11 @@ impl Uring {
         Ok(Uring {
             ring,
             writes: 0,
-            capacity,
             reader: Some(reader),
             // Room for a completion per buffer plus the error that ends
             // an armed read, so the queue does not grow on the packet path.
             reads: VecDeque::with_capacity(usize::from(entries) + 2),
         })
-    }
-
-    pub fn is_full(&self) -> bool {
-        self.writes >= self.capacity
     }
 
     /// Queues the write of `frame` (virtio-net header included where the
@@ -221,7 +214,6 @@ impl Uring {
     /// `frame` must stay valid and unmodified until the next
     /// [`Uring::flush`] returns: the kernel reads it then.
     pub unsafe fn push(&mut self, fd: RawFd, frame: &[u8], pkt_len: usize, buf: Option<u16>) {
-        debug_assert!(!self.is_full());
         let data = (pkt_len as u64) << 16 | u64::from(buf.unwrap_or(NO_BUF));
         let sqe = opcode::Write::new(types::Fd(fd), frame.as_ptr(), frame.len() as u32)
             // -1: the file position, as write(2); a TUN ignores it.

@@ -460,6 +460,23 @@ impl Topo {
         self.wait_listen(&self.s4, "5201", "t");
     }
 
+    /// Runs iperf3 (TCP) from the client to [`Topo::iperf3_server4`]
+    /// through the NSP with `args` (duration, streams, `-R`), checks that
+    /// more than 1 MB arrived, and returns iperf3's JSON report.
+    pub fn iperf3_tcp(&self, args: &str) -> serde_json::Value {
+        let out = self.ok(
+            &self.c6,
+            &format!("iperf3 -c {SERVER4_V6} -p 5201 -J --connect-timeout 5000 {args}"),
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).expect("iperf3 JSON");
+        let bytes = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+        assert!(
+            bytes > 1_000_000,
+            "iperf3 {args}: only {bytes} bytes\n{out}"
+        );
+        v
+    }
+
     /// An HTTP server in server4 serving DIR/www (with `big.bin`, 10 MiB of
     /// random data). Returns the file's sha256.
     /// Serves `index` as index.html over HTTP on [{CLIENT6}]:8080 in the
