@@ -11,7 +11,7 @@
 # from its pool 203.0.113.0/24. All addresses are documentation ranges and
 # exist only inside the namespaces this script creates.
 #
-# Usage: sudo contrib/demo.sh        (KEEP=1 keeps the logs)
+# Usage, as root: contrib/demo.sh     (KEEP=1 keeps the logs)
 # Needs: root, a Debian-like system (contrib/setup.sh installs the tools),
 # cargo. Cleans up on exit, however it exits: stops the processes it started
 # (by PID) and deletes its namespaces.
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" != 0 ]; then
-  echo "demo: needs root (network namespaces, TUN): sudo $0" >&2
+  echo "demo: needs root (network namespaces, TUN): run it as root (su -, or sudo $0 where sudo exists)" >&2
   exit 1
 fi
 

@@ -83,9 +83,9 @@
 #   KEEP_LOGS [0] keep the work directory (iperf3 JSON, nat64 logs)
 #   SKIP_BUILD [0] use the existing target/release/nat64
 #
-# Usage:  sudo contrib/bench/run.sh
-#         sudo DURATION=2 REPS=1 MODES=kernel4nat OFFLOAD=off contrib/bench/run.sh
-#         sudo contrib/bench/run.sh report /tmp/nat64-bench-....csv
+# Usage (as root):  contrib/bench/run.sh
+#         DURATION=2 REPS=1 MODES=kernel4nat OFFLOAD=off contrib/bench/run.sh
+#         contrib/bench/run.sh report /tmp/nat64-bench-....csv
 # Needs root, Debian (contrib/setup.sh installs iperf3, nftables, ethtool,
 # conntrack, ...), cargo and a C compiler. Namespaces are named n64b<pid>*;
 # on exit or INT/TERM it stops what it started, by PID, and deletes them.
@@ -148,7 +148,7 @@ done
 for v in DURATION REPS SENDERS UDP_LEN CONN_FLOWS CONN_ITER CAP_FLOWS TD_FLOWS TD_RATE TD_TIMEOUT TD_REAP FLOW_SOURCES FLOW_DPORTS; do
 	[[ ${!v} =~ ^[0-9]+$ && ${!v} -ge 1 ]] || die "$v must be a positive integer"
 done
-[[ $(id -u) -eq 0 ]] || die "needs root (namespaces, TUN, raw sockets): sudo $0"
+[[ $(id -u) -eq 0 ]] || die "needs root (namespaces, TUN, raw sockets): run it as root"
 
 # ------------------------------------------------------------- preparing ---
 log "installing missing packages (contrib/setup.sh)"

@@ -28,17 +28,19 @@ complete -c nat64 -n "__fish_nat64_needs_command" -l log -d 'Log filter (tracing
 complete -c nat64 -n "__fish_nat64_needs_command" -s h -l help -d 'Print help'
 complete -c nat64 -n "__fish_nat64_needs_command" -s V -l version -d 'Print version'
 complete -c nat64 -n "__fish_nat64_needs_command" -f -a "run" -d 'Run the translator in the foreground (SIGTERM/SIGINT stop it cleanly, SIGHUP reloads timeouts, limits and static entries, SIGUSR1 logs counters)'
-complete -c nat64 -n "__fish_nat64_needs_command" -f -a "check" -d 'Validate a configuration and print the effective one (TOML)'
+complete -c nat64 -n "__fish_nat64_needs_command" -f -a "check" -d 'Validate a configuration and print the effective one (TOML), each value with where it came from (default, profile, file or --set)'
 complete -c nat64 -n "__fish_nat64_needs_command" -f -a "import-tayga" -d 'Convert a Tayga configuration (tayga.conf) into an equivalent nat64.toml (kernel NAPT); prints what has no equivalent'
 complete -c nat64 -n "__fish_nat64_needs_command" -f -a "replay" -d 'Run the translator over a capture (pcap/pcapng) and write what it emits as a LINKTYPE_RAW pcap; prints a verdict summary'
 complete -c nat64 -n "__fish_nat64_needs_command" -f -a "show" -d 'Show the running daemon\'s bindings, sessions, pool use or counters (over the control socket; a table, or JSON with --json)'
 complete -c nat64 -n "__fish_nat64_needs_command" -f -a "binding" -d 'Add or remove a static BIB entry (port forwarding) in the running daemon; it lasts until removed or the daemon stops (add a [[static]] to the config file to keep it)'
 complete -c nat64 -n "__fish_nat64_needs_command" -f -a "generate" -d 'Print the man page (`man [SUBCOMMAND]`) or shell completions (`completions bash|zsh|fish`), or write all of them (`all DIR`)'
 complete -c nat64 -n "__fish_nat64_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c nat64 -n "__fish_nat64_using_subcommand run" -s c -l config -d 'Config file, or a built-in profile name (`geomind`)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand run" -s c -l config -d 'Config file, or a built-in profile name (`geomind`, `mycelium`)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand run" -l set -d 'Override one key of the configuration (repeatable), e.g. `--set tun.mtu=1280 --set prefix=2001:db8:64::/96`' -r
 complete -c nat64 -n "__fish_nat64_using_subcommand run" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
 complete -c nat64 -n "__fish_nat64_using_subcommand run" -s h -l help -d 'Print help'
-complete -c nat64 -n "__fish_nat64_using_subcommand check" -s c -l config -d 'Config file, or a built-in profile name (`geomind`)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand check" -s c -l config -d 'Config file, or a built-in profile name (`geomind`, `mycelium`)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand check" -l set -d 'Override one key of the configuration (repeatable), e.g. `--set tun.mtu=1280 --set prefix=2001:db8:64::/96`' -r
 complete -c nat64 -n "__fish_nat64_using_subcommand check" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
 complete -c nat64 -n "__fish_nat64_using_subcommand check" -s h -l help -d 'Print help'
 complete -c nat64 -n "__fish_nat64_using_subcommand import-tayga" -s o -l output -d 'Write the nat64.toml here instead of standard output' -r -F
@@ -46,6 +48,7 @@ complete -c nat64 -n "__fish_nat64_using_subcommand import-tayga" -l leases -d '
 complete -c nat64 -n "__fish_nat64_using_subcommand import-tayga" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
 complete -c nat64 -n "__fish_nat64_using_subcommand import-tayga" -s h -l help -d 'Print help'
 complete -c nat64 -n "__fish_nat64_using_subcommand replay" -s c -l config -d 'Config file, or a built-in profile name (`geomind`)' -r
+complete -c nat64 -n "__fish_nat64_using_subcommand replay" -l set -d 'Override one key of the configuration (repeatable), e.g. `--set tun.mtu=1280 --set prefix=2001:db8:64::/96`' -r
 complete -c nat64 -n "__fish_nat64_using_subcommand replay" -l until -d 'Keep the clock (timers, held SYNs) running until this many seconds after the first packet' -r
 complete -c nat64 -n "__fish_nat64_using_subcommand replay" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
 complete -c nat64 -n "__fish_nat64_using_subcommand replay" -s v -l verbose -d 'One line per packet'
@@ -87,7 +90,7 @@ complete -c nat64 -n "__fish_nat64_using_subcommand binding; and __fish_seen_sub
 complete -c nat64 -n "__fish_nat64_using_subcommand generate" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
 complete -c nat64 -n "__fish_nat64_using_subcommand generate" -s h -l help -d 'Print help'
 complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay show binding generate help" -f -a "run" -d 'Run the translator in the foreground (SIGTERM/SIGINT stop it cleanly, SIGHUP reloads timeouts, limits and static entries, SIGUSR1 logs counters)'
-complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay show binding generate help" -f -a "check" -d 'Validate a configuration and print the effective one (TOML)'
+complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay show binding generate help" -f -a "check" -d 'Validate a configuration and print the effective one (TOML), each value with where it came from (default, profile, file or --set)'
 complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay show binding generate help" -f -a "import-tayga" -d 'Convert a Tayga configuration (tayga.conf) into an equivalent nat64.toml (kernel NAPT); prints what has no equivalent'
 complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay show binding generate help" -f -a "replay" -d 'Run the translator over a capture (pcap/pcapng) and write what it emits as a LINKTYPE_RAW pcap; prints a verdict summary'
 complete -c nat64 -n "__fish_nat64_using_subcommand help; and not __fish_seen_subcommand_from run check import-tayga replay show binding generate help" -f -a "show" -d 'Show the running daemon\'s bindings, sessions, pool use or counters (over the control socket; a table, or JSON with --json)'

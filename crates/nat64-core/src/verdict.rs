@@ -70,6 +70,23 @@ pub enum DropReason {
     FragmentCacheFull,
     /// Fragment too small to carry the transport header in the first fragment.
     FragmentTooSmall,
+    /// Fragments of an ICMP/ICMPv6 datagram that was not complete within the
+    /// reassembly timeout of its first-received fragment (RFC 8200 §4.5,
+    /// RFC 791 §3.2); see [`crate::xlat::reassemble`].
+    ReassemblyTimeout,
+    /// Overlapping or inconsistent fragments (RFC 5722 §4, RFC 8200 §4.5;
+    /// applied to IPv4 too, against teardrop-style attacks): a fragment that
+    /// overlaps another, a second last fragment with a different end, or data
+    /// beyond the known end. The whole datagram is dropped.
+    ReassemblyOverlap,
+    /// The reassembly buffers are full. To make room the **oldest** datagram
+    /// is evicted and its fragments are counted here; the new fragment is
+    /// refused (also counted here) only when the limit is zero or its own
+    /// datagram alone exceeds the byte limit.
+    ReassemblyLimit,
+    /// The reassembled packet would exceed 65535 bytes (IPv4 Total Length,
+    /// IPv6 Payload Length; RFC 8200 §4.5) or the caller's output buffer.
+    ReassemblyTooBig,
 
     // --- state (RFC 6146) ---------------------------------------------------
     /// No BIB entry for an IPv4-initiated packet.
@@ -130,6 +147,10 @@ impl DropReason {
         DropReason::FragmentNoState,
         DropReason::FragmentCacheFull,
         DropReason::FragmentTooSmall,
+        DropReason::ReassemblyTimeout,
+        DropReason::ReassemblyOverlap,
+        DropReason::ReassemblyLimit,
+        DropReason::ReassemblyTooBig,
         DropReason::NoBinding,
         DropReason::FilteredByAddress,
         DropReason::PoolExhausted,
@@ -173,6 +194,10 @@ impl DropReason {
             DropReason::FragmentNoState => "fragment_no_state",
             DropReason::FragmentCacheFull => "fragment_cache_full",
             DropReason::FragmentTooSmall => "fragment_too_small",
+            DropReason::ReassemblyTimeout => "reassembly_timeout",
+            DropReason::ReassemblyOverlap => "reassembly_overlap",
+            DropReason::ReassemblyLimit => "reassembly_limit",
+            DropReason::ReassemblyTooBig => "reassembly_too_big",
             DropReason::NoBinding => "no_binding",
             DropReason::FilteredByAddress => "filtered_by_address",
             DropReason::PoolExhausted => "pool_exhausted",

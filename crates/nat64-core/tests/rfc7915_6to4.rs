@@ -427,6 +427,34 @@ fn rfc7915_5_1_1_fragmented_icmpv6_not_translated() {
     assert_eq!(six(&pkt).reason(), Some(DropReason::IcmpFragmented));
 }
 
+/// RFC 6946 §4: an atomic fragment (offset 0, M clear) is processed as a
+/// whole packet; RFC 7915 §5.1.1: with a Fragment header, DF is clear and
+/// the identification's low 16 bits are copied. The daemon hands over a
+/// reassembled ICMPv6 message in this form.
+#[test]
+fn rfc6946_4_atomic_fragment_icmpv6_translated_whole() {
+    let h = V6::out();
+    let msg = icmp6(h.src, h.dst, 128, 0, echo_rest(1, 1), &payload(2000));
+    let pkt = ipv6(&h, FRAGMENT, &ext_frag(ICMP6, 0, false, 0x1234_5678), &msg);
+    let cfg = Config::default();
+    let Out::Fwd {
+        pkt: out,
+        fragment_mtu,
+    } = six(&pkt)
+    else {
+        panic!("an atomic ICMPv6 fragment must be translated");
+    };
+    // Larger than the IPv4 MTU: fragmented on the way out, DF clear.
+    assert_eq!(fragment_mtu, Some(cfg.ipv4_mtu));
+    let (ip, rest) = parse4(&out);
+    assert!(!ip.dont_fragment);
+    assert!(!ip.more_fragments);
+    assert_eq!(ip.identification, 0x5678);
+    assert_eq!(ip.protocol, IpNumber::ICMP);
+    assert_eq!(rest[0], 8, "echo request");
+    assert_icmp4(rest);
+}
+
 /// SPEC §4 / RFC 7915 §5.6 ("addressed to an IPv6 address representing a
 /// host in the IPv4 domain"): link-local and multicast traffic the kernel
 /// sends into the TUN is not for translation: dropped silently, never

@@ -24,15 +24,24 @@ enum Command {
     /// SIGHUP reloads timeouts, limits and static entries, SIGUSR1 logs
     /// counters).
     Run {
-        /// Config file, or a built-in profile name (`geomind`).
+        /// Config file, or a built-in profile name (`geomind`, `mycelium`).
         #[arg(short, long, default_value = "/etc/nat64/nat64.toml")]
         config: String,
+        /// Override one key of the configuration (repeatable), e.g.
+        /// `--set tun.mtu=1280 --set prefix=2001:db8:64::/96`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
-    /// Validate a configuration and print the effective one (TOML).
+    /// Validate a configuration and print the effective one (TOML), each
+    /// value with where it came from (default, profile, file or --set).
     Check {
-        /// Config file, or a built-in profile name (`geomind`).
+        /// Config file, or a built-in profile name (`geomind`, `mycelium`).
         #[arg(short, long, default_value = "/etc/nat64/nat64.toml")]
         config: String,
+        /// Override one key of the configuration (repeatable), e.g.
+        /// `--set tun.mtu=1280 --set prefix=2001:db8:64::/96`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Convert a Tayga configuration (tayga.conf) into an equivalent
     /// nat64.toml (kernel NAPT); prints what has no equivalent.
@@ -53,6 +62,10 @@ enum Command {
         /// Config file, or a built-in profile name (`geomind`).
         #[arg(short, long, default_value = "/etc/nat64/nat64.toml")]
         config: String,
+        /// Override one key of the configuration (repeatable), e.g.
+        /// `--set tun.mtu=1280 --set prefix=2001:db8:64::/96`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
         /// Input capture: RAW, IPv4, IPv6, Ethernet, Linux SLL/SLL2 or loopback.
         input: std::path::PathBuf,
         /// Output capture (LINKTYPE_RAW).
@@ -163,7 +176,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // `run` logs in the format its configuration asks for.
     let loaded = match &cli.command {
-        Command::Run { config } => Some(config::load(config)),
+        Command::Run { config, set } => Some(config::load(config, set)),
         _ => None,
     };
     let format = match &loaded {
@@ -172,9 +185,9 @@ fn main() -> ExitCode {
     };
     init_logging(&cli.log, format);
     let res = match &cli.command {
-        Command::Check { config } => check(config),
-        Command::Run { config } => match loaded {
-            Some(Ok(l)) => run::run(l, config),
+        Command::Check { config, set } => check(config, set),
+        Command::Run { config, set } => match loaded {
+            Some(Ok(l)) => run::run(l, config, set),
             Some(Err(e)) => Err(e),
             None => Ok(()),
         },
@@ -220,11 +233,12 @@ fn main() -> ExitCode {
         } => nat64::tayga::cli(file, output.as_deref(), leases.as_deref()),
         Command::Replay {
             config,
+            set,
             input,
             output,
             until,
             verbose,
-        } => nat64::replay::cli(config, input, output, *until, *verbose),
+        } => nat64::replay::cli(config, set, input, output, *until, *verbose),
         Command::Generate { what, arg } => nat64::gen::cli(
             &<Cli as clap::CommandFactory>::command(),
             what,
@@ -244,13 +258,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(arg: &str) -> anyhow::Result<()> {
-    let loaded = config::load(arg)?;
+fn check(arg: &str, sets: &[String]) -> anyhow::Result<()> {
+    let loaded = config::load(arg, sets)?;
     for w in &loaded.settings.warnings {
         eprintln!("nat64: warning: {w}");
     }
     println!("# effective configuration of {}", loaded.source);
-    print!("{}", loaded.file.to_toml()?);
+    println!(
+        "# each value is followed by where it came from: default, a profile, the file, or --set"
+    );
+    if let Some(d) = &loaded.derived {
+        println!(
+            "# prefix {} derived from {}: hand this prefix to the clients (DNS64, PREF64)",
+            d.prefix,
+            d.describe()
+        );
+    }
+    print!("{}", loaded.annotated_toml()?);
     eprintln!("nat64: {} is valid", loaded.source);
     Ok(())
 }

@@ -21,13 +21,12 @@
 //! * Each run starts from empty state (no lease file is read).
 
 use crate::config::{self, Settings};
-use crate::dataplane::worker::{self, Processor as _};
-use crate::dataplane::Clock;
+use crate::dataplane::worker::{self, reassembly_limits, Processor as _};
 use crate::engine::Engine;
-use crate::ratelimit::TokenBucket;
 use anyhow::Context as _;
 use nat64_core::time::Timestamp;
 use nat64_core::verdict::{DropReason, IcmpError, Verdict};
+use nat64_core::xlat::reassemble::{self, Push, Reassembler};
 use nat64_core::xlat::{self, HEADROOM, MAX_PACKET};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
@@ -322,6 +321,9 @@ struct Replayer {
     shared: worker::Shared,
     buf: Vec<u8>,
     scratch: Vec<u8>,
+    /// ICMP reassembly, and where a reassembled message is written.
+    reassembly: Reassembler,
+    whole: Vec<u8>,
     report: Report,
     t0: Duration,
     verbose: bool,
@@ -340,15 +342,10 @@ impl Replayer {
         Ok(Replayer {
             worker,
             engine,
-            shared: worker::Shared {
-                shutdown: Default::default(),
-                clock: Clock::new(),
-                limiter: TokenBucket::new(s.icmp_rate, s.icmp_burst),
-                icmp_src_v6: s.icmp_source_v6,
-                icmp_src_v4: s.gateway_v4,
-                tun_mtu: s.tun.mtu,
-            },
-            buf: vec![0u8; HEADROOM + MAX_PACKET],
+            shared: worker::Shared::new(s, s.tun.mtu),
+            reassembly: Reassembler::new(reassembly_limits(s)),
+            whole: vec![0u8; MAX_PACKET + 128],
+            buf: vec![0u8; HEADROOM + MAX_PACKET + 128],
             scratch: vec![0u8; MAX_PACKET],
             report: Report::default(),
             t0: Duration::ZERO,
@@ -446,9 +443,36 @@ impl Replayer {
                 return;
             }
         };
-        let n = ip.len().min(MAX_PACKET);
+        let mut n = ip.len().min(MAX_PACKET);
         self.buf[HEADROOM..HEADROOM + n].copy_from_slice(&ip[..n]);
-        let what = describe(&ip[..n]);
+        let mut what = describe(&ip[..n]);
+        // ICMP fragments are reassembled and translated whole, as the
+        // daemon does (dataplane/worker.rs).
+        if reassemble::is_icmp_fragment(&ip[..n]) {
+            let pushed = self.reassembly.push(&ip[..n], now, &mut self.whole);
+            for (r, k) in pushed.drops() {
+                for _ in 0..k {
+                    self.report.count(format!("drop {}", r.as_str()));
+                }
+            }
+            match pushed.push {
+                Push::Complete { len } if HEADROOM + len <= self.buf.len() => {
+                    self.buf[HEADROOM..HEADROOM + len].copy_from_slice(&self.whole[..len]);
+                    n = len;
+                    what = format!("{what} (last fragment: {})", describe(&self.whole[..len]));
+                }
+                Push::NotIcmpFragment => {}
+                Push::Held => {
+                    self.report.count("held icmp fragment");
+                    self.line(format!("{head} {what} => held for reassembly"));
+                    return;
+                }
+                other => {
+                    self.line(format!("{head} {what} => reassembly: {other:?}"));
+                    return;
+                }
+            }
+        }
         let version = ip.first().map_or(0, |b| b >> 4);
         let verdict = self.worker.process(
             &mut self.buf,
@@ -602,12 +626,13 @@ pub fn write_capture(path: &Path, packets: &[Emitted]) -> anyhow::Result<()> {
 /// `nat64 replay --config FILE IN OUT [--until SECONDS] [-v]`.
 pub fn cli(
     config_arg: &str,
+    sets: &[String],
     input: &Path,
     output: &Path,
     until: Option<f64>,
     verbose: bool,
 ) -> anyhow::Result<()> {
-    let loaded = config::load(config_arg)?;
+    let loaded = config::load(config_arg, sets)?;
     for w in &loaded.settings.warnings {
         eprintln!("nat64: warning: {w}");
     }

@@ -3,11 +3,10 @@
 
 use crate::config::{self, Loaded, NaptMode, Settings, TunMode};
 use crate::control::{self, Telemetry};
-use crate::dataplane::{tun, worker, Clock};
+use crate::dataplane::{tun, worker};
 use crate::engine::Engine;
 use crate::maplog::MapLog;
 use crate::plumbing::{self, Installed};
-use crate::ratelimit::TokenBucket;
 use crate::stats::{ReaperStats, Stats, Totals};
 use anyhow::Context as _;
 use nat64_core::xlat;
@@ -63,6 +62,9 @@ fn plumb(s: &Settings, tun_name: &str, inst: &mut Installed) -> anyhow::Result<(
             }
         }
     }
+    if manage_routes && s.tun.mode == TunMode::Create && s.tun.assign_gateway_v4 {
+        inst.address(&format!("{}/32", s.gateway_v4), tun_name)?;
+    }
     if s.napt == NaptMode::Kernel && s.manage_nft {
         if let Some(ip) = s.inner_pool {
             inst.nft_masquerade(&ip.to_string(), tun_name)?;
@@ -71,11 +73,12 @@ fn plumb(s: &Settings, tun_name: &str, inst: &mut Installed) -> anyhow::Result<(
     Ok(())
 }
 
-pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
+pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<()> {
     let s = &loaded.settings;
     for w in &s.warnings {
         warn!("{w}");
     }
+    info!("prefix {} ({})", s.prefix, loaded.prefix_origin());
     plumbing::ensure_forwarding(s.manage_forwarding)?;
 
     // Signals first, so a TERM during setup still tears down cleanly.
@@ -102,14 +105,7 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
     let mut installed = Installed::default();
     plumb(s, &tun.name, &mut installed)?;
 
-    let shared = Arc::new(worker::Shared {
-        shutdown: Default::default(),
-        clock: Clock::new(),
-        limiter: TokenBucket::new(s.icmp_rate, s.icmp_burst),
-        icmp_src_v6: s.icmp_source_v6,
-        icmp_src_v4: s.gateway_v4,
-        tun_mtu: tun.mtu,
-    });
+    let shared = Arc::new(worker::Shared::new(s, tun.mtu));
 
     if let (NaptMode::Kernel, Some(path)) = (s.napt, &s.state_file) {
         let leases = load_leases(path);
@@ -132,6 +128,8 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
         maplog: Default::default(),
         mapping_log_enabled: s.mapping_log.is_some(),
         started: std::time::Instant::now(),
+        prefix: s.prefix.to_string(),
+        prefix_origin: loaded.prefix_origin(),
     });
     // The mapping log starts before the first packet so no binding is missed.
     let maplog = match &s.mapping_log {
@@ -217,6 +215,13 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
             .context("spawning the reaper thread")?
     };
 
+    // "running" means packets flow: every worker reads its queue.
+    let t0 = std::time::Instant::now();
+    while shared.ready.load(Ordering::Acquire) < queues.len()
+        && t0.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     info!(
         "nat64 running: prefix {} napt {:?} {} ; send SIGUSR1 for stats",
         s.prefix,
@@ -244,7 +249,7 @@ pub fn run(loaded: Loaded, config_arg: &str) -> anyhow::Result<()> {
                 info!("signal {sig}: shutting down");
                 break;
             }
-            SIGHUP => match config::load(config_arg) {
+            SIGHUP => match config::load(config_arg, sets) {
                 Ok(new) => {
                     note_restart_only(s, &new.settings);
                     if let Some(m) = &maplog {
@@ -330,13 +335,29 @@ fn reaper_loop(
 ) {
     let mut next = sh.clock.now().as_millis() + interval_ms.load(Ordering::Relaxed);
     let mut out = vec![0u8; 2048];
+    let mut forwarding = plumbing::ForwardingWatch::new();
+    let mut next_forwarding_check = 0;
     while !sh.shutdown.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         let now = sh.clock.now();
+        if now.as_millis() >= next_forwarding_check {
+            forwarding.check();
+            next_forwarding_check = now.as_millis() + 2000;
+        }
         if now.as_millis() < next {
             continue;
         }
         let t0 = std::time::Instant::now();
+        // ICMP fragments whose message never completed.
+        let expired = sh
+            .reassembly
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .expire(now);
+        stats.count_drops(
+            nat64_core::DropReason::ReassemblyTimeout,
+            u64::from(expired),
+        );
         let st = engine.sweep(now);
         rstats.record(&st, t0.elapsed());
         tracing::debug!(

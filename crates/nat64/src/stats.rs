@@ -89,6 +89,10 @@ pub struct Stats {
     pub translated: [AtomicU64; N_CLASSES],
     /// Extra packets produced by fragmenting oversized translations.
     pub fragments_out: AtomicU64,
+    /// ICMP fragments taken into reassembly, and whole ICMP messages
+    /// reassembled from them and handed to the translator.
+    pub fragments_held: AtomicU64,
+    pub reassembled: AtomicU64,
     /// Translator-originated ICMP errors sent / suppressed by the limiter.
     pub icmp_sent: AtomicU64,
     pub icmp_rate_limited: AtomicU64,
@@ -118,6 +122,8 @@ impl Default for Stats {
             tx_bytes: AtomicU64::new(0),
             translated: slots(),
             fragments_out: AtomicU64::new(0),
+            fragments_held: AtomicU64::new(0),
+            reassembled: AtomicU64::new(0),
             icmp_sent: AtomicU64::new(0),
             icmp_rate_limited: AtomicU64::new(0),
             icmp_build_failed: AtomicU64::new(0),
@@ -135,6 +141,10 @@ impl Stats {
     #[inline]
     pub fn count_drop(&self, r: DropReason) {
         self.drops[reason_index(r)].fetch_add(1, Relaxed);
+    }
+    /// Counts `n` packets dropped for `r` at once.
+    pub fn count_drops(&self, r: DropReason, n: u64) {
+        self.drops[reason_index(r)].fetch_add(n, Relaxed);
     }
     /// Counts a packet read from the TUN; returns its class for
     /// [`Stats::count_translated`].
@@ -169,6 +179,8 @@ pub struct Totals {
     pub translated_6to4: u64,
     pub translated_4to6: u64,
     pub fragments_out: u64,
+    pub fragments_held: u64,
+    pub reassembled: u64,
     pub icmp_sent: u64,
     pub icmp_rate_limited: u64,
     pub icmp_build_failed: u64,
@@ -211,6 +223,8 @@ impl Totals {
             translated_6to4: translated(true),
             translated_4to6: translated(false),
             fragments_out: s(|w| &w.fragments_out),
+            fragments_held: s(|w| &w.fragments_held),
+            reassembled: s(|w| &w.reassembled),
             icmp_sent: s(|w| &w.icmp_sent),
             icmp_rate_limited: s(|w| &w.icmp_rate_limited),
             icmp_build_failed: s(|w| &w.icmp_build_failed),
@@ -234,8 +248,9 @@ impl Totals {
     pub fn render(&self) -> String {
         let mut s = format!(
             "rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} translated_6to4={} \
-             translated_4to6={} fragments_out={} icmp_sent={} icmp_rate_limited={} \
-             icmp_build_failed={} tun_read_errors={} tun_write_errors={} drops_total={}",
+             translated_4to6={} fragments_out={} fragments_held={} reassembled={} icmp_sent={} \
+             icmp_rate_limited={} icmp_build_failed={} tun_read_errors={} tun_write_errors={} \
+             drops_total={}",
             self.rx_packets,
             self.rx_bytes,
             self.tx_packets,
@@ -243,6 +258,8 @@ impl Totals {
             self.translated_6to4,
             self.translated_4to6,
             self.fragments_out,
+            self.fragments_held,
+            self.reassembled,
             self.icmp_sent,
             self.icmp_rate_limited,
             self.icmp_build_failed,

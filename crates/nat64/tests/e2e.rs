@@ -44,6 +44,43 @@ fn ping_kernel() {
     ping(Napt::Kernel)
 }
 
+/// `ping -s 3000`: the echo request leaves the client in three IPv6
+/// fragments and the reply leaves the server in three IPv4 fragments. An
+/// ICMP checksum covers the whole message (ICMPv6 also a pseudo-header with
+/// its length), so it cannot be translated fragment by fragment: nat64
+/// reassembles ICMP messages, translates them whole and fragments the
+/// result for the next hop.
+fn ping_large(napt: Napt) {
+    let Some((t, pid)) = setup("pinglarge", napt, "") else {
+        return;
+    };
+    let out = t.ok(
+        &t.c6,
+        &format!("ping -6 -n -c 3 -i 0.2 -W 2 -s 3000 {SERVER4_V6}"),
+    );
+    assert!(out.contains("3 received"), "{out}");
+    assert!(out.contains("3008 bytes from"), "{out}");
+    let s = t.stats(pid);
+    assert!(
+        s["reassembled"] >= 6,
+        "requests and replies reassembled: {s:?}"
+    );
+    assert_eq!(
+        s.get("drop.icmp_fragmented").copied().unwrap_or(0),
+        0,
+        "{s:?}"
+    );
+}
+
+#[test]
+fn ping_large_fragmented_daemon() {
+    ping_large(Napt::Daemon)
+}
+#[test]
+fn ping_large_fragmented_kernel() {
+    ping_large(Napt::Kernel)
+}
+
 /// RFC 6146 §3.5.3: two sources ping at once with the *same* echo
 /// identifier; in daemon mode they share one pool address, so the
 /// translator must give them distinct identifiers to get every reply home.
@@ -299,6 +336,15 @@ fn traceroute(napt: Napt) {
         "hop 2 should be {GATEWAY4_V6}:\n{out}"
     );
     assert!(out.contains(SERVER4_V6), "destination not reached:\n{out}");
+    // The translator host's kernel is the next IPv4 hop; its Time Exceeded
+    // must come from the translator's address (the TUN has gateway-v4),
+    // not from an unrelated interface's (v4x, 198.51.100.1) embedded in
+    // the prefix.
+    let xlat4_v6 = "2001:db8:64::c633:6401";
+    assert!(
+        !out.contains(xlat4_v6),
+        "a hop shows the translator host's underlay address {xlat4_v6}:\n{out}"
+    );
 }
 
 #[test]

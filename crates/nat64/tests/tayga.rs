@@ -49,7 +49,7 @@ fn convert_and_check(conf: &Path, dir: &Path, extra: &[&str]) -> (String, String
         text(&c.stderr),
         std::fs::read_to_string(&out).unwrap()
     );
-    nat64::config::load(out.to_str().unwrap()).unwrap();
+    nat64::config::load(out.to_str().unwrap(), &[]).unwrap();
     (std::fs::read_to_string(&out).unwrap(), err)
 }
 
@@ -57,7 +57,7 @@ fn convert_and_check(conf: &Path, dir: &Path, extra: &[&str]) -> (String, String
 fn tayga_dynamic_pool_becomes_kernel_napt() {
     let dir = scratch("dynpool");
     let (toml, err) = convert_and_check(&data("tayga-dynpool.conf"), &dir, &[]);
-    let loaded = nat64::config::load(dir.join("nat64.toml").to_str().unwrap()).unwrap();
+    let loaded = nat64::config::load(dir.join("nat64.toml").to_str().unwrap(), &[]).unwrap();
     let s = &loaded.settings;
     assert_eq!(s.napt, nat64::config::NaptMode::Kernel);
     assert_eq!(s.prefix.to_string(), "64:ff9b::/96");
@@ -82,7 +82,7 @@ fn tayga_every_directive_carries_over_or_is_named() {
     std::fs::write(&conf_path, conf).unwrap();
     let leases = dir.join("leases");
     let (toml, err) = convert_and_check(&conf_path, &dir, &["--leases", leases.to_str().unwrap()]);
-    let loaded = nat64::config::load(dir.join("nat64.toml").to_str().unwrap()).unwrap();
+    let loaded = nat64::config::load(dir.join("nat64.toml").to_str().unwrap(), &[]).unwrap();
     let s = &loaded.settings;
     assert_eq!(s.prefix.to_string(), "2001:db8:64::/96");
     assert_eq!(s.inner_pool.unwrap().to_string(), "100.64.0.0/16");

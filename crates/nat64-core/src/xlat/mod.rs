@@ -7,6 +7,8 @@
 //!   inner packet translated (§4.2–4.4, §5.2–5.4).
 //! * [`frag`] — splitting a translated packet that exceeds the next-hop MTU.
 //! * [`icmp_gen`] — ICMP errors the translator itself originates.
+//! * [`reassemble`] — bounded reassembly of fragmented ICMP/ICMPv6 messages
+//!   (RFC 8200 §4.5, RFC 5722), which cannot be translated per fragment.
 //!
 //! The packet occupies `buf[start..start + len]`. IPv4 → IPv6 grows the header
 //! by 20 bytes (28 with a Fragment header), so the caller leaves at least
@@ -16,6 +18,7 @@ pub mod four_to_six;
 pub mod frag;
 pub mod icmp;
 pub mod icmp_gen;
+pub mod reassemble;
 pub mod six_to_four;
 
 use crate::addr::Prefix;

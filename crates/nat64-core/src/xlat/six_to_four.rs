@@ -143,9 +143,13 @@ fn translate<M: Mapper + ?Sized>(
             DropReason::BadL4Header
         });
     }
-    if chain.upper == nh::ICMPV6 && chain.frag.is_some() {
+    if chain.upper == nh::ICMPV6 && chain.frag.is_some_and(|f| f.offset != 0 || f.more) {
         // The ICMPv6 checksum covers the whole message and a pseudo-header
-        // with its full length: it cannot be adjusted per fragment.
+        // with its full length: it cannot be adjusted per fragment (RFC
+        // 7915 §1.2). An atomic fragment (offset 0, M clear) holds the whole
+        // message and is translated like one (RFC 6946 §4), with DF clear
+        // since its sender allowed fragmentation (§5.1.1): the daemon's
+        // ICMP reassembly hands over whole messages that way.
         return Err(DropReason::IcmpFragmented);
     }
     let ttl = if cfg.decrement_ttl {

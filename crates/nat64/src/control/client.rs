@@ -26,14 +26,16 @@ pub fn socket_path(socket: Option<&Path>, config_arg: Option<&str>) -> anyhow::R
         None if Path::new(DEFAULT_CONFIG).exists() => DEFAULT_CONFIG,
         None => return Ok(PathBuf::from(config::DEFAULT_CONTROL)),
     };
-    let loaded = config::load(arg)?;
-    loaded.settings.control.ok_or_else(|| {
-        anyhow::anyhow!(
-            "the control socket is disabled in {} (control = \"\"); set `control` to a path and \
-             restart nat64, or give --socket PATH",
-            loaded.source
-        )
-    })
+    // Only the `control` key matters here: no prefix to derive, nothing
+    // else to validate.
+    let (source, file, _) = config::load_layers(arg, &[])?;
+    if file.control.is_empty() {
+        anyhow::bail!(
+            "the control socket is disabled in {source} (control = \"\"); set `control` to a path \
+             and restart nat64, or give --socket PATH"
+        );
+    }
+    Ok(PathBuf::from(file.control))
 }
 
 /// Sends one request and returns the daemon's `result`.

@@ -162,6 +162,18 @@ impl Collector for Scrape {
         )?;
         counter(
             e,
+            "nat64_fragments_held",
+            "ICMP fragments taken into reassembly (ICMP is translated whole).",
+            &one(t.fragments_held),
+        )?;
+        counter(
+            e,
+            "nat64_reassembled",
+            "Whole ICMP messages reassembled from fragments and translated.",
+            &one(t.reassembled),
+        )?;
+        counter(
+            e,
             "nat64_tun_errors",
             "TUN read/write errors.",
             &[

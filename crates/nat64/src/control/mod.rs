@@ -35,6 +35,10 @@ pub struct Telemetry {
     pub maplog: Arc<MapLogCounters>,
     pub mapping_log_enabled: bool,
     pub started: Instant,
+    /// The translation prefix and where it came from (a derived prefix
+    /// names its interface and address): clients and DNS64 need it.
+    pub prefix: String,
+    pub prefix_origin: String,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -77,6 +81,8 @@ impl Telemetry {
         let r = &self.reaper;
         let per = |a: &[AtomicU64; 3]| json!({"tcp": a[0].load(Relaxed), "udp": a[1].load(Relaxed), "icmp": a[2].load(Relaxed)});
         json!({
+            "prefix": self.prefix,
+            "prefix_origin": self.prefix_origin,
             "uptime_secs": self.started.elapsed().as_secs(),
             "traffic": {
                 "rx_packets": t.rx_packets,
@@ -86,6 +92,8 @@ impl Telemetry {
                 "translated_6to4": t.translated_6to4,
                 "translated_4to6": t.translated_4to6,
                 "fragments_out": t.fragments_out,
+                "fragments_held": t.fragments_held,
+                "reassembled": t.reassembled,
                 "tun_read_errors": t.tun_read_errors,
                 "tun_write_errors": t.tun_write_errors,
             },

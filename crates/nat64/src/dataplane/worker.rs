@@ -7,12 +7,13 @@ use crate::ratelimit::TokenBucket;
 use crate::stats::{Class, Stats};
 use nat64_core::time::Timestamp;
 use nat64_core::verdict::{DropReason, IcmpError, Verdict};
+use nat64_core::xlat::reassemble::{self, Limits, Push, Reassembler};
 use nat64_core::xlat::{self, Offload, HEADROOM, MAX_PACKET};
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tun_rs::{
     SyncDevice, VirtioNetHdr, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6,
     VIRTIO_NET_HDR_LEN,
@@ -93,6 +94,39 @@ pub struct Shared {
     pub icmp_src_v4: Ipv4Addr,
     /// MTU of the TUN (limits the size of generated errors).
     pub tun_mtu: u16,
+    /// Workers that have set up their reads: `nat64 run` reports "running"
+    /// only when all have, so that what it says holds.
+    pub ready: std::sync::atomic::AtomicUsize,
+    /// ICMP messages being reassembled from fragments. Shared by the
+    /// workers (the fragments of one message may arrive on different
+    /// queues); taken only for ICMP fragments, never on the path of
+    /// established TCP/UDP flows.
+    pub reassembly: Mutex<Reassembler>,
+}
+
+/// Bounds of ICMP reassembly: `timeouts.fragment`, 64 messages, 1 MiB.
+pub fn reassembly_limits(s: &crate::config::Settings) -> Limits {
+    Limits {
+        timeout_ms: s.timeouts.fragment.saturating_mul(1000),
+        ..Limits::default()
+    }
+}
+
+impl Shared {
+    /// What the workers of a translator with settings `s` on a TUN of MTU
+    /// `tun_mtu` share.
+    pub fn new(s: &crate::config::Settings, tun_mtu: u16) -> Shared {
+        Shared {
+            shutdown: Default::default(),
+            clock: Clock::new(),
+            limiter: TokenBucket::new(s.icmp_rate, s.icmp_burst),
+            icmp_src_v6: s.icmp_source_v6,
+            icmp_src_v4: s.gateway_v4,
+            tun_mtu,
+            ready: Default::default(),
+            reassembly: Mutex::new(Reassembler::new(reassembly_limits(s))),
+        }
+    }
 }
 
 /// Bytes of queued frames that end a batch early (four 64 KiB GSO
@@ -312,6 +346,8 @@ struct Worker<P> {
     batch: Option<Batch>,
     /// Where translator-built packets (ICMP errors, fragments) are made.
     out: Vec<u8>,
+    /// Where a reassembled ICMP message is translated (HEADROOM + 64 KiB).
+    whole: Vec<u8>,
     /// The TUN has the virtio-net header (offloads).
     vnet: bool,
     hdr_len: usize,
@@ -351,6 +387,7 @@ pub fn run<P: Processor>(
         stats,
         batch: None,
         out: vec![0u8; MAX_PACKET],
+        whole: vec![0u8; HEADROOM + MAX_PACKET + 128],
         vnet,
         hdr_len,
         read_errors_logged: 0,
@@ -378,6 +415,7 @@ pub fn run<P: Processor>(
                     w.opts.queue
                 );
                 w.batch = Some(batch_of(ring));
+                w.shared.ready.fetch_add(1, Ordering::Release);
                 w.run_multishot(&mut slab);
                 drop(w);
                 drop(slab);
@@ -408,6 +446,7 @@ pub fn run<P: Processor>(
     }
     // One buffer per packet that may wait in the batch.
     let mut slab = Slab::new(w.batch.as_ref().map_or(1, |b| b.cap));
+    w.shared.ready.fetch_add(1, Ordering::Release);
     w.run_read(&mut slab);
 }
 
@@ -492,6 +531,10 @@ impl<P: Processor> Worker<P> {
         let buf = slab.buf(id);
         let class = stats.count_rx(&buf[HEADROOM..HEADROOM + n]);
         let now = self.shared.clock.now();
+        if reassemble::is_icmp_fragment(&buf[HEADROOM..HEADROOM + n]) {
+            self.icmp_fragment(slab, id, n, now);
+            return false;
+        }
         let (off, vhdr) = if self.vnet {
             match VirtioNetHdr::decode(&buf[HEADROOM - self.hdr_len..HEADROOM]) {
                 Ok(h) => (offload_of(&h), Some(h)),
@@ -573,6 +616,71 @@ impl<P: Processor> Worker<P> {
                 false
             }
         }
+    }
+}
+
+impl<P: Processor> Worker<P> {
+    /// An ICMP fragment (buffer `id`, `n` bytes): an ICMP checksum covers
+    /// the whole message (ICMPv6's also its length), so fragments cannot be
+    /// translated one by one (RFC 7915 §1.2). They are held until the
+    /// message is whole, which is then translated as one packet and
+    /// fragmented again for the next hop where it is too large.
+    fn icmp_fragment(&mut self, slab: &mut Slab, id: usize, n: usize, now: Timestamp) {
+        let stats = &*self.stats;
+        let pushed = {
+            let mut r = self
+                .shared
+                .reassembly
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            r.push(
+                &slab.buf(id)[HEADROOM..HEADROOM + n],
+                now,
+                &mut self.whole[HEADROOM..],
+            )
+        };
+        for (reason, count) in pushed.drops() {
+            stats.count_drops(reason, u64::from(count));
+        }
+        let len = match pushed.push {
+            Push::Held => {
+                Stats::inc(&stats.fragments_held);
+                return;
+            }
+            Push::Complete { len } => len,
+            // Counted by `drops` above.
+            Push::Dropped { .. } => return,
+            Push::NotIcmpFragment => {
+                stats.count_drop(DropReason::IcmpFragmented);
+                return;
+            }
+        };
+        Stats::inc(&stats.fragments_held);
+        Stats::inc(&stats.reassembled);
+        let class = Class::of(&self.whole[HEADROOM..HEADROOM + len]);
+        let verdict = self
+            .proc
+            .process(&mut self.whole, HEADROOM, len, now, Offload::NONE);
+        // Whatever the batch holds goes out first.
+        if let Some(b) = self
+            .batch
+            .as_mut()
+            .filter(|_| !matches!(verdict, Verdict::Drop(_)))
+        {
+            b.flush(slab, stats);
+        }
+        handle(
+            &self.dev,
+            &mut self.whole,
+            &mut self.out,
+            len,
+            class,
+            verdict,
+            None,
+            now,
+            &self.shared,
+            stats,
+        );
     }
 }
 

@@ -54,6 +54,24 @@ fn run_stdin(prog: &str, args: &[&str], stdin: Option<&str>) -> anyhow::Result<(
     Ok(())
 }
 
+/// Runs `prog args…` and returns its standard output.
+pub fn output(prog: &str, args: &[&str]) -> anyhow::Result<String> {
+    let cmdline = format!("{prog} {}", args.join(" "));
+    let out = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run `{cmdline}`: is {prog} installed and on PATH?"))?;
+    if !out.status.success() {
+        bail!(
+            "`{cmdline}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// One thing the daemon installed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
@@ -65,6 +83,8 @@ pub enum Item {
     },
     /// The nftables table `ip nat64`.
     NftTable,
+    /// An address `addr/len` on `dev` (the TUN's own IPv4 address).
+    Address { addr: String, dev: String },
 }
 
 /// What was installed, to be removed on exit.
@@ -102,6 +122,27 @@ impl Installed {
         Ok(())
     }
 
+    /// `ip addr add ADDR dev DEV`, unless this host already has ADDR on
+    /// any interface (then it is the host's own address and stays where it
+    /// is). Returns whether it was added.
+    pub fn address(&mut self, addr: &str, dev: &str) -> anyhow::Result<bool> {
+        let bare = addr.split('/').next().unwrap_or(addr);
+        let present = output("ip", &["-o", "addr", "show", "to", bare])?;
+        if !present.trim().is_empty() {
+            info!("{bare} is already an address of this host; not adding it to {dev}");
+            return Ok(false);
+        }
+        run("ip", &["addr", "add", addr, "dev", dev]).with_context(|| {
+            format!("adding {addr} to {dev} (set tun.assign-gateway-v4 = false to leave the TUN without an address)")
+        })?;
+        info!("address {addr} added to {dev}");
+        self.items.push(Item::Address {
+            addr: addr.to_string(),
+            dev: dev.to_string(),
+        });
+        Ok(true)
+    }
+
     pub fn items(&self) -> &[Item] {
         &self.items
     }
@@ -115,11 +156,13 @@ impl Installed {
                     run("ip", &[family, "route", "del", dest, "dev", dev])
                 }
                 Item::NftTable => run("nft", &["delete", "table", "ip", "nat64"]),
+                Item::Address { addr, dev } => run("ip", &["addr", "del", addr, "dev", dev]),
             };
             match r {
                 Ok(()) => info!("removed {it:?}"),
-                // A route vanishes with its TUN: nothing to report then.
-                Err(e) if matches!(it, Item::Route { .. }) => {
+                // Routes and addresses vanish with their TUN: nothing to
+                // report then.
+                Err(e) if matches!(it, Item::Route { .. } | Item::Address { .. }) => {
                     tracing::debug!("route already gone: {e:#}")
                 }
                 Err(e) => warn!("could not remove {it:?}: {e:#}"),
@@ -165,7 +208,7 @@ pub fn sysctl_set(path: &str, value: &str) -> anyhow::Result<()> {
 /// leave it. With `manage` the sysctls are set; otherwise a warning names
 /// the missing ones.
 pub fn ensure_forwarding(manage: bool) -> anyhow::Result<()> {
-    for path in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"] {
+    for path in FORWARDING {
         let v = sysctl_get(path);
         if v.as_deref() == Some("1") {
             continue;
@@ -184,6 +227,57 @@ pub fn ensure_forwarding(manage: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The forwarding sysctls that are not 1 (`net.ipv4.ip_forward`,
+/// `net.ipv6.conf.all.forwarding`): what [`ForwardingWatch`] reports.
+pub fn forwarding_off() -> Vec<&'static str> {
+    FORWARDING
+        .iter()
+        .filter(|p| sysctl_get(p).as_deref() != Some("1"))
+        .copied()
+        .collect()
+}
+
+const FORWARDING: [&str; 2] = ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"];
+
+/// Notices forwarding being turned off (or on again) while nat64 runs: with
+/// either sysctl at 0 the clients' traffic never reaches the TUN, and the
+/// daemon looks healthy while every client times out.
+#[derive(Debug, Default)]
+pub struct ForwardingWatch {
+    off: Vec<&'static str>,
+}
+
+impl ForwardingWatch {
+    pub fn new() -> ForwardingWatch {
+        ForwardingWatch {
+            off: forwarding_off(),
+        }
+    }
+
+    /// Checks the sysctls; logs each change once.
+    pub fn check(&mut self) {
+        let now = forwarding_off();
+        if now == self.off {
+            return;
+        }
+        for p in now.iter().filter(|p| !self.off.contains(p)) {
+            warn!(
+                "sysctl {} was turned off while nat64 runs: clients' traffic is no longer \
+                 forwarded through the translator; turn it back on with `sysctl -w {}=1`",
+                p.replace('/', "."),
+                p.replace('/', ".")
+            );
+        }
+        for p in self.off.iter().filter(|p| !now.contains(p)) {
+            info!(
+                "sysctl {} is 1 again: forwarding restored",
+                p.replace('/', ".")
+            );
+        }
+        self.off = now;
+    }
 }
 
 #[cfg(test)]

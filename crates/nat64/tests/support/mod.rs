@@ -51,7 +51,7 @@ pub fn root_or_skip(test: &str) -> bool {
     }
     eprintln!(
         "\n*** SKIP {test}: end-to-end tests need root (network namespaces, TUN). \
-         Run `sudo contrib/test.sh`. ***\n"
+         Run `contrib/test.sh` as root. ***\n"
     );
     false
 }
@@ -83,7 +83,10 @@ fn require_tools() {
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
-        assert!(ok, "missing tool `{t}`: run `sudo contrib/setup.sh` first");
+        assert!(
+            ok,
+            "missing tool `{t}`: run `contrib/setup.sh` as root first"
+        );
     }
 }
 

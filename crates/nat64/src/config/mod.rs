@@ -18,28 +18,44 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Built-in profiles, accepted by `--config` where a path is.
-pub const PROFILES: &[(&str, &str)] = &[("geomind", GEOMIND_PROFILE)];
+pub mod derive;
+pub mod layers;
 
-/// `--config geomind`: a Mycelium node giving its overlay IPv4 egress.
+pub use derive::Derived;
+pub use layers::{Layers, Origin};
+
+/// Built-in profiles, accepted by `--config` where a path is and by
+/// `profile = "NAME"` inside a file. `mycelium` is another name for
+/// `geomind`.
+pub const PROFILES: &[(&str, &str)] =
+    &[("geomind", GEOMIND_PROFILE), ("mycelium", GEOMIND_PROFILE)];
+
+/// `--config geomind`: a Mycelium node giving its overlay IPv4 egress
+/// (docs/operator.md "Mycelium gateway", ADR 0008).
 ///
-/// * Mycelium only carries 400::/7, so the prefix is a Network-Specific
-///   Prefix inside it (`400:dead:beef::/96`); RFC 6052 §3.1 does not apply
-///   to an NSP, and answers from the translator (`prefix || gateway-v4`) are
-///   routable over the overlay.
+/// * The prefix follows the node: Mycelium routes to a node only its own
+///   /64, so the NAT64 prefix is `<the node's /64>:0:64::/96`, read from the
+///   400::/7 address of Mycelium's TUN (`mycelium` by default) at start
+///   ([`derive`]). RFC 6052 §3.1 does not apply to an NSP, and answers from
+///   the translator (`prefix || gateway-v4`) are routable over the overlay.
 /// * `napt = "kernel"`: every overlay client gets a 1:1 inner IPv4 from
 ///   100.64.0.0/16 and the host's nftables MASQUERADE does the ports, so the
 ///   node needs no IPv4 pool of its own: egress uses the host's address.
-/// * `gateway-v4 = 100.65.0.1` lies outside the inner pool; it is only the
-///   source of ICMP errors the translator itself sends.
+/// * `gateway-v4 = 100.65.0.1` lies outside the inner pool: the source of
+///   the ICMP errors the translator sends, and the TUN's own address, so the
+///   gateway kernel's errors come from it too.
+/// * A dedicated gateway forwards: `manage-forwarding = true`.
+/// * `tun.mtu = 1400`: Mycelium's TUN has MTU 1400, so a larger translated
+///   packet could not leave over the overlay without a round of PMTUD.
 /// * Leases are kept in /var/lib/nat64/leases so a restart does not
 ///   renumber clients.
-pub const GEOMIND_PROFILE: &str = r#"# built-in profile "geomind": kernel NAPT for a Mycelium node
-prefix = "400:dead:beef::/96"
+pub const GEOMIND_PROFILE: &str = r#"# built-in profile "geomind" (alias "mycelium"): kernel NAPT for a Mycelium gateway
+prefix = "from-interface:mycelium@400::/7"
 napt = "kernel"
 inner-pool = "100.64.0.0/16"
 gateway-v4 = "100.65.0.1"
 state-file = "/var/lib/nat64/leases"
+manage-forwarding = true
 
 [tun]
 name = "nat64"
@@ -60,7 +76,13 @@ pub const DEFAULT_CONTROL: &str = "/run/nat64/control.sock";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct FileConfig {
-    /// RFC 6052 translation prefix (WKP 64:ff9b::/96 or an NSP).
+    /// A built-in profile this file starts from; every other key of the
+    /// file overrides the profile's value (ADR 0008).
+    #[serde(skip_serializing)]
+    pub profile: Option<String>,
+    /// RFC 6052 translation prefix (WKP 64:ff9b::/96 or an NSP), or
+    /// `from-interface:NAME[@RANGE]`: `<the /64 of NAME's address>:0:64::/96`
+    /// (an overlay node such as Mycelium; [`derive`]).
     pub prefix: String,
     /// `daemon` mode: IPv4 prefixes the NAPT allocates from.
     pub pool: Vec<String>,
@@ -125,6 +147,7 @@ pub struct FileConfig {
 impl Default for FileConfig {
     fn default() -> Self {
         FileConfig {
+            profile: None,
             prefix: "64:ff9b::/96".into(),
             pool: Vec::new(),
             gateway_v4: None,
@@ -223,6 +246,12 @@ pub struct TunSection {
     /// Spread new flows round-robin over the queues (ADR 0005) instead of
     /// leaving their placement to the kernel's flow hash.
     pub place_flows: bool,
+    /// Give a created TUN the address `gateway-v4`/32 (unless the host has
+    /// it already), so the ICMP errors this host's kernel sends about
+    /// translated traffic (e.g. Time Exceeded of its own IPv4 hop) come
+    /// from the translator's address rather than from an unrelated
+    /// interface's.
+    pub assign_gateway_v4: bool,
     /// Write runs of same-flow UDP datagrams in a batch as one UDP GSO
     /// super-packet (needs `offload`; ADR 0006).
     pub coalesce_udp: bool,
@@ -244,6 +273,7 @@ impl Default for TunSection {
             txqueuelen: 5000,
             batch: 32,
             place_flows: true,
+            assign_gateway_v4: true,
             coalesce_udp: true,
             uring_read: true,
         }
@@ -1216,35 +1246,185 @@ pub fn resolve(arg: &str) -> (Source, Option<&'static str>) {
     (Source::File(path.to_path_buf()), None)
 }
 
+fn profile_text(name: &str) -> Option<(&'static str, &'static str)> {
+    PROFILES.iter().find(|(n, _)| *n == name).copied()
+}
+
+fn profile_names() -> String {
+    PROFILES
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn one_error(source: &str, e: ConfigError) -> ConfigErrors {
+    ConfigErrors {
+        source: source.to_string(),
+        errors: vec![e],
+    }
+}
+
+/// The layers of `--config ARG` and `--set`s, merged but not validated:
+/// the source, the merged file form and where each value came from.
+pub fn load_layers(arg: &str, sets: &[String]) -> anyhow::Result<(Source, FileConfig, Layers)> {
+    let (source, profile) = resolve(arg);
+    let src = source.to_string();
+    let mut layers = Layers::default();
+    let table = |text: &str| -> Result<toml::Table, ConfigErrors> {
+        toml::from_str::<toml::Table>(text).map_err(|e| {
+            one_error(
+                &src,
+                err("file", "", e.message().to_string(), "correct the TOML"),
+            )
+        })
+    };
+    match (&source, profile) {
+        (Source::Profile(name), Some(text)) => layers.add(table(text)?, &Origin::Profile(name)),
+        _ => {
+            let text = std::fs::read_to_string(arg).with_context(|| {
+                format!(
+                    "cannot read config file {arg}; give a readable TOML file (see examples/) or \
+                     a built-in profile ({})",
+                    profile_names()
+                )
+            })?;
+            // Parsed whole first: errors carry the line and column.
+            let own = FileConfig::parse(&text, &src)?;
+            let mut t = table(&text)?;
+            t.remove("profile");
+            if let Some(name) = &own.profile {
+                let Some((pname, ptext)) = profile_text(name) else {
+                    return Err(one_error(
+                        &src,
+                        err(
+                            "profile",
+                            name,
+                            "is not a built-in profile",
+                            format!("use one of: {}", profile_names()),
+                        ),
+                    )
+                    .into());
+                };
+                layers.add(table(ptext)?, &Origin::Profile(pname));
+            }
+            layers.add(t, &Origin::File(src.clone()));
+        }
+    }
+    let mut errors = Vec::new();
+    for s in sets {
+        if let Err(e) = layers.set(s) {
+            errors.push(e);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors {
+            source: src,
+            errors,
+        }
+        .into());
+    }
+    let file = FileConfig::deserialize(layers.table.clone()).map_err(|e| {
+        one_error(
+            &src,
+            err(
+                if sets.is_empty() { "profile" } else { "--set" },
+                "",
+                e.message().to_string(),
+                "use the keys and value types `nat64 check` prints (kebab-case, tables with dots: \
+                 --set tun.mtu=1280)",
+            ),
+        )
+    })?;
+    Ok((source, file, layers))
+}
+
 /// Loaded configuration: the file form (effective) and the settings.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub source: Source,
     pub file: FileConfig,
     pub settings: Settings,
+    /// Where each value came from.
+    pub layers: Layers,
+    /// The prefix, when it was derived from an interface.
+    pub derived: Option<Derived>,
 }
 
-/// Reads, parses and validates `--config ARG`.
-pub fn load(arg: &str) -> anyhow::Result<Loaded> {
-    let (source, profile) = resolve(arg);
-    let text = match profile {
-        Some(t) => t.to_string(),
-        None => std::fs::read_to_string(arg).with_context(|| {
-            let names: Vec<&str> = PROFILES.iter().map(|(n, _)| *n).collect();
-            format!(
-                "cannot read config file {arg}; give a readable TOML file (see examples/) or a \
-                 built-in profile ({})",
-                names.join(", ")
-            )
-        })?,
-    };
+impl Loaded {
+    /// The effective configuration as TOML, each value annotated with where
+    /// it came from (`nat64 check`).
+    pub fn annotated_toml(&self) -> anyhow::Result<String> {
+        let mut notes = std::collections::BTreeMap::new();
+        if let Some(d) = &self.derived {
+            notes.insert("prefix".to_string(), d.describe());
+        }
+        Ok(layers::annotate(
+            &self.file.to_toml()?,
+            &self.layers,
+            &notes,
+        ))
+    }
+
+    /// Where the prefix came from, in words (logs, `show stats`).
+    pub fn prefix_origin(&self) -> String {
+        let layer = self
+            .layers
+            .origin("prefix")
+            .map_or("default".to_string(), |o| o.to_string());
+        match &self.derived {
+            Some(d) => format!("{}; {layer}", d.describe()),
+            None => layer,
+        }
+    }
+}
+
+/// Reads, merges (`profile`, `--set`), resolves a derived prefix, and
+/// validates `--config ARG`.
+pub fn load(arg: &str, sets: &[String]) -> anyhow::Result<Loaded> {
+    let (source, mut file, layers) = load_layers(arg, sets)?;
     let src = source.to_string();
-    let file = FileConfig::parse(&text, &src)?;
-    let settings = file.validate(&src)?;
+    let derived = match derive::FromInterface::parse(&file.prefix) {
+        None => None,
+        Some(Err(problem)) => {
+            return Err(one_error(
+                &src,
+                err(
+                    "prefix",
+                    &file.prefix,
+                    problem,
+                    "write from-interface:NAME or from-interface:NAME@RANGE, e.g. \
+                     \"from-interface:mycelium@400::/7\"",
+                ),
+            )
+            .into())
+        }
+        Some(Ok(from)) => match derive::derive_on_host(&from) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                return Err(one_error(&src, err("prefix", &file.prefix, e.problem, e.fix)).into())
+            }
+        },
+    };
+    if let Some(d) = &derived {
+        file.prefix = d.prefix.to_string();
+    }
+    let mut settings = file.validate(&src)?;
+    if let Some(d) = &derived {
+        if let Some(m) = d.if_mtu.filter(|m| u32::from(settings.tun.mtu) > *m) {
+            settings.warnings.push(format!(
+                "tun.mtu {} is above the MTU {m} of {}, the overlay the prefix comes from: \
+                 translated packets that fit the TUN would not fit the overlay (set tun.mtu = {m})",
+                settings.tun.mtu, d.from.ifname
+            ));
+        }
+    }
     Ok(Loaded {
         source,
         file,
         settings,
+        layers,
+        derived,
     })
 }
 
@@ -1391,10 +1571,15 @@ mod test {
 
     #[test]
     fn geomind_profile_is_valid_and_kernel() {
-        let f = FileConfig::parse(GEOMIND_PROFILE, "geomind").unwrap();
+        let mut f = FileConfig::parse(GEOMIND_PROFILE, "geomind").unwrap();
+        assert_eq!(f.prefix, "from-interface:mycelium@400::/7");
+        // What `load` does once the interface is read.
+        f.prefix = derive::prefix_for("45a:1b2c:3d4e:5f60::1".parse().unwrap()).to_string();
         let s = f.validate("geomind").unwrap();
         assert_eq!(s.napt, NaptMode::Kernel);
-        assert!(s.prefix.to_string().starts_with("400:"));
+        assert!(s.manage_forwarding);
+        assert!(s.tun.mtu <= 1400);
+        assert_eq!(s.prefix.to_string(), "45a:1b2c:3d4e:5f60:0:64::/96");
     }
 
     #[test]
@@ -1416,5 +1601,111 @@ mod test {
             let f = FileConfig::parse(&text, &p).unwrap();
             f.validate(&p).unwrap();
         }
+    }
+
+    fn temp_config(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("nat64-cfg-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("nat64.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn profile_in_file_with_overrides_and_origins() {
+        let p = temp_config(
+            "profile",
+            "profile = \"geomind\"\nprefix = \"2001:db8:64::/96\"\n[tun]\nmtu = 1280\n",
+        );
+        let sets = vec!["state-file=/tmp/x/leases".to_string()];
+        let l = load(p.to_str().unwrap(), &sets).unwrap();
+        // From the profile.
+        assert_eq!(l.settings.napt, NaptMode::Kernel);
+        assert!(l.settings.manage_forwarding);
+        assert_eq!(l.settings.tun.name, "nat64");
+        assert_eq!(l.settings.gateway_v4, Ipv4Addr::new(100, 65, 0, 1));
+        // From the file and --set.
+        assert_eq!(l.settings.prefix.to_string(), "2001:db8:64::/96");
+        assert_eq!(l.settings.tun.mtu, 1280);
+        assert_eq!(
+            l.settings.state_file.as_deref(),
+            Some(Path::new("/tmp/x/leases"))
+        );
+        assert!(l.derived.is_none());
+        let file = Origin::File(p.display().to_string());
+        assert_eq!(l.layers.origin("prefix"), Some(&file));
+        assert_eq!(l.layers.origin("tun.mtu"), Some(&file));
+        assert_eq!(
+            l.layers.origin("tun.name"),
+            Some(&Origin::Profile("geomind"))
+        );
+        assert_eq!(l.layers.origin("state-file"), Some(&Origin::Set));
+        let text = l.annotated_toml().unwrap();
+        assert!(
+            text.contains("napt = \"kernel\"  # profile geomind"),
+            "{text}"
+        );
+        assert!(text.contains("mtu = 1280  # "), "{text}");
+        assert!(
+            text.contains("state-file = \"/tmp/x/leases\"  # --set"),
+            "{text}"
+        );
+        assert!(
+            text.contains("reap-interval-secs = 30  # default"),
+            "{text}"
+        );
+        // The effective text is itself a valid configuration (no `profile`).
+        let again = FileConfig::parse(&l.file.to_toml().unwrap(), "again").unwrap();
+        assert_eq!(again.profile, None);
+        again.validate("again").unwrap();
+    }
+
+    #[test]
+    fn set_overrides_a_profile_given_as_config() {
+        let sets = vec![
+            "prefix=2001:db8:64::/96".to_string(),
+            "tun.name=myxlat".to_string(),
+        ];
+        let l = load("mycelium", &sets).unwrap();
+        assert_eq!(l.settings.prefix.to_string(), "2001:db8:64::/96");
+        assert_eq!(l.settings.tun.name, "myxlat");
+        assert_eq!(l.settings.tun.mtu, 1400);
+        assert_eq!(
+            l.layers.origin("tun.mtu"),
+            Some(&Origin::Profile("mycelium"))
+        );
+    }
+
+    #[test]
+    fn unknown_profile_and_bad_set_are_named() {
+        let p = temp_config("badprofile", "profile = \"nope\"\n");
+        let e = load(p.to_str().unwrap(), &[]).unwrap_err();
+        let ce = e.downcast_ref::<ConfigErrors>().unwrap();
+        assert_eq!(ce.errors[0].key, "profile");
+        assert!(ce.errors[0].fix.contains("geomind"), "{ce}");
+        let e = load("geomind", &["tun.mtu=\"big\"".to_string()]).unwrap_err();
+        let ce = e.downcast_ref::<ConfigErrors>().unwrap();
+        assert_eq!(ce.errors[0].key, "--set");
+        let e = load("geomind", &["tun.nosuchkey=1".to_string()]).unwrap_err();
+        let ce = e.downcast_ref::<ConfigErrors>().unwrap();
+        assert!(ce.errors[0].problem.contains("nosuchkey"), "{ce}");
+    }
+
+    #[test]
+    fn geomind_without_mycelium_interface_says_start_mycelium() {
+        // The test runs where no `mycelium` interface exists (unit tests do
+        // not create one); the message says what to run first.
+        if derive::derive_on_host(&derive::FromInterface {
+            ifname: "mycelium".into(),
+            within: Some(derive::MYCELIUM_RANGE),
+        })
+        .is_ok()
+        {
+            return;
+        }
+        let e = load("geomind", &[]).unwrap_err();
+        let ce = e.downcast_ref::<ConfigErrors>().unwrap();
+        assert_eq!(ce.errors[0].key, "prefix");
+        assert!(ce.errors[0].fix.contains("start Mycelium first"), "{ce}");
     }
 }
