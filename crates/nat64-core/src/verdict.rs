@@ -44,6 +44,12 @@ pub enum DropReason {
     UnsupportedExtensionHeader,
     /// IPv4 packet carries an unexpired source route option (RFC 7915 §4.1).
     SourceRoute,
+    /// An IPv6 source inside the translation prefix: spoofed, or a packet of
+    /// ours looping back into the translator (SPEC §5a loop guard).
+    SourceInPrefix,
+    /// An IPv4 source that is one of the translator's own pool / inner-pool
+    /// / static-map addresses, arriving from outside (loop guard).
+    SourceIsOwnAddress,
 
     // --- ICMP -------------------------------------------------------------
     /// ICMP type with no translation (RFC 7915 §4.2/§5.2 "silently drop").
@@ -136,6 +142,8 @@ impl DropReason {
         DropReason::SegmentsLeft,
         DropReason::UnsupportedExtensionHeader,
         DropReason::SourceRoute,
+        DropReason::SourceInPrefix,
+        DropReason::SourceIsOwnAddress,
         DropReason::IcmpUntranslatableType,
         DropReason::IcmpUntranslatableCode,
         DropReason::IcmpUntranslatablePointer,
@@ -183,6 +191,8 @@ impl DropReason {
             DropReason::SegmentsLeft => "segments_left",
             DropReason::UnsupportedExtensionHeader => "unsupported_extension_header",
             DropReason::SourceRoute => "source_route",
+            DropReason::SourceInPrefix => "source_in_prefix",
+            DropReason::SourceIsOwnAddress => "source_is_own_address",
             DropReason::IcmpUntranslatableType => "icmp_untranslatable_type",
             DropReason::IcmpUntranslatableCode => "icmp_untranslatable_code",
             DropReason::IcmpUntranslatablePointer => "icmp_untranslatable_pointer",

@@ -1293,3 +1293,27 @@ fn rfc7915_4_3_corrupt_icmp_error_not_laundered() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// RFC 768 / RFC 9293 §3.1 (issue 11 #13): headers whose lengths disagree
+/// with the packet are not translated (IPv4 → IPv6).
+#[test]
+fn rfc768_rfc9293_3_1_lying_lengths_dropped() {
+    let h = V4::inb();
+    let mut udp = udp4_pkt(&h, 53, 1000, b"hello world");
+    let ul = u16::from_be_bytes([udp[24], udp[25]]);
+    udp[24..26].copy_from_slice(&(ul - 8).to_be_bytes());
+    assert_eq!(four(&udp).reason(), Some(DropReason::BadL4Header));
+    udp[24..26].copy_from_slice(&(ul + 8).to_be_bytes());
+    assert_eq!(four(&udp).reason(), Some(DropReason::BadL4Header));
+    for doff in [2u8, 15] {
+        let mut tcp = tcp4_pkt(&h, 80, 1000, b"data");
+        tcp[20 + 12] = doff << 4;
+        assert_eq!(
+            four(&tcp).reason(),
+            Some(DropReason::BadL4Header),
+            "doff {doff}"
+        );
+    }
+    assert!(four(&udp4_pkt(&h, 53, 1000, b"hello world")).is_fwd());
+    assert!(four(&tcp4_pkt(&h, 80, 1000, b"data")).is_fwd());
+}

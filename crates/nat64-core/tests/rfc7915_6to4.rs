@@ -1266,3 +1266,30 @@ fn rfc7915_5_3_corrupt_icmp_error_not_laundered() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// RFC 768 / RFC 9293 §3.1 (issue 11 #13): headers whose lengths disagree
+/// with the packet are not translated: a UDP length other than the IPv6
+/// payload length, a TCP data offset below 5 words or past the segment.
+#[test]
+fn rfc768_rfc9293_3_1_lying_lengths_dropped() {
+    let h = V6::out();
+    let mut udp = udp6_pkt(&h, 1000, 53, b"hello world");
+    // UDP length 8 bytes short of the datagram (IPv6 header is 40 bytes).
+    let ul = u16::from_be_bytes([udp[44], udp[45]]);
+    udp[44..46].copy_from_slice(&(ul - 8).to_be_bytes());
+    assert_eq!(six(&udp).reason(), Some(DropReason::BadL4Header));
+    udp[44..46].copy_from_slice(&(ul + 8).to_be_bytes());
+    assert_eq!(six(&udp).reason(), Some(DropReason::BadL4Header));
+    for doff in [2u8, 15] {
+        let mut tcp = tcp6_pkt(&h, 1000, 80, b"data");
+        tcp[40 + 12] = doff << 4;
+        assert_eq!(
+            six(&tcp).reason(),
+            Some(DropReason::BadL4Header),
+            "doff {doff}"
+        );
+    }
+    // The honest packets translate.
+    assert!(six(&udp6_pkt(&h, 1000, 53, b"hello world")).is_fwd());
+    assert!(six(&tcp6_pkt(&h, 1000, 80, b"data")).is_fwd());
+}

@@ -200,3 +200,61 @@ fn e2e_kernel_mode_translates_addresses_only() {
         Addrs::V6(wkp("8.8.8.8"), 53, v6("2001:db8::1"), 40000)
     );
 }
+
+/// SPEC §5a loop guard (issue 11 #1): the spoofed packet
+/// `IPv6(src=PREFIX::c633:6402, dst=PREFIX::c633:6402)/UDP(7→7)` used to be
+/// translated, and with an echo service on the IPv4 side it circulated
+/// forever. An IPv6 source inside the prefix is dropped, in both modes.
+#[test]
+fn spec_5a_ipv6_source_inside_prefix_dropped() {
+    for cfg in [
+        daemon_cfg(&[("192.0.2.1", 32)]),
+        kernel_cfg(("100.64.0.0", 16), &[]),
+    ] {
+        let e = Engine::new(cfg).unwrap();
+        let mut w = e.worker();
+        let me = wkp("8.8.4.4");
+        let r = run(&mut w, udp6(me, 7, me, 7), 0);
+        assert_eq!(
+            r,
+            Err(Verdict::Drop(nat64_core::DropReason::SourceInPrefix))
+        );
+        assert_eq!(e.counts().sessions.udp, 0, "no state for a looping packet");
+    }
+}
+
+/// SPEC §5a loop guard: an IPv4 packet from outside whose source is one of
+/// the translator's own addresses (daemon pool; kernel inner pool) is
+/// dropped; hairpinning between own addresses still works (it never
+/// crosses the TUN).
+#[test]
+fn spec_5a_ipv4_source_own_address_dropped() {
+    let e = Engine::new(daemon_cfg(&[("192.0.2.1", 32)])).unwrap();
+    let mut w = e.worker();
+    let out = run(
+        &mut w,
+        udp6(v6("2001:db8::1"), 40000, wkp("8.8.8.8"), 53),
+        0,
+    )
+    .unwrap();
+    assert_eq!(out, Addrs::V4(v4("192.0.2.1"), 40000, v4("8.8.8.8"), 53));
+    // The reply is fine; the same packet claiming to come from the pool is not.
+    assert!(run(&mut w, udp4(v4("8.8.8.8"), 53, v4("192.0.2.1"), 40000), 1).is_ok());
+    let r = run(&mut w, udp4(v4("192.0.2.1"), 53, v4("192.0.2.1"), 40000), 2);
+    assert_eq!(
+        r,
+        Err(Verdict::Drop(nat64_core::DropReason::SourceIsOwnAddress))
+    );
+
+    let e = Engine::new(kernel_cfg(("100.64.0.0", 16), &[])).unwrap();
+    let mut w = e.worker();
+    let Ok(Addrs::V4(inner, ..)) = run(&mut w, udp6(v6("2001:db8::1"), 1, wkp("8.8.8.8"), 2), 0)
+    else {
+        panic!("kernel mode did not translate");
+    };
+    let r = run(&mut w, udp4(v4("100.64.255.1"), 2, inner, 1), 1);
+    assert_eq!(
+        r,
+        Err(Verdict::Drop(nat64_core::DropReason::SourceIsOwnAddress))
+    );
+}

@@ -652,6 +652,9 @@ pub(crate) fn process(
     m.now = now.0;
     m.held = None;
     let from6 = buf.get(start).map(|b| b >> 4) == Some(6);
+    if let Err(r) = loop_guard(&m.sh, buf.get(start..start.saturating_add(len)), from6) {
+        return Verdict::Drop(r);
+    }
     let v = xlat::translate_offload(buf, start, len, cfg, m, off);
     match v {
         Verdict::Forward {
@@ -676,6 +679,33 @@ pub(crate) fn process(
         }
         _ => v,
     }
+}
+
+/// The loop guard (SPEC §5a): a packet read from the TUN whose *source* is
+/// one of the translator's own addresses cannot come from a real host. An
+/// IPv6 source inside the prefix is what this translator writes on the
+/// IPv6 side (`prefix || IPv4`): such a packet coming back in is either
+/// spoofed or looping (translated, echoed by an IPv4 service, translated
+/// back, routed into the TUN again, forever). An IPv4 source in the pool
+/// (daemon) or the inner pool and static maps (kernel) is one nothing
+/// outside may use: hairpinning between own addresses happens inside
+/// [`process`] and never crosses the TUN.
+fn loop_guard(sh: &Shared, pkt: Option<&[u8]>, from6: bool) -> Result<(), DropReason> {
+    let Some(pkt) = pkt else {
+        return Ok(());
+    };
+    if from6 {
+        if let Some(src) = pkt.get(8..24).and_then(|b| <[u8; 16]>::try_from(b).ok()) {
+            if sh.prefix.contains(&Ipv6Addr::from(src)) {
+                return Err(DropReason::SourceInPrefix);
+            }
+        }
+    } else if let Some(src) = pkt.get(12..16).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
+        if pkt.first().map(|b| b >> 4) == Some(4) && sh.is_local_v4(Ipv4Addr::from(src)) {
+            return Err(DropReason::SourceIsOwnAddress);
+        }
+    }
+    Ok(())
 }
 
 /// Stores an unsolicited IPv4 SYN (RFC 6146 §3.5.2.2), bounded in count.

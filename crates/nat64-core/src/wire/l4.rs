@@ -45,6 +45,51 @@ pub const fn min_header_len(proto: u8) -> usize {
     }
 }
 
+/// How much of its datagram a packet's transport bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extent {
+    /// The whole datagram / segment.
+    Whole,
+    /// The first fragment: the start of the datagram.
+    FirstFragment,
+    /// A GSO super-packet: several segments, whose UDP length may describe
+    /// one segment.
+    Gso,
+}
+
+/// Whether the lengths a transport header claims agree with the bytes it
+/// came in (`l4` = the transport header onwards, as far as this packet
+/// carries it):
+/// * TCP (RFC 9293 §3.1): the data offset is at least 5 words and the
+///   header it announces fits in the bytes at hand.
+/// * UDP (RFC 768): the UDP length is at least 8; for a whole datagram it
+///   equals the IP payload length, for a first fragment it is at least what
+///   arrived.
+pub fn lengths_agree(proto: u8, l4: &[u8], extent: Extent) -> bool {
+    match proto {
+        super::proto::TCP => {
+            let Some(&b) = l4.get(12) else {
+                return false;
+            };
+            let hl = usize::from(b >> 4) * 4;
+            hl >= TCP_HEADER_LEN && hl <= l4.len()
+        }
+        super::proto::UDP => {
+            if l4.len() < UDP_HEADER_LEN {
+                return false;
+            }
+            let ul = usize::from(be16(l4, field::UDP_LENGTH));
+            ul >= UDP_HEADER_LEN
+                && match extent {
+                    Extent::Whole => ul == l4.len(),
+                    Extent::FirstFragment => ul >= l4.len(),
+                    Extent::Gso => true,
+                }
+        }
+        _ => true,
+    }
+}
+
 /// A view of a TCP or UDP header (`proto` picks the checksum location).
 #[derive(Debug)]
 pub struct Ports<T: AsRef<[u8]>> {

@@ -135,6 +135,10 @@ fn translate<M: Mapper + ?Sized>(
     // RFC 6146 §3.4 determine the incoming tuple.
     let l4s = &pkt[hl..total];
     let mut udp_calc = false;
+    if first && !l4::lengths_agree(protocol, l4s, super::six_to_four::extent(is_frag, off)) {
+        // RFC 768 / RFC 9293 §3.1: a header whose lengths lie.
+        return Err(DropReason::BadL4Header);
+    }
     let (l4p, sport, dport, tcp_flags, echo6) = if !first {
         let p = if protocol == proto::TCP {
             L4Proto::Tcp

@@ -164,6 +164,10 @@ fn translate<M: Mapper + ?Sized>(
 
     // RFC 6146 §3.4 determine the incoming tuple.
     let l4s = &pkt[chain.upper_offset..total];
+    if first && !l4::lengths_agree(chain.upper, l4s, extent(chain.frag.is_some(), off)) {
+        // RFC 768 / RFC 9293 §3.1: a header whose lengths lie.
+        return Err(DropReason::BadL4Header);
+    }
     let (l4p, sport, dport, tcp_flags, echo4) = if !first {
         let p = if chain.upper == proto::TCP {
             L4Proto::Tcp
@@ -326,6 +330,18 @@ fn translate<M: Mapper + ?Sized>(
         len: total4,
         fragment_mtu,
     })
+}
+
+/// How much of its datagram an outer packet's transport bytes are (for
+/// [`l4::lengths_agree`]).
+pub(crate) fn extent(fragmented: bool, off: Offload) -> l4::Extent {
+    if fragmented {
+        l4::Extent::FirstFragment
+    } else if off.gso_size != 0 {
+        l4::Extent::Gso
+    } else {
+        l4::Extent::Whole
+    }
 }
 
 /// Length of one segment (transport header + `gso_size`) of a GSO

@@ -466,12 +466,23 @@ impl Topo {
     /// Runs iperf3 (TCP) from the client to [`Topo::iperf3_server4`]
     /// through the NSP with `args` (duration, streams, `-R`), checks that
     /// more than 1 MB arrived, and returns iperf3's JSON report.
+    ///
+    /// The iperf3 server takes one test at a time and may still be closing
+    /// the previous one on a loaded machine ("the server is busy running a
+    /// test"): that answer is retried for up to 10 s.
     pub fn iperf3_tcp(&self, args: &str) -> serde_json::Value {
-        let out = self.ok(
-            &self.c6,
-            &format!("iperf3 -c {SERVER4_V6} -p 5201 -J --connect-timeout 5000 {args}"),
-        );
-        let v: serde_json::Value = serde_json::from_str(&out).expect("iperf3 JSON");
+        let cmd = format!("iperf3 -c {SERVER4_V6} -p 5201 -J --connect-timeout 5000 {args}");
+        let t0 = Instant::now();
+        let (out, v) = loop {
+            let r = self.sh(&self.c6, &cmd);
+            let v: serde_json::Value = serde_json::from_str(&r.stdout)
+                .unwrap_or_else(|e| panic!("iperf3 JSON: {e}\n{}\n{}", r.stdout, r.stderr));
+            let busy = v["error"].as_str().is_some_and(|e| e.contains("busy"));
+            if !busy || t0.elapsed() > Duration::from_secs(10) {
+                break (r.stdout, v);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
         let bytes = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
         assert!(
             bytes > 1_000_000,
