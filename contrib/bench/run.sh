@@ -357,6 +357,8 @@ write_conf() { # write_conf MODE FILE [teardown]
 		echo '[limits]   # room for the capacity test'
 		echo "max-sessions = $((CAP_FLOWS > 1000000 ? CAP_FLOWS * 2 : 2000000))"
 		echo 'max-sessions-per-client = 65535'
+		# The capacity test's flows come from one /64 (one site).
+		echo "max-sessions-per-site = $((CAP_FLOWS > 1000000 ? CAP_FLOWS * 2 : 2000000))"
 		if [[ -n $td ]]; then
 			echo
 			echo '[timeouts]'

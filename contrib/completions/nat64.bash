@@ -563,7 +563,7 @@ _nat64() {
             return 0
             ;;
         nat64__subcmd__show)
-            opts="-c -h --json --v6 --proto --socket --config --log --help bindings sessions pool stats"
+            opts="-c -h --json --v6 --proto --limit --socket --config --log --help bindings sessions pool stats"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -575,6 +575,10 @@ _nat64() {
                     ;;
                 --proto)
                     COMPREPLY=($(compgen -W "tcp udp icmp" -- "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --socket)

@@ -57,6 +57,7 @@ complete -c nat64 -n "__fish_nat64_using_subcommand show" -l v6 -d 'Only this IP
 complete -c nat64 -n "__fish_nat64_using_subcommand show" -l proto -d 'Only this protocol (bindings, sessions)' -r -f -a "tcp\t''
 udp\t''
 icmp\t''"
+complete -c nat64 -n "__fish_nat64_using_subcommand show" -l limit -d 'Show at most N rows (bindings, sessions); 0 shows all. Rows come from the daemon a page at a time and are printed as they arrive' -r
 complete -c nat64 -n "__fish_nat64_using_subcommand show" -l socket -d 'The control socket (default: the `control` key of --config, or of /etc/nat64/nat64.toml if it exists, else /run/nat64/control.sock)' -r -F
 complete -c nat64 -n "__fish_nat64_using_subcommand show" -s c -l config -d 'Read the socket path from this config file (or profile)' -r
 complete -c nat64 -n "__fish_nat64_using_subcommand show" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r

@@ -1,8 +1,9 @@
 //! Shared harness: translate arbitrary bytes, then check every invariant
-//! the daemon relies on (output inside the buffer, parseable, fragments
-//! and ICMP errors buildable). Any panic is a bug.
+//! the daemon relies on (output inside the buffer, a whole IP packet of the
+//! other family, fragments and ICMP errors buildable). Any panic is a bug.
+#![allow(dead_code)]
 
-use nat64_core::xlat::{self, Config, StatelessMapper, HEADROOM};
+use nat64_core::xlat::{self, Config, Offload, StatelessMapper, HEADROOM};
 use nat64_core::Verdict;
 
 pub fn mapper() -> StatelessMapper {
@@ -13,6 +14,11 @@ pub fn mapper() -> StatelessMapper {
 }
 
 pub fn run(data: &[u8], six_to_four: bool) {
+    run_offload(data, six_to_four, Offload::NONE)
+}
+
+/// [`run`] with TUN offload metadata (GSO super-packet, partial checksum).
+pub fn run_offload(data: &[u8], six_to_four: bool, off: Offload) {
     // The first byte picks config knobs so the fuzzer explores them.
     let (knobs, pkt) = match data.split_first() {
         Some((k, p)) => (*k, p),
@@ -34,12 +40,15 @@ pub fn run(data: &[u8], six_to_four: bool) {
     // fuzzer gets past checksum checks into the ICMP-error and inner-packet
     // code instead of spending its time on BadIpv4Checksum/BadChecksum.
     fix_checksums(&mut buf[HEADROOM..], knobs);
+    if off.csum_partial && knobs & 0x10 != 0 {
+        make_partial(&mut buf[HEADROOM..HEADROOM + pkt.len()]);
+    }
     let pkt = &buf[HEADROOM..HEADROOM + pkt.len()].to_vec()[..];
     let mut m = mapper();
     let v = if six_to_four {
-        xlat::six_to_four(&mut buf, HEADROOM, pkt.len(), &cfg, &mut m)
+        xlat::six_to_four::six_to_four_offload(&mut buf, HEADROOM, pkt.len(), &cfg, &mut m, off)
     } else {
-        xlat::four_to_six(&mut buf, HEADROOM, pkt.len(), &cfg, &mut m)
+        xlat::four_to_six::four_to_six_offload(&mut buf, HEADROOM, pkt.len(), &cfg, &mut m, off)
     };
     let mut scratch = vec![0u8; 65536];
     match v {
@@ -48,10 +57,22 @@ pub fn run(data: &[u8], six_to_four: bool) {
             len,
             fragment_mtu,
         } => {
-            assert!(start + len <= buf.len());
+            assert!(
+                start.checked_add(len).is_some_and(|end| end <= buf.len()),
+                "Forward {start}+{len} outside a {}-byte buffer",
+                buf.len()
+            );
             let out = &buf[start..start + len];
-            let version = out[0] >> 4;
-            assert_eq!(version, if six_to_four { 4 } else { 6 });
+            let version = out.first().map(|b| b >> 4);
+            assert_eq!(version, Some(if six_to_four { 4 } else { 6 }));
+            let declared = if six_to_four {
+                assert!(len >= 20, "IPv4 output of {len} bytes");
+                usize::from(u16::from_be_bytes([out[2], out[3]]))
+            } else {
+                assert!(len >= 40, "IPv6 output of {len} bytes");
+                40 + usize::from(u16::from_be_bytes([out[4], out[5]]))
+            };
+            assert_eq!(declared, len, "the output's header says {declared} bytes");
             if let Some(mtu) = fragment_mtu {
                 let mut n = 0;
                 let mut emit = |f: &[u8]| {
@@ -112,6 +133,42 @@ fn fix_checksums(p: &mut [u8], knobs: u8) {
             let sum = checksum::pseudo_header_v6(src.into(), dst.into(), 58, (end - 40) as u32);
             let c = !checksum::fold(checksum::accumulate(sum, &p[40..end]));
             p[42..44].copy_from_slice(&c.to_be_bytes());
+        }
+    }
+}
+
+/// What the kernel hands over with NEEDS_CSUM: the TCP/UDP checksum field
+/// holds the folded pseudo-header sum, not the checksum.
+fn make_partial(p: &mut [u8]) {
+    use nat64_core::wire::checksum;
+    if p.len() >= 20 && p[0] >> 4 == 4 {
+        let hl = ((p[0] & 0x0f) as usize) * 4;
+        let tl = u16::from_be_bytes([p[2], p[3]]) as usize;
+        let at = match p[9] {
+            6 => 16,
+            17 => 6,
+            _ => return,
+        };
+        if hl >= 20 && hl + at + 2 <= tl && tl <= p.len() {
+            let src = [p[12], p[13], p[14], p[15]];
+            let dst = [p[16], p[17], p[18], p[19]];
+            let sum = checksum::pseudo_header_v4(src.into(), dst.into(), p[9], (tl - hl) as u16);
+            p[hl + at..hl + at + 2].copy_from_slice(&checksum::fold(sum).to_be_bytes());
+        }
+    } else if p.len() >= 40 && p[0] >> 4 == 6 {
+        let at = match p[6] {
+            6 => 16,
+            17 => 6,
+            _ => return,
+        };
+        let end = 40 + u16::from_be_bytes([p[4], p[5]]) as usize;
+        if 40 + at + 2 <= end && end <= p.len() {
+            let mut src = [0u8; 16];
+            let mut dst = [0u8; 16];
+            src.copy_from_slice(&p[8..24]);
+            dst.copy_from_slice(&p[24..40]);
+            let sum = checksum::pseudo_header_v6(src.into(), dst.into(), p[6], (end - 40) as u32);
+            p[40 + at..40 + at + 2].copy_from_slice(&checksum::fold(sum).to_be_bytes());
         }
     }
 }

@@ -36,6 +36,8 @@ fn engine() -> Engine {
             max_sessions: 1 << 26,
             max_sessions_per_client: 1 << 26,
             client_prefix_len: 128,
+            max_sessions_per_site: 1 << 26,
+            ..Limits::default()
         },
         ..EngineConfig::default()
     })

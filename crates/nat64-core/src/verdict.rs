@@ -105,6 +105,10 @@ pub enum DropReason {
     SessionLimit,
     /// Per-client session limit reached.
     ClientSessionLimit,
+    /// The client's site (`site-prefix-len`, a /64 by default) holds its
+    /// maximum of sessions or kernel-mode leases, or more than its fair
+    /// share of a nearly full table.
+    SiteLimit,
     /// TCP packet not allowed in the session's state (e.g. v4 SYN with no BIB).
     TcpStateRejected,
     /// The mapper has no translation for this packet (generic).
@@ -164,6 +168,7 @@ impl DropReason {
         DropReason::PoolExhausted,
         DropReason::SessionLimit,
         DropReason::ClientSessionLimit,
+        DropReason::SiteLimit,
         DropReason::TcpStateRejected,
         DropReason::NoMapping,
         DropReason::HopLimitExceeded,
@@ -213,6 +218,7 @@ impl DropReason {
             DropReason::PoolExhausted => "pool_exhausted",
             DropReason::SessionLimit => "session_limit",
             DropReason::ClientSessionLimit => "client_session_limit",
+            DropReason::SiteLimit => "site_limit",
             DropReason::TcpStateRejected => "tcp_state_rejected",
             DropReason::NoMapping => "no_mapping",
             DropReason::HopLimitExceeded => "hop_limit_exceeded",

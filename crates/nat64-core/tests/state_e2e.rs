@@ -258,3 +258,29 @@ fn spec_5a_ipv4_source_own_address_dropped() {
         Err(Verdict::Drop(nat64_core::DropReason::SourceIsOwnAddress))
     );
 }
+
+/// RFC 6146 §3.5.1 (issue 11 #8): when no IPv4 transport address can be
+/// allocated the packet is dropped and an ICMPv6 Destination Unreachable,
+/// Address Unreachable (code 3) is due; a flow refused by a limit gets
+/// administratively prohibited (code 1). Pool exhaustion used to be silent.
+#[test]
+fn rfc6146_3_5_1_exhaustion_answers_icmpv6_unreachable() {
+    let mut cfg = daemon_cfg(&[("192.0.2.1", 32)]);
+    if let NaptConfig::Daemon(p) = &mut cfg.napt {
+        p.udp_ports = (2000, 2001);
+    }
+    cfg.limits.max_sessions_per_client = 10;
+    let e = Engine::new(cfg).unwrap();
+    let mut w = e.worker();
+    for sp in [1000, 1001] {
+        run(&mut w, udp6(v6("2001:db8::1"), sp, wkp("8.8.8.8"), 53), 0).unwrap();
+    }
+    let r = run(&mut w, udp6(v6("2001:db8::1"), 1002, wkp("8.8.8.8"), 53), 0);
+    assert_eq!(
+        r,
+        Err(Verdict::Icmp {
+            error: nat64_core::IcmpError::DestUnreachableV6 { code: 3 },
+            reason: nat64_core::DropReason::PoolExhausted,
+        })
+    );
+}

@@ -332,6 +332,7 @@ fn limits_global_and_per_client() {
         max_sessions: 10,
         max_sessions_per_client: 3,
         client_prefix_len: 64,
+        ..Limits::default()
     };
     let mut h = H::new(cfg);
     for i in 0..3 {
@@ -359,6 +360,7 @@ fn limits_global_and_per_client() {
         max_sessions: 100,
         max_sessions_per_client: 3,
         client_prefix_len: 128,
+        ..Limits::default()
     });
     h.out(&t6(Udp, C2, 1000, R1, 53), 0, 0).unwrap();
 }
@@ -534,6 +536,9 @@ fn kernel_mode_one_to_one_leases() {
     ));
     let a = h.out(&t6(Tcp, C1, 33000, R1, 80), SYN, 0).unwrap();
     assert!(h.e.is_local_v4(a.src));
+    // The server answers: the lease is confirmed (issue 11 #4).
+    h.inb(&t4(Tcp, v4(R1), 80, a.src, 33000), SYN | 0x10, 0)
+        .unwrap();
     assert_eq!(a.src_port, 33000, "ports are not translated");
     let b = h.out(&t6(Udp, C1, 5353, R2, 53), 0, 0).unwrap();
     assert_eq!(a.src, b.src, "one inner address per v6 source");
@@ -568,8 +573,8 @@ fn kernel_mode_one_to_one_leases() {
     assert_eq!(h2.e.restore_kernel_leases(&leases), 2);
     let again = h2.out(&t6(Udp, C1, 1, R1, 2), 0, 0).unwrap();
     assert!(leases.contains(&(v6(C1), again.src)));
-    // Leases expire by the timers: C2 only had UDP (300 s); C1 had TCP SYN
-    // (TCP_EST 7440 s in kernel mode).
+    // Leases expire by the timers: C2 only had UDP (300 s); C1 had an
+    // answered TCP SYN (TCP_EST 7440 s in kernel mode).
     let st = h.sweep_all(301 * S);
     assert_eq!(st.expired_leases, 1);
     h.sweep_all(7441 * S);
@@ -657,4 +662,99 @@ fn sessions_get_owner_queues_round_robin() {
     h.out(&t6(Udp, C1, 40000, R1, 53), 0, 0).unwrap();
     h.out(&t6(Udp, C1, 40001, R1, 53), 0, 0).unwrap();
     assert_eq!(h.w.flow_owner(), Some(0), "one queue by default");
+}
+
+/// Issue 11 #9: with `client-prefix-len = 128`, sources spoofed from one
+/// /64 used to fill the whole table. The site guard (a /64 by default)
+/// caps one site, and near full a site holding more than its fair share
+/// waits while others are still admitted.
+#[test]
+fn site_guard_caps_one_64_and_admits_fairly_near_full() {
+    let mut cfg = daemon_cfg(&[("192.0.2.0", 28)]);
+    cfg.limits = Limits {
+        max_sessions: 80,
+        max_sessions_per_client: 10,
+        client_prefix_len: 128,
+        site_prefix_len: 64,
+        max_sessions_per_site: 50,
+        ..Limits::default()
+    };
+    let mut h = H::new(cfg);
+    // One /64, many /128 sources: stopped at 50 by the site guard.
+    let mut admitted = 0;
+    for i in 0..100u16 {
+        let src = format!("2001:db8:1::{:x}", i + 1);
+        if h.out(&t6(Udp, &src, 1000, R1, 53), 0, 0).is_ok() {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 50);
+    assert_eq!(h.e.counts().site_limit_hits, 50);
+    // A second site still gets in, up to the fair share once the table is
+    // near full (7/8 of 80 = 70): 80 / 2 sites = 40 each.
+    let mut second = 0;
+    for i in 0..100u16 {
+        let src = format!("2001:db8:2::{:x}", i + 1);
+        if h.out(&t6(Udp, &src, 1000, R1, 53), 0, 0).is_ok() {
+            second += 1;
+        }
+    }
+    assert_eq!(second, 30, "admitted until the table is full (80)");
+    assert_eq!(h.nsessions(), 80);
+    // The full site cannot take more even after others leave room near full.
+    assert_eq!(
+        h.out(&t6(Udp, "2001:db8:1::ffff", 1000, R1, 53), 0, 0),
+        Err(DropReason::SessionLimit)
+    );
+}
+
+/// Issue 11 #4: in kernel mode a bare SYN (no answer) holds its lease only
+/// the transitory time and is not persisted; traffic coming back confirms
+/// the lease (TCP established timer, listed for the state file). One /64
+/// cannot take more than `max-leases-per-site` inner addresses.
+#[test]
+fn kernel_lease_unanswered_syn_holds_little_and_site_guard() {
+    let mut cfg = kernel_cfg(("100.64.0.0", 16), &[]);
+    cfg.limits.max_leases_per_site = 8;
+    let mut h = H::new(cfg);
+    let syn = 0x02;
+    let out = h.out(&t6(Tcp, C1, 40000, R1, 80), syn, 0).unwrap();
+    assert!(
+        h.e.kernel_leases().is_empty(),
+        "an unanswered lease is not persisted"
+    );
+    // Unanswered: gone after TCP_TRANS (240 s), not TCP_EST (7440 s).
+    h.sweep_all(239 * S);
+    assert_eq!(h.e.counts().kernel_leases, 1);
+    let st = h.sweep_all(241 * S);
+    assert_eq!(st.expired_leases, 1);
+    assert_eq!(h.e.counts().kernel_leases, 0);
+
+    // Answered: the reply confirms it; it lives the established time.
+    let out2 = h.out(&t6(Tcp, C1, 40001, R1, 80), syn, 300 * S).unwrap();
+    let g0 = h.e.lease_generation();
+    h.inb(&t4(Tcp, out.dst, 80, out2.src, 40001), syn | 0x10, 301 * S)
+        .unwrap();
+    assert!(h.e.lease_generation() > g0);
+    assert_eq!(h.e.kernel_leases(), vec![(v6(C1), out2.src)]);
+    h.out(&t6(Tcp, C1, 40001, R1, 80), 0x10, 302 * S).unwrap();
+    h.sweep_all(302 * S + 7000 * S);
+    assert_eq!(h.e.counts().kernel_leases, 1, "confirmed: TCP_EST");
+
+    // Site guard: 8 leases per /64 (C1 holds one already).
+    let mut ok = 0;
+    for i in 0..20u16 {
+        let src = format!("2001:db8::{:x}", 0x100 + i);
+        if h.out(&t6(Tcp, &src, 1, R1, 80), syn, 303 * S).is_ok() {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 7);
+    assert_eq!(
+        h.out(&t6(Tcp, "2001:db8:5::1", 1, R1, 80), syn, 303 * S)
+            .map(|_| ()),
+        Ok(()),
+        "another /64 is not affected"
+    );
+    assert_eq!(h.e.counts().site_limit_hits, 13);
 }

@@ -30,6 +30,9 @@ fn limits(s: &Settings) -> Limits {
         max_sessions: s.limits.max_sessions as usize,
         max_sessions_per_client: s.limits.max_sessions_per_client as usize,
         client_prefix_len: s.limits.client_prefix_len,
+        site_prefix_len: s.limits.site_prefix_len,
+        max_sessions_per_site: s.limits.max_sessions_per_site as usize,
+        max_leases_per_site: s.limits.max_leases_per_site as usize,
     }
 }
 
@@ -135,7 +138,7 @@ impl Engine {
             "bindings_tcp={} bindings_udp={} bindings_icmp={} static_bindings={} sessions_tcp={} \
              sessions_udp={} sessions_icmp={} kernel_leases={} pool_ports_in_use={} \
              pool_exhausted={} session_limit_hits={} client_session_limit_hits={} \
-             fragments_cached={} held_syns={}",
+             site_limit_hits={} fragments_cached={} held_syns={}",
             c.bindings.tcp,
             c.bindings.udp,
             c.bindings.icmp,
@@ -148,6 +151,7 @@ impl Engine {
             c.pool_exhausted,
             c.session_limit_hits,
             c.client_session_limit_hits,
+            c.site_limit_hits,
             c.fragments_cached,
             c.held_syns
         )

@@ -92,6 +92,10 @@ enum Command {
         /// Only this protocol (bindings, sessions).
         #[arg(long, value_enum)]
         proto: Option<Proto>,
+        /// Show at most N rows (bindings, sessions); 0 shows all. Rows come
+        /// from the daemon a page at a time and are printed as they arrive.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        limit: usize,
         #[command(flatten)]
         target: Target,
     },
@@ -196,10 +200,11 @@ fn main() -> ExitCode {
             json,
             v6,
             proto,
+            limit,
             target,
         } => target
             .path()
-            .and_then(|p| client::show(&p, *what, *json, v6.as_deref(), *proto)),
+            .and_then(|p| client::show(&p, *what, *json, v6.as_deref(), *proto, *limit)),
         Command::Binding { op } => match op {
             BindingOp::Add {
                 proto,

@@ -67,7 +67,8 @@ fn plumb(s: &Settings, tun_name: &str, inst: &mut Installed) -> anyhow::Result<(
     }
     if s.napt == NaptMode::Kernel && s.manage_nft {
         if let Some(ip) = s.inner_pool {
-            inst.nft_masquerade(&ip.to_string(), tun_name)?;
+            let maps: Vec<_> = s.maps.iter().map(|(_, v4)| *v4).collect();
+            inst.nft_kernel(&ip.to_string(), tun_name, &maps)?;
         }
     }
     Ok(())
@@ -79,6 +80,9 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
         warn!("{w}");
     }
     info!("prefix {} ({})", s.prefix, loaded.prefix_origin());
+    if s.napt == NaptMode::Kernel && s.manage_nft {
+        plumbing::check_nft_owner(&s.tun.name)?;
+    }
     plumbing::ensure_forwarding(s.manage_forwarding)?;
 
     // Signals first, so a TERM during setup still tears down cleanly.
@@ -107,17 +111,51 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
 
     let shared = Arc::new(worker::Shared::new(s, tun.mtu));
 
-    if let (NaptMode::Kernel, Some(path)) = (s.napt, &s.state_file) {
-        let leases = load_leases(path);
-        if !leases.is_empty() {
-            let n = engine.restore_kernel_leases(&leases);
-            info!(
-                "restored {n} of {} leases from {}",
-                leases.len(),
-                path.display()
-            );
+    // Kernel-mode leases: restored before the first packet, then every
+    // change is journalled durably (issue 11 #2).
+    let restored_leases = match (s.napt, &s.state_file) {
+        (NaptMode::Kernel, Some(path)) => {
+            let leases = crate::leases::load(path)?;
+            if !leases.is_empty() {
+                let n = engine.restore_kernel_leases(&leases);
+                info!(
+                    "restored {n} of {} leases from {}",
+                    leases.len(),
+                    path.display()
+                );
+            }
+            Some(path)
         }
+        _ => None,
+    };
+
+    // Least privilege from here on (issue 11): CAP_NET_ADMIN only, for the
+    // teardown, as `user` if one is set. Before any thread starts: a uid
+    // change reaches every thread, and each thread below then drops even
+    // CAP_NET_ADMIN.
+    if let Some(u) = &s.user {
+        prepare_for_user(s, u)?;
     }
+    match crate::privilege::reduce(s.user.as_ref()) {
+        Ok(()) => {}
+        // Asked to switch users: running on as root would be a surprise.
+        Err(e) if s.user.is_some() => return Err(e.context("dropping privileges (`user`)")),
+        Err(e) => warn!("could not drop capabilities, running on with them: {e:#}"),
+    }
+
+    let lease_journal = match restored_leases {
+        Some(path) => {
+            let (e1, e2) = (engine.core().clone(), engine.core().clone());
+            let restored = e1.kernel_leases();
+            Some(crate::leases::Journal::start(
+                path,
+                &restored,
+                move || e1.lease_generation(),
+                move || e2.kernel_leases(),
+            )?)
+        }
+        _ => None,
+    };
 
     let queues: Vec<Arc<tun_rs::SyncDevice>> = tun.queues.into_iter().map(Arc::new).collect();
     let all_stats: Vec<Arc<Stats>> = queues.iter().map(|_| Arc::new(Stats::default())).collect();
@@ -130,6 +168,7 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
         started: std::time::Instant::now(),
         prefix: s.prefix.to_string(),
         prefix_origin: loaded.prefix_origin(),
+        pool: s.pool.clone(),
     });
     // The mapping log starts before the first packet so no binding is missed.
     let maplog = match &s.mapping_log {
@@ -190,6 +229,7 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
         let h = std::thread::Builder::new()
             .name(format!("nat64-q{i}"))
             .spawn(move || {
+                crate::privilege::drop_thread_caps();
                 if pin {
                     pin_to_cpu(i);
                 }
@@ -211,7 +251,10 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
         ));
         std::thread::Builder::new()
             .name("nat64-reaper".into())
-            .spawn(move || reaper_loop(engine, sh, interval, dev, st, rs))
+            .spawn(move || {
+                crate::privilege::drop_thread_caps();
+                reaper_loop(engine, sh, interval, dev, st, rs)
+            })
             .context("spawning the reaper thread")?
     };
 
@@ -283,14 +326,37 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
     if let Some(m) = maplog {
         m.stop();
     }
+    if let Some(j) = lease_journal {
+        j.stop();
+    }
     if let (NaptMode::Kernel, Some(path)) = (s.napt, &s.state_file) {
-        if let Err(e) = save_leases(path, &engine.kernel_leases()) {
+        if let Err(e) = crate::leases::write_snapshot(path, &engine.kernel_leases()) {
             warn!("could not save leases to {}: {e:#}", path.display());
         }
     }
     installed.teardown();
     info!("final stats: {}", stats_line(&engine, &all_stats));
     info!("nat64 stopped");
+    Ok(())
+}
+
+/// What the `user` must own before root is given up: the lease file (the
+/// journal appends to it), and the control socket's directory when nat64
+/// creates it (the socket is bound after the switch).
+fn prepare_for_user(s: &Settings, u: &config::RunAs) -> anyhow::Result<()> {
+    use std::os::unix::fs::chown;
+    if let Some(path) = &s.state_file {
+        chown(path, Some(u.uid), Some(u.gid))
+            .with_context(|| format!("giving {} the lease file {}", u.name, path.display()))?;
+    }
+    if let Some(dir) = s.control.as_ref().and_then(|p| p.parent()) {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating {} for the control socket", dir.display()))?;
+            chown(dir, Some(u.uid), Some(u.gid))
+                .with_context(|| format!("giving {} the directory {}", u.name, dir.display()))?;
+        }
+    }
     Ok(())
 }
 
@@ -336,6 +402,7 @@ fn reaper_loop(
     let mut next = sh.clock.now().as_millis() + interval_ms.load(Ordering::Relaxed);
     let mut out = vec![0u8; 2048];
     let mut forwarding = plumbing::ForwardingWatch::new();
+    let mut freed_since_trim = 0usize;
     let mut next_forwarding_check = 0;
     while !sh.shutdown.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
@@ -360,6 +427,21 @@ fn reaper_loop(
         );
         let st = engine.sweep(now);
         rstats.record(&st, t0.elapsed());
+        // After a large drain, hand the freed heap back to the kernel
+        // (glibc keeps it otherwise; issue 11 #10): 1 M sessions take ~300
+        // MiB, and after they expire RSS falls back to ~20 MiB.
+        freed_since_trim += st.expired_sessions.tcp
+            + st.expired_sessions.udp
+            + st.expired_sessions.icmp
+            + st.expired_leases;
+        if st.complete && freed_since_trim >= 10_000 {
+            freed_since_trim = 0;
+            #[cfg(target_env = "gnu")]
+            // SAFETY: malloc_trim has no preconditions.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
         tracing::debug!(
             "reaper: examined {} expired sessions tcp/udp/icmp {}/{}/{} bindings {}/{}/{} \
              leases {}",
@@ -396,49 +478,15 @@ fn reaper_loop(
     }
 }
 
-fn save_leases(
-    path: &std::path::Path,
-    leases: &[(std::net::Ipv6Addr, std::net::Ipv4Addr)],
-) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut text = String::from("# nat64 kernel-mode leases: IPv6 client, inner IPv4\n");
-    for (a6, a4) in leases {
-        text.push_str(&format!("{a6} {a4}\n"));
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
-}
-
-/// Reads a lease file written by [`save_leases`]; bad lines are skipped with
-/// a warning.
+/// Reads a lease file (see [`crate::leases`]); bad lines are skipped with
+/// a warning. For tests and tools: the daemon uses [`crate::leases::load`].
 pub fn load_leases(path: &std::path::Path) -> Vec<(std::net::Ipv6Addr, std::net::Ipv4Addr)> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    let mut v = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let mut it = line.split_whitespace();
-        match (
-            it.next().and_then(|a| a.parse().ok()),
-            it.next().and_then(|a| a.parse().ok()),
-        ) {
-            (Some(a6), Some(a4)) => v.push((a6, a4)),
-            _ => warn!(
-                "{}:{}: not a lease line, skipped: {line}",
-                path.display(),
-                i + 1
-            ),
-        }
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let p = crate::leases::parse(&bytes);
+    for (n, why) in &p.bad {
+        warn!("{}:{n}: skipped ({why})", path.display());
     }
-    v
+    p.leases.into_iter().collect()
 }
 
 /// Pins the calling thread to CPU `i` modulo the CPUs it may run on

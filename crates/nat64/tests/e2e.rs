@@ -594,7 +594,7 @@ fn malformed_packets_dropped_and_counted_daemon() {
 
 // ---------------------------------------------------------- kernel mode ---
 
-/// SPEC §5: kernel mode installs `table ip nat64` while running, the server
+/// SPEC §5: kernel mode installs `table ip nat64_nat64` while running, the server
 /// sees the xlat's egress address, and SIGTERM removes the table.
 #[test]
 fn kernel_nft_table_lifecycle_and_masquerade() {
@@ -604,7 +604,7 @@ fn kernel_nft_table_lifecycle_and_masquerade() {
     t.udp_echo4();
     let pid = t.start_nat64(&t.config(""));
     t.wait_path();
-    let rules = t.ok(&t.x, "nft list table ip nat64");
+    let rules = t.ok(&t.x, "nft list table ip nat64_nat64");
     assert!(
         rules.contains("masquerade") && rules.contains(INNER_POOL),
         "{rules}"
@@ -618,7 +618,7 @@ fn kernel_nft_table_lifecycle_and_masquerade() {
         .all(|l| l.starts_with(XLAT4)));
     assert_eq!(t.stop_nat64(pid), 0, "{}", t.nat64_log_tail());
     assert!(
-        !t.sh(&t.x, "nft list table ip nat64").ok,
+        !t.sh(&t.x, "nft list table ip nat64_nat64").ok,
         "nft table left behind"
     );
     let routes = t.ok(&t.x, "ip route; ip -6 route");

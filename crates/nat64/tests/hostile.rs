@@ -55,8 +55,13 @@ fn loop_ipv6_source_in_prefix(napt: Napt) {
     );
     assert_eq!(echoed(&t), 0, "a looping packet reached the echo service");
     // Legitimate traffic is untouched.
-    let r = t.udp_client(64, &[]);
-    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    let r = t.udp_client(64, &[format!("{CLIENT6},40001")]);
+    assert!(
+        r.ok && r.stdout.contains("ok"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
 }
 
 #[test]
@@ -89,4 +94,455 @@ fn loop_ipv4_source_is_pool_address_daemon() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+// ------------------------------------------------ 2–4. kernel-mode leases ---
+
+/// The lease file of a kernel-mode topology, parsed.
+fn lease_file(t: &Topo) -> Vec<(String, String)> {
+    let bytes = std::fs::read(t.dir.join("leases")).unwrap_or_default();
+    nat64::leases::parse(&bytes)
+        .leases
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// Waits until the lease file holds `n` leases (the journal writes within
+/// 100 ms).
+fn wait_leases(t: &Topo, n: usize) -> Vec<(String, String)> {
+    let t0 = Instant::now();
+    loop {
+        let l = lease_file(t);
+        if l.len() == n {
+            return l;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "lease file has {l:?}, expected {n} leases"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 11 #2: leases were saved only on a clean exit, so after `kill -9`
+/// and a restart clients were renumbered (client ::5 had 100.64.0.1; after
+/// the restart ::3 got it, and the kernel's conntrack delivered ::5's
+/// replies to ::3). Now every lease a client used is journalled at once.
+#[test]
+fn kernel_leases_survive_kill_9() {
+    let Some((t, pid)) = setup("kill9", Napt::Kernel, "") else {
+        return;
+    };
+    t.udp_echo4();
+    // CLIENT6 (wait_path pinged from it) first, then CLIENT6_B: both
+    // answered, so both leases are confirmed and journalled.
+    let r = t.udp_client(
+        64,
+        &[format!("{CLIENT6},40001"), format!("{CLIENT6_B},40002")],
+    );
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    let before = wait_leases(&t, 2);
+    t.signal(pid, libc::SIGKILL);
+    t.wait_exit(pid, Duration::from_secs(5))
+        .expect("nat64 killed");
+    // Restart; this time CLIENT6_B speaks first.
+    let pid = t.start_nat64(&t.config(""));
+    assert!(
+        t.log("nat64.log").contains("restored 2 of 2 leases"),
+        "{}",
+        t.nat64_log_tail()
+    );
+    let r = t.udp_client(
+        64,
+        &[format!("{CLIENT6_B},40003"), format!("{CLIENT6},40004")],
+    );
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lease_file(&t), before, "a client was renumbered");
+    assert_eq!(t.stop_nat64(pid), 0);
+}
+
+/// Issue 11 #3: one non-UTF-8 byte made the whole lease file ignored and
+/// then overwritten empty. Now only that line is skipped (logged with its
+/// number) and the damaged original is kept as `leases.bad-<time>`.
+#[test]
+fn kernel_lease_file_with_a_bad_byte_is_kept() {
+    let Some(t) = Topo::new("badbyte", Napt::Kernel) else {
+        return;
+    };
+    let mut bytes = format!("{CLIENT6} 100.64.0.7\n").into_bytes();
+    bytes.extend_from_slice(b"2001:db8:1::99 100.64.0.\xff9\n");
+    std::fs::write(t.dir.join("leases"), &bytes).unwrap();
+    let pid = t.start_nat64(&t.config(""));
+    let log = t.log("nat64.log");
+    assert!(log.contains("leases:2: skipped (not UTF-8)"), "{log}");
+    assert!(log.contains("restored 1 of 1 leases"), "{log}");
+    let kept = std::fs::read_dir(&t.dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("leases.bad-"))
+        .expect("the damaged file is kept");
+    assert_eq!(std::fs::read(kept.path()).unwrap(), bytes);
+    assert_eq!(
+        lease_file(&t),
+        vec![(CLIENT6.to_string(), "100.64.0.7".to_string())]
+    );
+    // The restored lease is the one the client gets.
+    t.udp_echo4();
+    let r = t.udp_client(64, &[format!("{CLIENT6},40001")]);
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(t.stop_nat64(pid), 0);
+    assert!(
+        lease_file(&t).contains(&(CLIENT6.to_string(), "100.64.0.7".to_string())),
+        "{:?}",
+        lease_file(&t)
+    );
+}
+
+/// Issue 11 #4: spoofed sources from one /64 took every lease of the inner
+/// pool; a bare unanswered packet held its lease for hours, and the junk
+/// leases were saved and restored. Now one /64 gets at most
+/// `max-leases-per-site`, unanswered leases live the transitory time and
+/// are never persisted, and other sites keep working.
+#[test]
+fn kernel_spoofed_sources_from_one_64_are_capped() {
+    let Some((t, pid)) = setup(
+        "leaseflood",
+        Napt::Kernel,
+        "[limits]\nmax-leases-per-site = 64\n",
+    ) else {
+        return;
+    };
+    // A legitimate client in another /64.
+    t.ok(&t.c6, "ip addr add 2001:db8:2::2/64 dev v6c nodad");
+    t.ok(&t.x, "ip route add 2001:db8:2::/64 via 2001:db8:1::2");
+    // 500 sources of 2001:db8:1::/64 to a closed port (answered only by
+    // ICMP port unreachable: nothing confirms their leases).
+    let script = support_dir().join("spoof_many.py");
+    t.ok(
+        &t.c6,
+        &format!(
+            "python3 {} 2001:db8:1::1:0 500 {SERVER4_V6} 9",
+            script.display()
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let s = t.stats(pid);
+    // wait_path's client holds one lease of the same /64.
+    assert_eq!(s["kernel_leases"], 64, "{s:?}");
+    assert_eq!(s.get("drop.site_limit").copied(), Some(437), "{s:?}");
+    // None of the spoofed sources is persisted.
+    assert_eq!(lease_file(&t).len(), 1, "{:?}", lease_file(&t));
+    // Another site still gets through.
+    t.ok(
+        &t.c6,
+        &format!("ping -6 -n -c 2 -i 0.2 -W 2 -I 2001:db8:2::2 {SERVER4_V6}"),
+    );
+}
+
+// ------------------------------------------------ 6–7. kernel-mode nft ---
+
+/// Issue 11 #6: with a route to the inner pool via the translator, any
+/// IPv4 neighbour could open TCP connections to the IPv6-only clients
+/// (`socat - TCP4:100.64.0.6:2222` reached a listener on the client). The
+/// instance's table now lets only replies and related ICMP (and `[[map]]`
+/// addresses) into the inner pool.
+#[test]
+fn kernel_clients_unreachable_from_ipv4_side() {
+    let Some((t, _pid)) = setup("exposed", Napt::Kernel, "") else {
+        return;
+    };
+    t.udp_echo4();
+    let r = t.udp_client(64, &[format!("{CLIENT6},40001")]);
+    assert!(r.ok, "{}", r.stdout);
+    let (_, inner) = wait_leases_with(&t, CLIENT6);
+    // A TCP listener on the client, and an IPv4 neighbour with a route.
+    t.spawn(
+        &t.c6,
+        &[
+            "socat",
+            &format!("TCP6-LISTEN:2222,bind=[{CLIENT6}],reuseaddr,fork"),
+            "EXEC:echo reached",
+        ],
+        "listen.log",
+    );
+    t.wait_listen(&t.c6, "2222", "t");
+    t.ok(&t.s4, &format!("ip route add {INNER_POOL} via {XLAT4}"));
+    let r = t.sh(
+        &t.s4,
+        &format!("socat -T 3 - TCP4:{inner}:2222,connect-timeout=3 </dev/null"),
+    );
+    assert!(
+        !r.ok && !r.stdout.contains("reached"),
+        "an IPv4 neighbour reached the IPv6-only client: {}{}",
+        r.stdout,
+        r.stderr
+    );
+    // The client's own flows still work (replies are admitted).
+    let r = t.udp_client(64, &[format!("{CLIENT6},40002")]);
+    assert!(r.ok, "{}", r.stdout);
+}
+
+/// The lease `client` has in the lease file (journalled within 100 ms).
+fn wait_leases_with(t: &Topo, client: &str) -> (String, String) {
+    let t0 = Instant::now();
+    loop {
+        if let Some(l) = lease_file(t).into_iter().find(|(a, _)| a == client) {
+            return l;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "no lease for {client}: {:?}",
+            lease_file(t)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 11 #7: the table name `ip nat64` was fixed, so a second
+/// kernel-mode instance replaced the first one's rule and deleted its
+/// table on exit. Tables are now per TUN: two instances coexist, stopping
+/// one leaves the other's table and traffic alone, and a third on a TUN
+/// already served is refused before it touches anything.
+#[test]
+fn kernel_two_instances_keep_their_own_tables() {
+    let Some((t, a)) = setup("twoinst", Napt::Kernel, "") else {
+        return;
+    };
+    let cfg_b = format!(
+        "prefix = \"2001:db8:65::/96\"\ngateway-v4 = \"192.0.2.2\"\nmetrics = \"\"\ncontrol = \"\"\n\
+         napt = \"kernel\"\ninner-pool = \"100.65.0.0/16\"\nstate-file = \"{}\"\n\
+         [tun]\nname = \"nat64b\"\nqueues = 1\n",
+        t.dir.join("leases-b").display()
+    );
+    std::fs::write(t.dir.join("b.toml"), &cfg_b).unwrap();
+    let b_toml = t.dir.join("b.toml").to_string_lossy().into_owned();
+    let b = t.spawn(&t.x, &[bin(), "run", "--config", &b_toml], "b.log");
+    let t0 = Instant::now();
+    while !t.log("b.log").contains("nat64 running") {
+        assert!(t.alive(b), "{}", t.log("b.log"));
+        assert!(t0.elapsed() < Duration::from_secs(20), "{}", t.log("b.log"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let tables = t.ok(&t.x, "nft list tables");
+    assert!(
+        tables.contains("ip nat64_nat64") && tables.contains("ip nat64_nat64b"),
+        "{tables}"
+    );
+    // A third instance on A's TUN is refused and leaves A alone.
+    let c = t.spawn(
+        &t.x,
+        &[
+            bin(),
+            "run",
+            "--config",
+            &t.dir.join("nat64.toml").to_string_lossy(),
+        ],
+        "c.log",
+    );
+    let code = t.wait_exit(c, Duration::from_secs(10));
+    assert_eq!(code, Some(1), "{}", t.log("c.log"));
+    assert!(
+        t.log("c.log").contains("belongs to another running nat64"),
+        "{}",
+        t.log("c.log")
+    );
+    // Stopping B removes B's table only; A still translates.
+    t.signal(b, libc::SIGTERM);
+    assert_eq!(t.wait_exit(b, Duration::from_secs(10)), Some(0));
+    let tables = t.ok(&t.x, "nft list tables");
+    assert!(
+        tables.contains("ip nat64_nat64") && !tables.contains("nat64_nat64b"),
+        "{tables}"
+    );
+    t.ok(&t.c6, &format!("ping -6 -n -c 2 -i 0.2 -W 2 {SERVER4_V6}"));
+    assert!(t.alive(a));
+}
+
+// -------------------------------------------- 8–9. exhaustion and floods ---
+
+/// Issue 11 #8: pool exhaustion was counted but silent. Now the client gets
+/// an ICMPv6 Destination Unreachable (RFC 6146 §3.5.1: Address
+/// Unreachable), rate-limited like every error nat64 sends; its connected
+/// UDP socket sees EHOSTUNREACH.
+#[test]
+fn daemon_pool_exhaustion_answers_address_unreachable() {
+    let Some((t, pid)) = setup(
+        "exhaust",
+        Napt::Daemon,
+        "pool = [\"203.0.113.7/32\"]\n[ports]\nudp = \"2000-2000\"\n",
+    ) else {
+        return;
+    };
+    t.udp_echo4();
+    let probe = |sport: u16| {
+        let script = support_dir().join("udp_probe.py");
+        t.ok(
+            &t.c6,
+            &format!(
+                "python3 {} {CLIENT6} {sport} {SERVER4_V6} 7007",
+                script.display()
+            ),
+        )
+    };
+    // The first flow takes the only UDP port; the second finds none.
+    assert_eq!(probe(40001).trim(), "reply");
+    let second = probe(40002);
+    let s = t.stats(pid);
+    assert!(
+        second.contains("EHOSTUNREACH"),
+        "the client was not told: {second}\n{s:?}"
+    );
+    assert!(
+        s.get("drop.pool_exhausted").copied().unwrap_or(0) >= 1,
+        "{s:?}"
+    );
+    assert!(s["icmp_sent"] >= 1, "{s:?}");
+}
+
+/// Issue 11 #9: with `client-prefix-len = 128`, spoofed sources from one
+/// /64 filled the global session table (999,972 sessions; 20.8 % of a
+/// legitimate ping lost during the flood). The site guard caps one /64 and
+/// another site's ping goes through during the flood without loss.
+#[test]
+fn daemon_spoofed_sources_from_one_64_are_capped() {
+    let Some((t, pid)) = setup(
+        "siteflood",
+        Napt::Daemon,
+        "[limits]\nmax-sessions = 5000\nmax-sessions-per-site = 1000\n",
+    ) else {
+        return;
+    };
+    t.ok(&t.c6, "ip addr add 2001:db8:2::2/64 dev v6c nodad");
+    t.ok(&t.x, "ip route add 2001:db8:2::/64 via 2001:db8:1::2");
+    // The legitimate client pings from another /64 during the flood.
+    let ping = t.spawn(
+        &t.c6,
+        &[
+            "ping",
+            "-6",
+            "-n",
+            "-c",
+            "20",
+            "-i",
+            "0.1",
+            "-W",
+            "2",
+            "-I",
+            "2001:db8:2::2",
+            SERVER4_V6,
+        ],
+        "ping.log",
+    );
+    let script = support_dir().join("spoof_many.py");
+    t.ok(
+        &t.c6,
+        &format!(
+            "python3 {} 2001:db8:1::1:0 6000 {SERVER4_V6} 9",
+            script.display()
+        ),
+    );
+    assert_eq!(t.wait_exit(ping, Duration::from_secs(20)), Some(0));
+    let log = t.log("ping.log");
+    assert!(
+        log.contains("20 received"),
+        "legitimate ping lost packets:\n{log}"
+    );
+    let s = t.stats(pid);
+    let sessions = s["sessions_udp"] + s["sessions_icmp"];
+    assert!(sessions <= 1002, "one /64 holds more than its cap: {s:?}");
+    assert!(
+        s.get("drop.site_limit").copied().unwrap_or(0) >= 5000,
+        "{s:?}"
+    );
+}
+
+// ---------------------------------------------------- least privilege ---
+
+/// `CapEff` of every thread of `pid`: (thread name, mask).
+fn thread_caps(pid: u32) -> Vec<(String, u64)> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|x| x.trim().to_string())
+                .unwrap_or_default()
+        };
+        let eff = u64::from_str_radix(&field("CapEff:"), 16).unwrap_or(u64::MAX);
+        v.push((field("Name:"), eff));
+    }
+    v
+}
+
+fn proc_uid(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Issue 11, least privilege: after setup the daemon runs as `user` with
+/// CAP_NET_ADMIN only in its main thread and no capability in any other
+/// thread; it still translates, and still removes its nft table and
+/// routes at exit (the `nft`/`ip` children inherit CAP_NET_ADMIN).
+#[test]
+fn kernel_runs_as_user_with_net_admin_only() {
+    let Some(t) = Topo::new("leastpriv", Napt::Kernel) else {
+        return;
+    };
+    // The control socket's directory does not exist yet: nat64 creates it
+    // for the user before it gives up root.
+    let ctl = t.dir.join("run/ctl.sock");
+    let extra = format!(
+        "user = \"nobody\"\ncontrol = \"{}\"\nmetrics = \"127.0.0.1:9164\"\n",
+        ctl.display()
+    );
+    let pid = t.start_nat64(&t.config(&extra));
+    t.wait_path();
+    const NET_ADMIN: u64 = 1 << 12;
+    assert_eq!(proc_uid(pid), "65534", "not running as nobody");
+    let caps = thread_caps(pid);
+    assert!(
+        caps.iter().any(|(n, _)| n == "nat64-control")
+            && caps.iter().any(|(n, _)| n == "nat64-metrics"),
+        "{caps:?}"
+    );
+    for (name, eff) in &caps {
+        if name == "nat64" {
+            assert_eq!(*eff, NET_ADMIN, "main thread {caps:?}");
+        } else {
+            assert_eq!(*eff, 0, "thread {name} kept capabilities: {caps:?}");
+        }
+    }
+    t.udp_echo4();
+    let r = t.udp_client(64, &[format!("{CLIENT6},40001")]);
+    assert!(r.ok, "{}", r.stdout);
+    // The control socket and metrics still answer (root may talk to it).
+    let stats = t.ok(
+        &t.x,
+        &format!("{} show stats --socket {}", bin(), ctl.display()),
+    );
+    assert!(stats.contains("prefix"), "{stats}");
+    let m = t.ok(&t.x, "curl -sS --max-time 5 http://127.0.0.1:9164/metrics");
+    assert!(m.contains("nat64_packets"), "{}", &m[..m.len().min(300)]);
+    assert_eq!(t.stop_nat64(pid), 0, "{}", t.nat64_log_tail());
+    assert!(
+        !t.sh(&t.x, "nft list table ip nat64_nat64").ok,
+        "nft table left behind\n{}",
+        t.nat64_log_tail()
+    );
+    let routes = t.ok(&t.x, "ip route; ip -6 route");
+    assert!(!routes.contains(INNER_POOL), "{routes}");
 }

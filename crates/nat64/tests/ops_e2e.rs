@@ -464,6 +464,21 @@ fn ops_binding_add_del_at_run_time_daemon() {
         &format!("binding add --proto tcp --v4 198.18.0.1:80 --v6 [{CLIENT6}]:8080 --socket {s}"),
     );
     assert!(!r.ok && r.stderr.contains("refused"), "{}", r.stderr);
+    // Issue 11 #1: what config validation refuses, the control socket
+    // refuses too: an IPv6 side inside the prefix (a loop), multicast.
+    for (v6, why) in [
+        (
+            format!("[{SERVER4_V6}]:80"),
+            "inside the translation prefix",
+        ),
+        ("[ff02::1]:80".to_string(), "ff00::/8"),
+    ] {
+        let r = cli(
+            &t,
+            &format!("binding add --proto tcp --v4 203.0.113.31:80 --v6 {v6} --socket {s}"),
+        );
+        assert!(!r.ok && r.stderr.contains(why), "{v6}: {}", r.stderr);
+    }
     cli_ok(
         &t,
         &format!("binding del --proto tcp --v4 203.0.113.30:80 --socket {s}"),

@@ -13,12 +13,15 @@
 //! thread or does I/O.
 
 mod frag_cache;
+pub mod invariants;
 mod kernel;
 pub mod pipeline;
 mod pool;
+mod show;
 mod table;
 pub mod tcp_fsm;
 
+pub use show::{BindingKey, Page, SessionKey};
 pub use tcp_fsm::TcpState;
 
 use crate::addr::Prefix;
@@ -29,7 +32,9 @@ use kernel::KernelPool;
 use pool::{BlockChange, Pool, PROTOS};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use table::{Binding, HashedOp, Index, Lease, Op, Session, DEAD};
@@ -79,12 +84,20 @@ impl Default for Timeouts {
 }
 
 /// Session limits (SPEC §4: DoS guard). A client is the IPv6 source address
-/// masked to `client_prefix_len` bits.
+/// masked to `client_prefix_len` bits; a site is the coarser
+/// `site_prefix_len` (a /64 by default: one subnet, one household, one
+/// overlay node), so that sources spoofed from one /64 cannot fill the
+/// table whatever `client_prefix_len` is (issue 11 #9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_sessions: usize,
     pub max_sessions_per_client: usize,
     pub client_prefix_len: u8,
+    pub site_prefix_len: u8,
+    /// Sessions (daemon mode) one site may hold.
+    pub max_sessions_per_site: usize,
+    /// Kernel-mode leases one site may hold (one per IPv6 source).
+    pub max_leases_per_site: usize,
 }
 
 impl Default for Limits {
@@ -93,8 +106,18 @@ impl Default for Limits {
             max_sessions: 4 << 20,
             max_sessions_per_client: 65536,
             client_prefix_len: 128,
+            site_prefix_len: 64,
+            max_sessions_per_site: 1 << 20,
+            max_leases_per_site: 256,
         }
     }
+}
+
+/// Above this share of `max_sessions` (7/8) new sessions are admitted
+/// fairly: a site holding more than an equal share of the table gets no
+/// more until others have had theirs.
+pub(crate) fn near_full(total: usize, max: usize) -> bool {
+    total >= max - max / 8
 }
 
 /// The `daemon` NAPT pool (SPEC §4).
@@ -285,6 +308,8 @@ pub struct EngineCounts {
     pub pool_exhausted: u64,
     pub session_limit_hits: u64,
     pub client_session_limit_hits: u64,
+    /// New flows refused by the site guard (`site_limit`).
+    pub site_limit_hits: u64,
     /// Distinct clients that hit their limit at least once.
     pub clients_limited: usize,
     pub fragments_cached: usize,
@@ -435,6 +460,45 @@ impl Shared {
     }
 }
 
+/// Where one bounded sweep call stands in a list that shrinks by
+/// `swap_remove` (the entry at `i` is replaced by the last one).
+///
+/// The call walks from where the previous call stopped (`start`) to the
+/// end, then from 0 back to `start`. Removing the entry at the cursor moves
+/// the last entry into its place, and that is examined next: in the first
+/// leg the last entry has not been seen yet; in the second it was seen in
+/// the first leg, and seeing it again is harmless. Entries before `start`
+/// never move except into the cursor's place, so every entry present when
+/// the call began is examined (a fuzz run found the old visit count, which
+/// counted re-examined entries, declaring a circle complete with due
+/// sessions left).
+struct Circle {
+    start: usize,
+    wrapped: bool,
+}
+
+impl Circle {
+    fn new(cursor: usize, len: usize) -> Circle {
+        Circle {
+            start: if cursor >= len { 0 } else { cursor },
+            wrapped: false,
+        }
+    }
+
+    /// The index to examine next (the cursor), or `None` once the circle
+    /// is complete.
+    fn next(&mut self, cursor: &mut usize, len: usize) -> Option<usize> {
+        if !self.wrapped {
+            if *cursor < len {
+                return Some(*cursor);
+            }
+            self.wrapped = true;
+            *cursor = 0;
+        }
+        (*cursor < self.start.min(len)).then_some(*cursor)
+    }
+}
+
 pub(crate) struct Control {
     pub w: left_right::WriteHandle<Index, HashedOp>,
     pub sessions: Vec<Arc<Session>>,
@@ -456,6 +520,14 @@ pub(crate) struct Control {
     pub session_limit_hits: u64,
     pub client_limit_hits: u64,
     pub limited_clients: HashMap<u128, u64>,
+    /// Sessions (daemon) per site key, and leases (kernel) per site key.
+    pub sites: HashMap<u128, u32>,
+    pub lease_sites: HashMap<u128, u32>,
+    /// New flows refused by the site limit or the fair share near full.
+    pub site_limit_hits: u64,
+    /// Bumped on every change of the persisted lease set (a dynamic lease
+    /// confirmed, or one expired): the lease journal polls it.
+    pub lease_generation: u64,
     pub block_mode: bool,
     /// Address-dependent filtering: keep (binding, remote address) counts.
     pub adf_on: bool,
@@ -470,6 +542,16 @@ pub(crate) struct Control {
     /// Queues to place sessions on, and the next one's turn.
     flow_queues: u8,
     next_owner: u32,
+}
+
+/// Decrements `k`'s count, removing it at zero.
+fn count_down(m: &mut HashMap<u128, u32>, k: u128) {
+    if let Some(c) = m.get_mut(&k) {
+        *c -= 1;
+        if *c == 0 {
+            m.remove(&k);
+        }
+    }
 }
 
 pub(crate) fn client_key(a: &Ipv6Addr, len: u8) -> u128 {
@@ -642,6 +724,10 @@ impl Control {
             .clients
             .entry(client_key(&b.v6, self.limits.client_prefix_len))
             .or_insert(0) += 1;
+        *self
+            .sites
+            .entry(client_key(&b.v6, self.limits.site_prefix_len))
+            .or_insert(0) += 1;
         if let Some(k) = self.adf_key(&s) {
             *self.adf.entry(k).or_insert(0) += 1;
         }
@@ -673,12 +759,9 @@ impl Control {
         *self.nsessions.get_mut(s.proto) -= 1;
         self.total_sessions -= 1;
         let ck = client_key(&s.v6, self.limits.client_prefix_len);
-        if let Some(c) = self.clients.get_mut(&ck) {
-            *c -= 1;
-            if *c == 0 {
-                self.clients.remove(&ck);
-            }
-        }
+        count_down(&mut self.clients, ck);
+        let sk = client_key(&s.v6, self.limits.site_prefix_len);
+        count_down(&mut self.sites, sk);
         if let Some(k) = self.adf_key(&s) {
             if let Some(c) = self.adf.get_mut(&k) {
                 *c -= 1;
@@ -705,11 +788,15 @@ impl Control {
         }
     }
 
+    /// Adds a lease; `confirmed` for static maps and leases restored from
+    /// the state file (they were persisted because traffic came back).
+    #[allow(clippy::too_many_arguments)]
     pub fn add_lease(
         &mut self,
         v6: Ipv6Addr,
         v4: Ipv4Addr,
         is_static: bool,
+        confirmed: bool,
         deadline: u64,
         now: u64,
     ) -> Arc<Lease> {
@@ -719,8 +806,18 @@ impl Control {
             is_static,
             deadline: AtomicU64::new(deadline),
             slot: AtomicU32::new(self.leases.len() as u32),
+            confirmed: AtomicBool::new(confirmed),
         });
         self.leases.push(l.clone());
+        if !is_static {
+            *self
+                .lease_sites
+                .entry(client_key(&v6, self.limits.site_prefix_len))
+                .or_insert(0) += 1;
+            if confirmed {
+                self.lease_generation += 1;
+            }
+        }
         self.op(Op::AddLease(l.clone()));
         self.emit(MappingEvent {
             time: Timestamp(now),
@@ -744,6 +841,13 @@ impl Control {
         if let Some(k) = self.kpool.as_mut() {
             k.release(l.v4);
         }
+        if !l.is_static {
+            let sk = client_key(&l.v6, self.limits.site_prefix_len);
+            count_down(&mut self.lease_sites, sk);
+            if l.confirmed.load(Relaxed) {
+                self.lease_generation += 1;
+            }
+        }
         self.emit(MappingEvent {
             time: Timestamp(now),
             kind: MappingEventKind::Expired,
@@ -753,6 +857,36 @@ impl Control {
             v4_last_port: 0,
             is_static: l.is_static,
         });
+    }
+
+    /// After a full sweep: the writer's own lists and counters shrink when
+    /// a drain left them mostly empty (the index shards shrink as entries
+    /// are removed, see `table::Sharded::remove`).
+    fn give_back_memory(&mut self) {
+        fn vec<T>(v: &mut Vec<T>) {
+            if v.capacity() > 4096 && v.len() * 4 < v.capacity() {
+                v.shrink_to(v.len() * 2);
+            }
+        }
+        fn map<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
+            if m.capacity() > 4096 && m.len() * 4 < m.capacity() {
+                m.shrink_to(m.len() * 2);
+            }
+        }
+        vec(&mut self.sessions);
+        vec(&mut self.leases);
+        map(&mut self.clients);
+        map(&mut self.sites);
+        map(&mut self.lease_sites);
+        map(&mut self.adf);
+        map(&mut self.limited_clients);
+    }
+
+    /// Marks a lease confirmed (traffic came back through it).
+    pub fn confirm_lease(&mut self, l: &Lease) {
+        if !l.confirmed.swap(true, Relaxed) && !l.is_static {
+            self.lease_generation += 1;
+        }
     }
 
     /// Counts a per-client limit hit.
@@ -868,6 +1002,10 @@ impl Engine {
                 session_limit_hits: 0,
                 client_limit_hits: 0,
                 limited_clients: HashMap::new(),
+                sites: HashMap::new(),
+                lease_sites: HashMap::new(),
+                site_limit_hits: 0,
+                lease_generation: 0,
                 block_mode,
                 adf_on: cfg.filtering == Filtering::AddressDependent,
                 dirty: false,
@@ -896,7 +1034,7 @@ impl Engine {
                 if !ok {
                     return Err(EngineError::Map(v6, v4, "address mapped twice".into()));
                 }
-                c.add_lease(v6, v4, true, DEAD - 1, 0);
+                c.add_lease(v6, v4, true, true, DEAD - 1, 0);
                 // Publish per entry so the duplicate check above sees it.
                 c.publish();
             }
@@ -928,20 +1066,22 @@ impl Engine {
         {
             let mut c = self.sh.lock();
             c.last_now = c.last_now.max(now_ms);
-            // One call visits each entry at most once, starting where the
-            // last call stopped and wrapping around, so an unbounded budget
-            // always covers the whole table.
-            let cycle = c.sessions.len();
-            let mut visited = 0;
+            // One call walks once around each list, starting where the last
+            // call stopped ([`Circle`]), so an unbounded budget always
+            // covers the whole table.
             let mut left = budget;
-            while left > 0 && visited < cycle && !c.sessions.is_empty() {
-                if c.cursor >= c.sessions.len() {
-                    c.cursor = 0;
+            let mut circle = Circle::new(c.cursor, c.sessions.len());
+            c.cursor = circle.start;
+            let sess_done = loop {
+                if left == 0 {
+                    break false;
                 }
-                visited += 1;
+                let n = c.sessions.len();
+                let Some(i) = circle.next(&mut c.cursor, n) else {
+                    break true;
+                };
                 left -= 1;
                 st.examined += 1;
-                let i = c.cursor;
                 let s = c.sessions[i].clone();
                 let d = s.deadline.load(Relaxed);
                 if d > now_ms {
@@ -973,19 +1113,20 @@ impl Engine {
                 } else {
                     c.cursor += 1;
                 }
-            }
-            let sess_done = visited >= cycle;
+            };
             // Kernel leases, the same way.
-            let cycle = c.leases.len();
-            let mut visited = 0;
-            while left > 0 && visited < cycle && !c.leases.is_empty() {
-                if c.lease_cursor >= c.leases.len() {
-                    c.lease_cursor = 0;
+            let mut circle = Circle::new(c.lease_cursor, c.leases.len());
+            c.lease_cursor = circle.start;
+            let lease_done = loop {
+                if left == 0 {
+                    break false;
                 }
-                visited += 1;
+                let n = c.leases.len();
+                let Some(i) = circle.next(&mut c.lease_cursor, n) else {
+                    break true;
+                };
                 left -= 1;
                 st.examined += 1;
-                let i = c.lease_cursor;
                 let l = c.leases[i].clone();
                 let d = l.deadline.load(Relaxed);
                 if l.is_static || d > now_ms {
@@ -1001,9 +1142,11 @@ impl Engine {
                 } else {
                     c.lease_cursor += 1;
                 }
-            }
-            let lease_done = visited >= cycle;
+            };
             st.complete = sess_done && lease_done;
+            if st.complete {
+                c.give_back_memory();
+            }
             c.publish();
         }
         self.sh
@@ -1146,6 +1289,7 @@ impl Engine {
             pool_exhausted: c.pool_exhausted,
             session_limit_hits: c.session_limit_hits,
             client_session_limit_hits: c.client_limit_hits,
+            site_limit_hits: c.site_limit_hits,
             clients_limited: c.limited_clients.len(),
             fragments_cached: frags,
             held_syns: held,
@@ -1277,8 +1421,22 @@ impl Engine {
             c.clients = clients;
             c.limited_clients.clear();
         }
+        let site = l.site_prefix_len.min(128);
+        if site != c.limits.site_prefix_len {
+            let mut sites = HashMap::new();
+            for s in &c.sessions {
+                *sites.entry(client_key(&s.v6, site)).or_insert(0u32) += 1;
+            }
+            c.sites = sites;
+            let mut lease_sites = HashMap::new();
+            for x in c.leases.iter().filter(|x| !x.is_static) {
+                *lease_sites.entry(client_key(&x.v6, site)).or_insert(0u32) += 1;
+            }
+            c.lease_sites = lease_sites;
+        }
         c.limits = Limits {
             client_prefix_len: len,
+            site_prefix_len: site,
             ..l
         };
     }
@@ -1292,15 +1450,25 @@ impl Engine {
         self.sh.lock().hook = None;
     }
 
-    /// Dynamic kernel-mode leases, for the state file.
+    /// Dynamic kernel-mode leases that traffic came back through (the
+    /// ones a client has used), for the state file. Unconfirmed leases
+    /// (probes, spoofed SYNs) are not persisted.
     pub fn kernel_leases(&self) -> Vec<(Ipv6Addr, Ipv4Addr)> {
         self.sh
             .lock()
             .leases
             .iter()
-            .filter(|l| !l.is_static && l.deadline.load(Relaxed) != DEAD)
+            .filter(|l| {
+                !l.is_static && l.deadline.load(Relaxed) != DEAD && l.confirmed.load(Relaxed)
+            })
             .map(|l| (l.v6, l.v4))
             .collect()
+    }
+
+    /// Changes whenever the set [`Engine::kernel_leases`] returns may have
+    /// changed (the lease journal polls it).
+    pub fn lease_generation(&self) -> u64 {
+        self.sh.lock().lease_generation
     }
 
     /// Re-creates leases from the state file (entries whose v6 or v4 is
@@ -1323,7 +1491,7 @@ impl Engine {
             if taken || !k.contains(v4) || !k.reserve(v4) {
                 continue;
             }
-            c.add_lease(v6, v4, false, deadline, now);
+            c.add_lease(v6, v4, false, true, deadline, now);
             c.publish();
             n += 1;
         }

@@ -213,6 +213,17 @@ fn check_limits(c: &mut Control, v6: &Ipv6Addr) -> Result<(), DropReason> {
         c.client_limited(ck);
         return Err(DropReason::ClientSessionLimit);
     }
+    // The coarser site guard, and a fair share when the table is near
+    // full: a site already holding more than total / sites waits.
+    let sk = client_key(v6, c.limits.site_prefix_len);
+    let held = c.sites.get(&sk).copied().unwrap_or(0) as usize;
+    let fair = c.limits.max_sessions / c.sites.len().max(1);
+    if held >= c.limits.max_sessions_per_site
+        || (super::near_full(c.total_sessions, c.limits.max_sessions) && held >= fair)
+    {
+        c.site_limit_hits += 1;
+        return Err(DropReason::SiteLimit);
+    }
     Ok(())
 }
 
@@ -524,9 +535,19 @@ impl EngineMapper {
             dst_port: t.dst_port,
         };
         let dl = self.kernel_deadline(t.proto, meta.tcp_flags);
+        // Until traffic comes back, a lease lives at most the transitory
+        // time (RFC 6146 §3.5.2.2's TCP_TRANS; issue 11 #4).
+        let probe_dl = dl.min(self.now.saturating_add(self.sh.timeout_ms(T_TRANS)));
+        let dl_for = |l: &Lease| {
+            if l.confirmed.load(Relaxed) {
+                dl
+            } else {
+                probe_dl
+            }
+        };
         if let Some(g) = self.rh.enter() {
             if let Some(l) = g.lease6(&t.src) {
-                if meta.role == Role::IcmpErrorInner || l.refresh(dl) {
+                if meta.role == Role::IcmpErrorInner || l.refresh(dl_for(l)) {
                     return Ok(out(l.v4));
                 }
             }
@@ -541,19 +562,25 @@ impl EngineMapper {
                 c.publish();
             }
             if meta.role == Role::Outer {
-                l.refresh(dl);
+                l.refresh(dl_for(&l));
             }
             return Ok(out(l.v4));
         }
         if meta.role == Role::IcmpErrorInner {
             return Err(DropReason::NoMapping);
         }
+        // The site guard: one /64 cannot take the whole inner pool.
+        let sk = client_key(&t.src, c.limits.site_prefix_len);
+        if c.lease_sites.get(&sk).copied().unwrap_or(0) as usize >= c.limits.max_leases_per_site {
+            c.site_limit_hits += 1;
+            return Err(DropReason::SiteLimit);
+        }
         let got = c.kpool.as_mut().and_then(|k| k.allocate(&t.src));
         let Some(v4) = got else {
             c.pool_exhausted += 1;
             return Err(DropReason::PoolExhausted);
         };
-        c.add_lease(t.src, v4, false, dl, self.now);
+        c.add_lease(t.src, v4, false, false, probe_dl, self.now);
         c.publish_batched();
         Ok(out(v4))
     }
@@ -569,13 +596,23 @@ impl EngineMapper {
             dst: l.v6,
             dst_port: t.dst_port,
         };
+        let mut unconfirmed = None;
         if let Some(g) = self.rh.enter() {
             if let Some(l) = g.lease4(t.dst) {
                 if meta.role == Role::Outer && !l.refresh(dl) {
                     return Err(DropReason::NoBinding);
                 }
-                return Ok(out(l));
+                if meta.role != Role::Outer || l.confirmed.load(Relaxed) {
+                    return Ok(out(l));
+                }
+                unconfirmed = Some(l.clone());
             }
+        }
+        // The first packet back through a lease confirms it (once per
+        // lease: worth the lock).
+        if let Some(l) = unconfirmed {
+            self.sh.lock_fast().confirm_lease(&l);
+            return Ok(out(&l));
         }
         // Not published yet? Only worth the lock while a batch is pending.
         if !self.sh.has_pending() {
@@ -586,8 +623,11 @@ impl EngineMapper {
         if pending {
             c.publish();
         }
-        if meta.role == Role::Outer && !l.refresh(dl) {
-            return Err(DropReason::NoBinding);
+        if meta.role == Role::Outer {
+            if !l.refresh(dl) {
+                return Err(DropReason::NoBinding);
+            }
+            c.confirm_lease(&l);
         }
         Ok(out(&l))
     }
@@ -671,6 +711,20 @@ pub(crate) fn process(
                 _ => v,
             }
         }
+        // RFC 6146 §3.5.1 / §3.5.2.2: no IPv4 transport address could be
+        // allocated → ICMPv6 Destination Unreachable, Address Unreachable
+        // (code 3). A flow refused by a limit is refused by policy →
+        // administratively prohibited (code 1). Rate-limited by the daemon.
+        Verdict::Drop(r @ DropReason::PoolExhausted) if from6 => Verdict::Icmp {
+            error: crate::IcmpError::DestUnreachableV6 { code: 3 },
+            reason: r,
+        },
+        Verdict::Drop(
+            r @ (DropReason::SessionLimit | DropReason::ClientSessionLimit | DropReason::SiteLimit),
+        ) if from6 => Verdict::Icmp {
+            error: crate::IcmpError::DestUnreachableV6 { code: 1 },
+            reason: r,
+        },
         Verdict::Drop(DropReason::NoBinding | DropReason::FilteredByAddress) if !from6 => {
             if let Some(k) = m.held.take() {
                 hold_syn(&m.sh, k, &buf[start..(start + len).min(buf.len())], now.0);

@@ -176,6 +176,19 @@ impl Pool {
                     Ipv4Addr::from(n & mask)
                 ));
             }
+            // Overlap is a property of the prefixes: checked per prefix,
+            // not per address (a /16 pool used to take seconds to start).
+            let overlaps = |&(m, l): &(u32, u8)| {
+                let k = len.min(l);
+                let km = if k == 0 { 0 } else { u32::MAX << (32 - k) };
+                n & km == m & km
+            };
+            if let Some(&(m, l)) = pfx.iter().find(|p| overlaps(p)) {
+                return Err(format!(
+                    "pool prefixes overlap: {a}/{len} and {}/{l}",
+                    Ipv4Addr::from(m)
+                ));
+            }
             let count = 1u64 << (32 - len as u32);
             if addrs.len() as u64 + count > Self::MAX_ADDRS as u64 {
                 return Err(format!(
@@ -183,13 +196,7 @@ impl Pool {
                     Self::MAX_ADDRS
                 ));
             }
-            for i in 0..count as u32 {
-                let x = Ipv4Addr::from(n + i);
-                if addrs.contains(&x) {
-                    return Err(format!("pool prefixes overlap at {x}"));
-                }
-                addrs.push(x);
-            }
+            addrs.extend((0..count as u32).map(|i| Ipv4Addr::from(n + i)));
             pfx.push((n, len));
         }
         if addrs.is_empty() {

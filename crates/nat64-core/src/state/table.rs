@@ -20,7 +20,7 @@ use core::hash::BuildHasher;
 use hashbrown::HashTable;
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// Deadline value of a session (or lease) the reaper has claimed: the data
@@ -101,6 +101,11 @@ pub(crate) struct Lease {
     pub is_static: bool,
     pub deadline: AtomicU64,
     pub slot: AtomicU32,
+    /// Traffic came back to the client (IPv4 → IPv6) through this lease:
+    /// until then it lives only the transitory time, is not persisted and
+    /// counts as a probe (issue 11 #4: a bare spoofed SYN holds nothing
+    /// for long).
+    pub confirmed: AtomicBool,
 }
 
 impl Lease {
@@ -142,6 +147,9 @@ const SHARDS: usize = 64;
 /// milliseconds under the writer lock — long enough for the TUN queue to
 /// overflow during a burst of new flows. Split 64 ways, each growth moves
 /// 1/64 of the entries; the total work is the same, the stall is not.
+/// Shards at or below this capacity are never shrunk (not worth a rehash).
+const SHRINK_MIN: usize = 1024;
+
 pub(crate) struct Sharded<T> {
     /// Inline (not boxed): the shard's header is one offset away from the
     /// index, not one more pointer to chase on every lookup.
@@ -184,10 +192,19 @@ impl<T> Sharded<T> {
         }
         t.insert_unique(h, v, hasher);
     }
-    /// Removes the entry `v` itself (pointer equality), if present.
-    fn remove(&mut self, h: u64, v: &Arc<T>) {
-        if let Ok(e) = self.shards[Self::shard(h)].find_entry(h, |x| Arc::ptr_eq(x, v)) {
+    /// Removes the entry `v` itself (pointer equality), if present. A
+    /// shard that a drain left at most 1/8 full gives memory back: it is
+    /// shrunk to twice its entries (issue 11 #10: after 1 M sessions
+    /// expired the tables kept their peak size). Growth happens at 75 %
+    /// and more, so the two never chase each other; like growth, one
+    /// shrink moves only 1/64 of the entries.
+    fn remove(&mut self, h: u64, v: &Arc<T>, hasher: impl Fn(&Arc<T>) -> u64) {
+        let t = &mut self.shards[Self::shard(h)];
+        if let Ok(e) = t.find_entry(h, |x| Arc::ptr_eq(x, v)) {
             e.remove();
+            if t.capacity() > SHRINK_MIN && t.len() * 8 <= t.capacity() {
+                t.shrink_to(t.len() * 2, hasher);
+            }
         }
     }
     fn iter(&self) -> impl Iterator<Item = &Arc<T>> {
@@ -437,16 +454,16 @@ impl Index {
             }
             op => match op.as_ref() {
                 Op::DelSession(s) => {
-                    self.s6.remove(h6, s);
-                    self.s4.remove(h4, s);
+                    self.s6.remove(h6, s, hash_s6);
+                    self.s4.remove(h4, s, hash_s4);
                 }
                 Op::DelBinding(b) => {
-                    self.b6.remove(h6, b);
-                    self.b4.remove(h4, b);
+                    self.b6.remove(h6, b, hash_b6);
+                    self.b4.remove(h4, b, hash_b4);
                 }
                 Op::DelLease(l) => {
-                    self.l6.remove(h6, l);
-                    self.l4.remove(h4, l);
+                    self.l6.remove(h6, l, hash_l6);
+                    self.l4.remove(h4, l, hash_l4);
                 }
                 Op::AddSession(_) | Op::AddBinding(_) | Op::AddLease(_) => {}
             },

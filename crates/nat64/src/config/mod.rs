@@ -135,7 +135,14 @@ pub struct FileConfig {
     /// start (off by default: forwarding changes how the host treats router
     /// advertisements, so it is the operator's call; a warning names it).
     pub manage_forwarding: bool,
-    /// `kernel` mode: where dynamic 1:1 leases are persisted.
+    /// Run as this user once the TUN, routes, nft table and sockets are set
+    /// up (least privilege; "" stays root). Either way the daemon keeps only
+    /// CAP_NET_ADMIN after setup (to remove what it installed at exit), and
+    /// its packet, control, metrics and log threads keep no capability.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    /// `kernel` mode: where dynamic 1:1 leases are persisted (an absolute
+    /// file path; "" keeps none, e.g. to turn off a profile's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_file: Option<String>,
     #[serde(rename = "static", skip_serializing_if = "Vec::is_empty")]
@@ -172,6 +179,7 @@ impl Default for FileConfig {
             manage_routes: None,
             manage_nft: true,
             manage_forwarding: false,
+            user: String::new(),
             state_file: None,
             static_bib: Vec::new(),
             maps: Vec::new(),
@@ -335,6 +343,16 @@ pub struct LimitsSection {
     /// Session limit per client (a v6 source prefix of `client-prefix-len`).
     pub max_sessions_per_client: u32,
     pub client_prefix_len: u8,
+    /// A coarser guard next to the per-client one: a site is a v6 source
+    /// prefix of this length (default /64: one subnet, one household, one
+    /// overlay node), so sources spoofed from one /64 cannot fill the
+    /// tables whatever `client-prefix-len` is.
+    pub site_prefix_len: u8,
+    /// Sessions one site may hold (daemon mode).
+    pub max_sessions_per_site: u32,
+    /// Inner addresses one site may lease (kernel mode: one per IPv6
+    /// source).
+    pub max_leases_per_site: u32,
 }
 
 impl Default for LimitsSection {
@@ -343,6 +361,9 @@ impl Default for LimitsSection {
             max_sessions: 1_000_000,
             max_sessions_per_client: 10_000,
             client_prefix_len: 128,
+            site_prefix_len: 64,
+            max_sessions_per_site: 100_000,
+            max_leases_per_site: 256,
         }
     }
 }
@@ -466,6 +487,13 @@ pub struct V4Net {
 }
 
 impl V4Net {
+    /// `a.b.c.d/len` (no check of host bits: for constants).
+    pub const fn new(a: u8, b: u8, c: u8, d: u8, len: u8) -> V4Net {
+        V4Net {
+            addr: Ipv4Addr::new(a, b, c, d),
+            len,
+        }
+    }
     pub fn mask(&self) -> u32 {
         if self.len == 0 {
             0
@@ -532,6 +560,42 @@ fn parse_range(s: &str) -> Option<(u16, u16)> {
     (a >= 1 && a <= b).then_some((a, b))
 }
 
+/// A user to run as after setup (`user`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl RunAs {
+    /// Looks `name` (or a numeric uid) up in the user database.
+    pub fn lookup(name: &str) -> Option<RunAs> {
+        let c = std::ffi::CString::new(name).ok()?;
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut buf = vec![0 as libc::c_char; 16384];
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: valid pointers to a passwd, a buffer of its stated size
+        // and an out pointer; getpwnam_r/getpwuid_r write only into them.
+        let r = unsafe {
+            match name.parse::<u32>() {
+                Ok(uid) => libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut out),
+                Err(_) => {
+                    libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut out)
+                }
+            }
+        };
+        if r != 0 || out.is_null() {
+            return None;
+        }
+        Some(RunAs {
+            name: name.to_string(),
+            uid: pw.pw_uid,
+            gid: pw.pw_gid,
+        })
+    }
+}
+
 /// A validated static BIB entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StaticBib {
@@ -572,6 +636,8 @@ pub struct Settings {
     pub manage_routes: Option<bool>,
     pub manage_nft: bool,
     pub manage_forwarding: bool,
+    /// The user to switch to after setup (uid, gid, name).
+    pub user: Option<RunAs>,
     pub state_file: Option<PathBuf>,
     pub static_bib: Vec<StaticBib>,
     pub maps: Vec<(Ipv6Addr, Ipv4Addr)>,
@@ -579,25 +645,334 @@ pub struct Settings {
     pub warnings: Vec<String>,
 }
 
+// ----------------------------------------------------------------- bounds ---
+
+/// What validation accepts for each numeric key (inclusive bounds), in one
+/// place: the rules and the messages (also those of TOML type errors) quote
+/// these.
+pub mod bounds {
+    /// `reap-interval-secs`: a sweep at least once an hour, or expired
+    /// sessions hold pool ports for hours.
+    pub const REAP_INTERVAL_SECS: (u64, u64) = (1, 3600);
+    /// `timeouts.udp`, `tcp-established`, `tcp-transitory`, `icmp`: a week.
+    pub const TIMEOUT_SECS: (u64, u64) = (1, 7 * 86_400);
+    /// `timeouts.fragment`: RFC 8200 §4.5 gives up on reassembly after 60 s.
+    pub const FRAGMENT_SECS: (u64, u64) = (1, 60);
+    /// `tun.mtu`: RFC 8200's minimum IPv6 MTU up to Linux's TUN maximum.
+    pub const TUN_MTU: (u16, u16) = (1280, 65535);
+    /// `tun.queues`: Linux's MAX_TAP_QUEUES (0 = one per CPU).
+    pub const TUN_QUEUES: (u16, u16) = (0, 256);
+    /// `tun.txqueuelen`: a TUN's transmit queue is a ring of pointers
+    /// allocated with one kmalloc (at most 4 MiB on x86-64 and 4 KiB-page
+    /// arm64), so Linux refuses more than 524288 entries.
+    pub const TUN_TXQUEUELEN: (u32, u32) = (1, 524_288);
+    /// `tun.batch`: packets per io_uring write batch.
+    pub const TUN_BATCH: (u16, u16) = (1, 1024);
+    /// `ipv6-mtu`: RFC 8200 §5 minimum.
+    pub const IPV6_MTU: (u16, u16) = (1280, 65535);
+    /// `ipv4-mtu`: RFC 791 minimum.
+    pub const IPV4_MTU: (u16, u16) = (68, 65535);
+    /// `limits.max-sessions`, `max-sessions-per-client` and
+    /// `max-sessions-per-site`: above 10^8 the
+    /// tables need tens of GiB, so the limit no longer guards memory.
+    pub const SESSIONS: (u32, u32) = (1, 100_000_000);
+    /// `limits.client-prefix-len` and `site-prefix-len`: shorter than an
+    /// ISP's /32 lumps unrelated networks into one client or site.
+    pub const CLIENT_PREFIX_LEN: (u8, u8) = (32, 128);
+    /// `limits.max-leases-per-site` (kernel mode): up to the addresses of
+    /// the largest inner pool, a /8.
+    pub const LEASES_PER_SITE: (u32, u32) = (1, 1 << 24);
+    /// `icmp-rate-limit.rate` (0 sends none).
+    pub const ICMP_RATE: (u32, u32) = (0, 100_000);
+    /// `icmp-rate-limit.burst` (when rate > 0).
+    pub const ICMP_BURST: (u32, u32) = (1, 100_000);
+    /// `pool`: addresses in all, the most the daemon NAPT allocator takes
+    /// (a /16; nat64-core `Pool::MAX_ADDRS`).
+    pub const POOL_ADDRS: u64 = 65_536;
+    /// `inner-pool` prefix length: the kernel-mode allocator takes at most a
+    /// /8 (nat64-core `KernelPool`), and a /30 holds two clients.
+    pub const INNER_POOL_LEN: (u8, u8) = (8, 30);
+    /// `control`: bytes of a Unix socket path (sun_path holds 108 with the NUL).
+    pub const CONTROL_PATH_BYTES: usize = 107;
+
+    /// The accepted values of a numeric key, in words (for TOML type
+    /// errors): "a whole number from 1280 to 65535".
+    pub fn of(key: &str) -> Option<String> {
+        let r = |(lo, hi): (u64, u64)| Some(format!("a whole number from {lo} to {hi}"));
+        let w = |(lo, hi): (u32, u32)| r((u64::from(lo), u64::from(hi)));
+        let s = |(lo, hi): (u16, u16)| r((u64::from(lo), u64::from(hi)));
+        match key {
+            "reap-interval-secs" => r(REAP_INTERVAL_SECS),
+            "timeouts.udp"
+            | "timeouts.tcp-established"
+            | "timeouts.tcp-transitory"
+            | "timeouts.icmp" => r(TIMEOUT_SECS),
+            "timeouts.fragment" => r(FRAGMENT_SECS),
+            "tun.mtu" => s(TUN_MTU),
+            "tun.queues" => s(TUN_QUEUES),
+            "tun.txqueuelen" => w(TUN_TXQUEUELEN),
+            "tun.batch" => s(TUN_BATCH),
+            "ipv6-mtu" => s(IPV6_MTU),
+            "ipv4-mtu" => s(IPV4_MTU),
+            "limits.max-sessions"
+            | "limits.max-sessions-per-client"
+            | "limits.max-sessions-per-site" => w(SESSIONS),
+            "limits.max-leases-per-site" => w(LEASES_PER_SITE),
+            "limits.client-prefix-len" | "limits.site-prefix-len" => r((
+                u64::from(CLIENT_PREFIX_LEN.0),
+                u64::from(CLIENT_PREFIX_LEN.1),
+            )),
+            "icmp-rate-limit.rate" => w(ICMP_RATE),
+            "icmp-rate-limit.burst" => w(ICMP_BURST),
+            "ports.block-size" => Some("a power of two from 1 to 32768".into()),
+            _ => None,
+        }
+    }
+}
+
+/// `v` within `lo..=hi`, or the error naming `key`, the bounds and why.
+fn within<T: PartialOrd + fmt::Display + Copy>(
+    key: &str,
+    v: T,
+    (lo, hi): (T, T),
+    why: &str,
+    fix: impl Into<String>,
+) -> Option<ConfigError> {
+    (v < lo || v > hi).then(|| err(key, v, format!("must be {lo} to {hi}: {why}"), fix))
+}
+
+// ------------------------------------------------------- address classes ---
+
+/// SPEC §5a: IPv4 addresses that must never be produced or accepted in any
+/// mode. Link-local is the exception where it is the pool itself.
+const FORBIDDEN_V4: &[(V4Net, &str)] = &[
+    (V4Net::new(0, 0, 0, 0, 8), "\"this network\", RFC 6890"),
+    (V4Net::new(127, 0, 0, 0, 8), "loopback"),
+    (V4Net::new(169, 254, 0, 0, 16), "link-local"),
+    (V4Net::new(224, 0, 0, 0, 4), "multicast"),
+    (
+        V4Net::new(255, 255, 255, 255, 32),
+        "the limited broadcast address",
+    ),
+    (V4Net::new(240, 0, 0, 0, 4), "reserved, RFC 1112"),
+];
+
+const LINK_LOCAL_V4: V4Net = V4Net::new(169, 254, 0, 0, 16);
+
+/// The SPEC §5a block `net` overlaps, if any (`link_local_ok`: a pool, or
+/// an address inside a link-local pool).
+fn forbidden_v4(net: V4Net, link_local_ok: bool) -> Option<(V4Net, &'static str)> {
+    FORBIDDEN_V4
+        .iter()
+        .find(|(b, _)| b.overlaps(&net) && !(link_local_ok && *b == LINK_LOCAL_V4))
+        .copied()
+}
+
+/// IPv6 ranges that are never a translated host, a translator's source or
+/// a translation prefix: they are not routed, or mean this host or a group.
+const FORBIDDEN_V6: &[(Ipv6Addr, u8, &str)] = &[
+    (Ipv6Addr::UNSPECIFIED, 128, "the unspecified address"),
+    (Ipv6Addr::LOCALHOST, 128, "loopback"),
+    (
+        Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0),
+        96,
+        "IPv4-mapped, RFC 4291 §2.5.5.2",
+    ),
+    (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, "link-local"),
+    (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, "multicast"),
+];
+
+/// The forbidden IPv6 range `addr/len` overlaps, written `block (what)`.
+fn forbidden_v6(addr: Ipv6Addr, len: u8) -> Option<String> {
+    let mask = |l: u8| {
+        if l == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(l))
+        }
+    };
+    FORBIDDEN_V6.iter().find_map(|&(b, blen, what)| {
+        let m = mask(len.min(blen));
+        (u128::from(addr) & m == u128::from(b) & m).then(|| format!("{b}/{blen} ({what})"))
+    })
+}
+
+// ------------------------------------------------------------ file paths ---
+
+/// Why the daemon could not create or write the file `path` on this host:
+/// it is a directory, or its directory is missing and cannot be made (a
+/// file in the way, a read-only file system), or cannot be written. A
+/// permission problem counts only when this process is root: `check` run
+/// by another user cannot tell what root may do. `(problem, fix)`.
+fn file_path_problem(path: &Path, example_name: &str) -> Option<(String, String)> {
+    if path.is_dir() {
+        return Some((
+            "is a directory, and nat64 writes a file there".into(),
+            format!(
+                "name a file, e.g. \"{}\"",
+                path.join(example_name).display()
+            ),
+        ));
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty())?;
+    let mut dir = parent;
+    let missing = loop {
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => break dir != parent,
+            Ok(_) => {
+                return Some((
+                    format!(
+                        "its directory {} does not exist and cannot be created: {} is a file, not \
+                         a directory",
+                        parent.display(),
+                        dir.display()
+                    ),
+                    format!(
+                        "point it into a directory, or move the file {} out of the way",
+                        dir.display()
+                    ),
+                ))
+            }
+            // Missing, or a file on the way (ENOTDIR): look further up.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                dir = dir.parent()?
+            }
+            // Not ours to read (another user's tree): cannot tell.
+            Err(_) => return None,
+        }
+    };
+    let why = match not_writable(dir)? {
+        e if e.raw_os_error() == Some(libc::EROFS) => "is on a read-only file system".to_string(),
+        _ if is_root() => "is not writable, even by root (immutable?)".to_string(),
+        _ => return None,
+    };
+    let problem = if missing {
+        format!(
+            "its directory {} does not exist and cannot be created: {} {why}",
+            parent.display(),
+            dir.display()
+        )
+    } else {
+        format!("cannot be created: its directory {} {why}", dir.display())
+    };
+    Some((
+        problem,
+        "point it into a writable directory (e.g. under /var/lib/nat64 or /run/nat64)".into(),
+    ))
+}
+
+/// `access(dir, W_OK)`'s error, if any.
+fn not_writable(dir: &Path) -> Option<std::io::Error> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a valid NUL-terminated path; access(2) only reads it.
+    let r = unsafe { libc::access(c.as_ptr(), libc::W_OK) };
+    (r != 0).then(std::io::Error::last_os_error)
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Linux `dev_valid_name` (net/core/dev.c), plus '%' (the kernel reads it as
+/// a name template, so the interface would get another name).
+fn tun_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() || name.len() > 15 {
+        Some("must be 1 to 15 bytes long (Linux IFNAMSIZ)")
+    } else if name == "." || name == ".." {
+        Some("\".\" and \"..\" are not interface names")
+    } else if name
+        .chars()
+        .any(|c| matches!(c, '/' | ':') || c.is_whitespace() || c.is_control())
+    {
+        Some("must not contain '/', ':', whitespace or control characters")
+    } else if name.contains('%') {
+        Some("must not contain '%' (Linux would treat it as a template such as \"tun%d\")")
+    } else {
+        None
+    }
+}
+
+/// What this host says about an interface called `name` that exists: `Err`
+/// when it is not a TUN (TUNSETIFF then fails with EINVAL).
+fn existing_interface_is_tun(name: &str) -> Option<Result<(), &'static str>> {
+    let dir = Path::new("/sys/class/net").join(name);
+    if !dir.exists() {
+        return None;
+    }
+    // IFF_TUN = 0x0001, IFF_TAP = 0x0002 (linux/if_tun.h).
+    let flags = std::fs::read_to_string(dir.join("tun_flags"))
+        .ok()
+        .and_then(|s| u32::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok());
+    Some(match flags {
+        Some(f) if f & 0x1 != 0 => Ok(()),
+        Some(_) => Err("is an existing TAP interface on this host, not a TUN"),
+        None => Err("is an existing interface on this host that is not a TUN"),
+    })
+}
+
+// ------------------------------------------------------------- validation ---
+
+/// What validation found: errors (the configuration is refused) and
+/// warnings (printed at start and by `check`).
+#[derive(Debug, Default)]
+struct Findings {
+    errs: Vec<ConfigError>,
+    warnings: Vec<String>,
+}
+
+impl Findings {
+    fn err(&mut self, e: ConfigError) {
+        self.errs.push(e);
+    }
+    fn check(&mut self, e: Option<ConfigError>) {
+        self.errs.extend(e);
+    }
+    fn warn(&mut self, w: impl Into<String>) {
+        self.warnings.push(w.into());
+    }
+}
+
+/// The operations keys (`metrics`, `control`, `mapping-log`,
+/// `state-file`), validated.
+struct OpsPaths {
+    metrics: Option<SocketAddr>,
+    control: Option<PathBuf>,
+    mapping_log: Option<PathBuf>,
+    state_file: Option<PathBuf>,
+}
+
 impl FileConfig {
     /// Parses TOML text. `source` names the file in messages.
     pub fn parse(text: &str, source: &str) -> Result<FileConfig, ConfigErrors> {
         toml::from_str::<FileConfig>(text).map_err(|e| {
-            let span = e.span();
-            let (line, col) = span.map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            let start = e.span().map(|s| s.start);
+            let (line, col) = start.map(|s| line_col(text, s)).unwrap_or((0, 0));
+            let name = start.and_then(|s| key_at(text, s));
             let msg = e.message().to_string();
-            let key = if line > 0 {
-                format!("line {line}, column {col}")
-            } else {
-                "file".to_string()
+            let key = match (line, &name) {
+                (0, _) => "file".to_string(),
+                (_, Some(k)) => format!("line {line}, column {col} (`{k}`)"),
+                (_, None) => format!("line {line}, column {col}"),
             };
             let fix = if msg.contains("unknown field") {
                 "remove or rename the key (keys are kebab-case; `nat64 check --config FILE` on a \
                  valid file prints every key with its effective value)"
+                    .to_string()
             } else if msg.contains("unknown variant") {
-                "use one of the values listed above"
+                "use one of the values listed above".to_string()
+            } else if let Some(range) = name.as_deref().and_then(bounds::of) {
+                format!("give `{}` {range}", name.as_deref().unwrap_or_default())
+            } else if msg.contains("invalid value: integer") {
+                "use a whole number in the key's range (a negative or too large number does not \
+                 fit)"
+                    .to_string()
             } else {
-                "correct the TOML at that position"
+                "correct the TOML at that position".to_string()
             };
             ConfigErrors {
                 source: source.to_string(),
@@ -605,7 +980,7 @@ impl FileConfig {
                     key,
                     value: String::new(),
                     problem: msg,
-                    fix: fix.into(),
+                    fix,
                 }],
             }
         })
@@ -627,544 +1002,32 @@ impl FileConfig {
     }
 
     /// Checks every rule and builds [`Settings`]. All problems are reported
-    /// at once.
+    /// at once. Each section has its own function below; what `nat64 run`
+    /// would refuse from a setting is refused here first, with the key.
     pub fn validate(&self, source: &str) -> Result<Settings, ConfigErrors> {
-        let mut errs = Vec::new();
-        let mut warnings = Vec::new();
-
-        let prefix = match self.prefix.parse::<Prefix>() {
-            Ok(p) => Some(p),
-            Err(e) => {
-                errs.push(err(
-                    "prefix",
-                    &self.prefix,
-                    e.to_string(),
-                    "use the Well-Known Prefix \"64:ff9b::/96\" or a Network-Specific Prefix of \
-                     length /32, /40, /48, /56, /64 or /96 from your own space",
-                ));
-                None
-            }
-        };
-
-        let mut pool = Vec::new();
-        for (i, p) in self.pool.iter().enumerate() {
-            match parse_v4net(p) {
-                Ok(n) => pool.push(n),
-                Err((problem, fix)) => errs.push(err(format!("pool[{i}]"), p, problem, fix)),
-            }
-        }
-        for i in 0..pool.len() {
-            for j in i + 1..pool.len() {
-                if pool[i].overlaps(&pool[j]) {
-                    errs.push(err(
-                        format!("pool[{j}]"),
-                        pool[j],
-                        format!("overlaps pool[{i}] = \"{}\"", pool[i]),
-                        "list each IPv4 range once",
-                    ));
-                }
-            }
-        }
-
-        let inner_pool = match &self.inner_pool {
-            None => None,
-            Some(s) => match parse_v4net(s) {
-                Ok(n) => Some(n),
-                Err((problem, fix)) => {
-                    errs.push(err("inner-pool", s, problem, fix));
-                    None
-                }
-            },
-        };
-
-        match self.napt {
-            NaptMode::Daemon => {
-                if self.pool.is_empty() {
-                    errs.push(err(
-                        "pool",
-                        "",
-                        "is missing or empty, and napt = \"daemon\" needs IPv4 addresses to \
-                         translate to",
-                        "add e.g. pool = [\"192.0.2.0/28\"] (addresses routed to this host), or \
-                         set napt = \"kernel\" to let the host masquerade",
-                    ));
-                }
-                if self.inner_pool.is_some() {
-                    errs.push(err(
-                        "inner-pool",
-                        self.inner_pool.as_deref().unwrap_or(""),
-                        "only applies to napt = \"kernel\"",
-                        "remove inner-pool, or set napt = \"kernel\"",
-                    ));
-                }
-                if !self.maps.is_empty() {
-                    errs.push(err(
-                        "map",
-                        "",
-                        "[[map]] 1:1 entries only apply to napt = \"kernel\"",
-                        "use [[static]] entries (v4 address:port -> v6 address:port) in daemon \
-                         mode, or set napt = \"kernel\"",
-                    ));
-                }
-                if let Some(p) = &prefix {
-                    if p.is_well_known() {
-                        for n in &pool {
-                            if let Some((b, l)) = addr::overlapping_non_global(n.addr, n.len) {
-                                if self.wkp_strict {
-                                    errs.push(err(
-                                        "pool",
-                                        n,
-                                        format!(
-                                            "overlaps the non-global block {b}/{l}, which RFC \
-                                             6052 §3.1 forbids behind the Well-Known Prefix {p}"
-                                        ),
-                                        "use a global IPv4 pool, or a Network-Specific Prefix \
-                                         for prefix, or (labs only) wkp-strict = false",
-                                    ));
-                                } else {
-                                    warnings.push(format!(
-                                        "pool {n} overlaps non-global {b}/{l} behind the \
-                                         Well-Known Prefix; allowed only because wkp-strict = \
-                                         false (RFC 6052 §3.1)"
-                                    ));
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            NaptMode::Kernel => {
-                if !self.pool.is_empty() {
-                    errs.push(err(
-                        "pool",
-                        self.pool.join(", "),
-                        "is not used with napt = \"kernel\" (the host's MASQUERADE picks the \
-                         IPv4 source)",
-                        "remove pool, or set napt = \"daemon\"",
-                    ));
-                }
-                if !self.static_bib.is_empty() {
-                    errs.push(err(
-                        "static",
-                        "",
-                        "[[static]] BIB entries need napt = \"daemon\"",
-                        "use [[map]] v6 = \"...\", v4 = \"...\" (1:1) in kernel mode",
-                    ));
-                }
-            }
-        }
-        let inner_pool = if self.napt == NaptMode::Kernel {
-            Some(inner_pool.unwrap_or(V4Net {
-                addr: Ipv4Addr::new(100, 64, 0, 0),
-                len: 16,
-            }))
-        } else {
-            inner_pool
-        };
-        if let Some(ip) = inner_pool {
-            if ip.len > 30 && self.napt == NaptMode::Kernel {
-                errs.push(err(
-                    "inner-pool",
-                    ip,
-                    "is too small to map clients into",
-                    "use a range of /30 or larger, e.g. \"100.64.0.0/16\"",
-                ));
-            }
-        }
-        if self.wkp_strict && prefix.is_some_and(|p| p.is_well_known()) {
-            // nothing more: §3.1 is also applied per packet by the core.
-        } else if !self.wkp_strict {
-            warnings.push(
-                "wkp-strict = false: the Well-Known Prefix may carry non-global IPv4 (RFC 6052 \
-                 §3.1 lifted; labs and tests only)"
-                    .into(),
-            );
-        }
-
-        let gateway_v4 = match &self.gateway_v4 {
-            None => {
-                errs.push(err(
-                    "gateway-v4",
-                    "",
-                    "is missing; it is the source of the ICMP errors the translator sends",
-                    "add gateway-v4 = \"A.B.C.D\": an IPv4 address of this host, or any \
-                     address outside the pool that IPv4 hosts may see as a router",
-                ));
-                None
-            }
-            Some(s) => match s.parse::<Ipv4Addr>() {
-                Err(_) => {
-                    errs.push(err(
-                        "gateway-v4",
-                        s,
-                        "is not an IPv4 address",
-                        "write a plain address such as \"192.0.2.1\" (no /len)",
-                    ));
-                    None
-                }
-                Ok(a) => {
-                    if let Some(n) = pool.iter().find(|n| n.contains(a)) {
-                        errs.push(err(
-                            "gateway-v4",
-                            s,
-                            format!("lies inside pool {n}, so it could be handed to a client"),
-                            "pick an address outside the pool (e.g. the host's IPv4 address)",
-                        ));
-                    }
-                    if let Some(n) = inner_pool.filter(|n| n.contains(a)) {
-                        errs.push(err(
-                            "gateway-v4",
-                            s,
-                            format!("lies inside inner-pool {n}"),
-                            "pick an address outside the inner pool",
-                        ));
-                    }
-                    Some(a)
-                }
-            },
-        };
-
-        // Tun
-        if self.tun.name.is_empty() || self.tun.name.len() > 15 || self.tun.name.contains('/') {
-            errs.push(err(
-                "tun.name",
-                &self.tun.name,
-                "is not a valid interface name (1-15 characters, no '/')",
-                "use a short name such as \"nat64\"",
-            ));
-        }
-        if self.tun.mtu < 1280 {
-            errs.push(err(
-                "tun.mtu",
-                self.tun.mtu,
-                "is below 1280, the minimum IPv6 MTU",
-                "set tun.mtu between 1280 and 65535 (1500 is common)",
-            ));
-        }
-        if self.tun.queues > 256 {
-            errs.push(err(
-                "tun.queues",
-                self.tun.queues,
-                "exceeds Linux's 256 queues per TUN",
-                "use 0 (one per CPU) or a number up to 256",
-            ));
-        }
-        if self.tun.txqueuelen == 0 {
-            errs.push(err(
-                "tun.txqueuelen",
-                self.tun.txqueuelen,
-                "a TUN with no transmit queue drops every packet the workers do not read at once",
-                "use the default 5000, or at least 500",
-            ));
-        }
-        if !(1..=1024).contains(&self.tun.batch) {
-            errs.push(err(
-                "tun.batch",
-                self.tun.batch,
-                "must be between 1 and 1024 packets",
-                "use the default 32, or 1 for one write(2) per packet",
-            ));
-        }
-        if self.reap_interval_secs == 0 {
-            errs.push(err(
-                "reap-interval-secs",
-                0,
-                "must be at least 1",
-                "use the default 30, or a small number for tests",
-            ));
-        }
-        let t = &self.timeouts;
-        for (k, v) in [
-            ("timeouts.udp", t.udp),
-            ("timeouts.tcp-established", t.tcp_established),
-            ("timeouts.tcp-transitory", t.tcp_transitory),
-            ("timeouts.icmp", t.icmp),
-            ("timeouts.fragment", t.fragment),
-        ] {
-            if v == 0 {
-                errs.push(err(
-                    k,
-                    v,
-                    "must be at least 1 second",
-                    "use the default (see `nat64 check`)",
-                ));
-            }
-        }
-        if t.udp > 0 && t.udp < 120 {
-            warnings.push(format!(
-                "timeouts.udp = {} is below RFC 6146's 120 s minimum",
-                t.udp
-            ));
-        }
-        if t.tcp_established > 0 && t.tcp_established < 7440 {
-            warnings.push(format!(
-                "timeouts.tcp-established = {} is below RFC 6146's 7440 s",
-                t.tcp_established
-            ));
-        }
-
-        let mut range = |key: &str, s: &str| -> (u16, u16) {
-            match parse_range(s) {
-                Some(r) => r,
-                None => {
-                    errs.push(err(
-                        key,
-                        s,
-                        "is not a port range LOW-HIGH with 1 <= LOW <= HIGH <= 65535",
-                        "write e.g. \"1024-65535\"",
-                    ));
-                    (1024, 65535)
-                }
-            }
-        };
-        let tcp_ports = range("ports.tcp", &self.ports.tcp);
-        let udp_ports = range("ports.udp", &self.ports.udp);
-        let icmp_ids = range("ports.icmp", &self.ports.icmp);
-        if let Some(b) = self.ports.block_size {
-            if b == 0 || !b.is_power_of_two() {
-                errs.push(err(
-                    "ports.block-size",
-                    b,
-                    "must be a power of two",
-                    "use e.g. 64 or 512, or remove it for per-session ports",
-                ));
-            }
-        }
-
-        let l = &self.limits;
-        if l.max_sessions == 0 {
-            errs.push(err(
-                "limits.max-sessions",
-                0,
-                "must be at least 1",
-                "use e.g. 1000000",
-            ));
-        }
-        if l.max_sessions_per_client == 0 {
-            errs.push(err(
-                "limits.max-sessions-per-client",
-                0,
-                "must be at least 1",
-                "use e.g. 10000",
-            ));
-        }
-        if l.client_prefix_len == 0 || l.client_prefix_len > 128 {
-            errs.push(err(
-                "limits.client-prefix-len",
-                l.client_prefix_len,
-                "must be 1..=128",
-                "use 128 (one client per address) or 64 (one per subnet, ISP use)",
-            ));
-        }
-
-        if self.ipv6_mtu < 1280 {
-            errs.push(err(
-                "ipv6-mtu",
-                self.ipv6_mtu,
-                "is below 1280, the minimum IPv6 MTU (RFC 8200)",
-                "use 1280 (the default) or a larger known path MTU",
-            ));
-        }
-        if let Some(m) = self.ipv4_mtu {
-            if m < 68 {
-                errs.push(err(
-                    "ipv4-mtu",
-                    m,
-                    "is below 68, the minimum IPv4 MTU",
-                    "remove it (the TUN's MTU is used) or set a real MTU",
-                ));
-            }
-        }
-
-        let icmp_source_v6 = match (&self.icmp_source_v6, prefix, gateway_v4) {
-            (Some(s), _, _) => match s.parse::<Ipv6Addr>() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    errs.push(err(
-                        "icmp-source-v6",
-                        s,
-                        "is not an IPv6 address",
-                        "write a plain address, or remove it to use prefix || gateway-v4",
-                    ));
-                    None
-                }
-            },
-            (None, Some(p), Some(g)) => Some(p.embed(g)),
-            _ => None,
-        };
-
-        if self.icmp_rate_limit.rate > 0 && self.icmp_rate_limit.burst == 0 {
-            errs.push(err(
-                "icmp-rate-limit.burst",
-                0,
-                "must be at least 1 when rate > 0",
-                "use e.g. burst = 50",
-            ));
-        }
-
-        let metrics = if self.metrics.is_empty() {
-            None
-        } else {
-            match self.metrics.parse::<SocketAddr>() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    errs.push(err(
-                        "metrics",
-                        &self.metrics,
-                        "is not a listen address HOST:PORT",
-                        format!("use e.g. \"{DEFAULT_METRICS}\", or \"\" to disable"),
-                    ));
-                    None
-                }
-            }
-        };
-        let control = (!self.control.is_empty()).then(|| PathBuf::from(&self.control));
-        if control.as_ref().is_some_and(|p| !p.is_absolute()) {
-            errs.push(err(
-                "control",
-                &self.control,
-                "is not an absolute path",
-                format!("use e.g. \"{DEFAULT_CONTROL}\", or \"\" to disable the control socket"),
-            ));
-        }
-        let mapping_log = (!self.mapping_log.is_empty()).then(|| PathBuf::from(&self.mapping_log));
-        if mapping_log
-            .as_ref()
-            .is_some_and(|p| !p.is_absolute() || self.mapping_log.ends_with('/'))
-        {
-            errs.push(err(
-                "mapping-log",
-                &self.mapping_log,
-                "is not an absolute file path",
-                "use e.g. \"/var/log/nat64/mappings.log\", or \"\" to disable the mapping log",
-            ));
-        }
-        let state_file = self.state_file.as_ref().map(PathBuf::from);
-
-        let mut static_bib = Vec::new();
-        for (i, s) in self.static_bib.iter().enumerate() {
-            let k = |f: &str| format!("static[{i}].{f}");
-            let proto = match s.proto.as_str() {
-                "tcp" => Some(L4Proto::Tcp),
-                "udp" => Some(L4Proto::Udp),
-                "icmp" => Some(L4Proto::Icmp),
-                other => {
-                    errs.push(err(
-                        k("proto"),
-                        other,
-                        "is not a protocol",
-                        "use \"tcp\", \"udp\" or \"icmp\"",
-                    ));
-                    None
-                }
-            };
-            let v6 = match s.v6.parse::<SocketAddrV6>() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    errs.push(err(
-                        k("v6"),
-                        &s.v6,
-                        "is not an IPv6 socket address",
-                        "write \"[2001:db8::10]:80\"",
-                    ));
-                    None
-                }
-            };
-            let v4 = match s.v4.parse::<SocketAddrV4>() {
-                Ok(a) => {
-                    if !pool.is_empty() && !pool.iter().any(|n| n.contains(*a.ip())) {
-                        errs.push(err(
-                            k("v4"),
-                            &s.v4,
-                            "is not inside the pool",
-                            "use an address from `pool`, so that it is routed to the translator",
-                        ));
-                    }
-                    Some(a)
-                }
-                Err(_) => {
-                    errs.push(err(
-                        k("v4"),
-                        &s.v4,
-                        "is not an IPv4 socket address",
-                        "write \"192.0.2.10:80\"",
-                    ));
-                    None
-                }
-            };
-            if let (Some(v6), Some(p)) = (v6, prefix) {
-                if p.contains(v6.ip()) {
-                    errs.push(err(
-                        k("v6"),
-                        &s.v6,
-                        format!("lies inside the translation prefix {p}"),
-                        "use the address of the IPv6 server, outside the prefix",
-                    ));
-                }
-            }
-            if let (Some(proto), Some(v6), Some(v4)) = (proto, v6, v4) {
-                if static_bib
-                    .iter()
-                    .any(|b: &StaticBib| b.proto == proto && b.v4 == v4)
-                {
-                    errs.push(err(
-                        k("v4"),
-                        &s.v4,
-                        "is used twice for this protocol",
-                        "give each entry its own v4 address:port",
-                    ));
-                }
-                static_bib.push(StaticBib { proto, v6, v4 });
-            }
-        }
-
-        let mut maps = Vec::new();
-        for (i, m) in self.maps.iter().enumerate() {
-            let v6 = m.v6.parse::<Ipv6Addr>();
-            let v4 = m.v4.parse::<Ipv4Addr>();
-            match (v6, v4) {
-                (Ok(a6), Ok(a4)) => {
-                    if prefix.is_some_and(|p| p.contains(&a6)) {
-                        errs.push(err(
-                            format!("map[{i}].v6"),
-                            &m.v6,
-                            "lies inside the translation prefix",
-                            "map the IPv6 host's own address",
-                        ));
-                    }
-                    if maps.iter().any(|(x6, x4)| *x6 == a6 || *x4 == a4) {
-                        errs.push(err(
-                            format!("map[{i}]"),
-                            format!("{a6} = {a4}"),
-                            "repeats an address of an earlier map",
-                            "map each address once",
-                        ));
-                    }
-                    maps.push((a6, a4));
-                }
-                (Err(_), _) => errs.push(err(
-                    format!("map[{i}].v6"),
-                    &m.v6,
-                    "is not an IPv6 address",
-                    "write a plain address such as \"2001:db8::10\"",
-                )),
-                (_, Err(_)) => errs.push(err(
-                    format!("map[{i}].v4"),
-                    &m.v4,
-                    "is not an IPv4 address",
-                    "write a plain address such as \"100.64.0.10\"",
-                )),
-            }
-        }
+        let mut f = Findings::default();
+        let prefix = self.validate_prefix(&mut f);
+        let pool = self.validate_pool(&mut f);
+        let inner_pool = self.validate_napt(&mut f, prefix, &pool);
+        let gateway_v4 = self.validate_gateway(&mut f, &pool, inner_pool);
+        self.validate_tun(&mut f);
+        self.validate_timers(&mut f);
+        let (tcp_ports, udp_ports, icmp_ids) = self.validate_ports(&mut f);
+        self.validate_limits(&mut f);
+        self.validate_mtus(&mut f);
+        let icmp_source_v6 = self.validate_icmp(&mut f, prefix, gateway_v4);
+        let ops = self.validate_ops(&mut f);
+        let user = self.validate_user(&mut f);
+        let static_bib = self.validate_statics(&mut f, prefix, &pool);
+        let maps = self.validate_maps(&mut f, prefix, inner_pool, gateway_v4);
 
         let udp_zero_checksum = match self.udp_zero_checksum {
             UdpZeroChecksumMode::Calc => UdpZeroChecksum::Calc,
             UdpZeroChecksumMode::Drop => UdpZeroChecksum::Drop,
             UdpZeroChecksumMode::Forward => UdpZeroChecksum::Forward,
         };
-
         match (prefix, gateway_v4, icmp_source_v6) {
-            (Some(prefix), Some(gateway_v4), Some(icmp_source_v6)) if errs.is_empty() => {
+            (Some(prefix), Some(gateway_v4), Some(icmp_source_v6)) if f.errs.is_empty() => {
                 Ok(Settings {
                     prefix,
                     pool,
@@ -1187,25 +1050,1080 @@ impl FileConfig {
                     icmp_source_v6,
                     icmp_rate: self.icmp_rate_limit.rate,
                     icmp_burst: self.icmp_rate_limit.burst,
-                    metrics,
-                    control,
+                    metrics: ops.metrics,
+                    control: ops.control,
                     log_format: self.log_format,
-                    mapping_log,
+                    mapping_log: ops.mapping_log,
                     manage_routes: self.manage_routes,
                     manage_nft: self.manage_nft,
                     manage_forwarding: self.manage_forwarding,
-                    state_file,
+                    user,
+                    state_file: ops.state_file,
                     static_bib,
                     maps,
-                    warnings,
+                    warnings: f.warnings,
                 })
             }
             _ => Err(ConfigErrors {
                 source: source.to_string(),
-                errors: errs,
+                errors: f.errs,
             }),
         }
     }
+
+    /// `prefix`: RFC 6052 §2.2 form, and not a range that is never routed
+    /// to a translator (multicast, link-local, loopback, unspecified).
+    fn validate_prefix(&self, f: &mut Findings) -> Option<Prefix> {
+        match self.prefix.parse::<Prefix>() {
+            Ok(p) => {
+                if let Some(block) = forbidden_v6(p.addr(), p.len()) {
+                    f.err(err(
+                        "prefix",
+                        &self.prefix,
+                        format!("overlaps {block}, which is never routed to a translator"),
+                        "use the Well-Known Prefix \"64:ff9b::/96\" or a Network-Specific \
+                         Prefix from your own global space (e.g. \"2001:db8:64::/96\" in a lab)",
+                    ));
+                }
+                Some(p)
+            }
+            Err(e) => {
+                f.err(err(
+                    "prefix",
+                    &self.prefix,
+                    e.to_string(),
+                    "use the Well-Known Prefix \"64:ff9b::/96\" or a Network-Specific Prefix of \
+                     length /32, /40, /48, /56, /64 or /96 from your own space",
+                ));
+                None
+            }
+        }
+    }
+
+    /// `pool`: each entry a prefix outside the SPEC §5a blocks, no overlaps,
+    /// at most [`bounds::POOL_ADDRS`] addresses in all.
+    fn validate_pool(&self, f: &mut Findings) -> Vec<V4Net> {
+        let mut pool = Vec::new();
+        for (i, p) in self.pool.iter().enumerate() {
+            match parse_v4net(p) {
+                Ok(n) => {
+                    if let Some((b, what)) = forbidden_v4(n, true) {
+                        f.err(err(
+                            format!("pool[{i}]"),
+                            p,
+                            format!(
+                                "overlaps {b} ({what}), which nat64 never translates to or from \
+                                 (SPEC §5a)"
+                            ),
+                            "use addresses routed to this host, e.g. \"192.0.2.0/28\" in a lab",
+                        ));
+                    }
+                    pool.push(n)
+                }
+                Err((problem, fix)) => f.err(err(format!("pool[{i}]"), p, problem, fix)),
+            }
+        }
+        for i in 0..pool.len() {
+            for j in i + 1..pool.len() {
+                if pool[i].overlaps(&pool[j]) {
+                    f.err(err(
+                        format!("pool[{j}]"),
+                        pool[j],
+                        format!("overlaps pool[{i}] = \"{}\"", pool[i]),
+                        "list each IPv4 range once",
+                    ));
+                }
+            }
+        }
+        let total: u64 = pool.iter().map(|n| 1u64 << (32 - u32::from(n.len))).sum();
+        if total > bounds::POOL_ADDRS {
+            f.err(err(
+                "pool",
+                self.pool.join(", "),
+                format!(
+                    "holds {total} addresses; the daemon NAPT takes at most {} (a /16) in all",
+                    bounds::POOL_ADDRS
+                ),
+                "use a /16 or smaller prefixes (each address carries 64512 ports per protocol, \
+                 so a /24 already serves thousands of clients)",
+            ));
+        }
+        pool
+    }
+
+    /// `napt` and what each mode needs or refuses: `pool`, `inner-pool`,
+    /// `[[map]]`, `[[static]]`, `state-file`, `ports.block-size`, RFC 6052
+    /// §3.1 behind the Well-Known Prefix. Returns the inner pool in force.
+    fn validate_napt(
+        &self,
+        f: &mut Findings,
+        prefix: Option<Prefix>,
+        pool: &[V4Net],
+    ) -> Option<V4Net> {
+        let inner_pool = match &self.inner_pool {
+            None => None,
+            Some(s) => match parse_v4net(s) {
+                Ok(n) => Some(n),
+                Err((problem, fix)) => {
+                    f.err(err("inner-pool", s, problem, fix));
+                    None
+                }
+            },
+        };
+        match self.napt {
+            NaptMode::Daemon => self.validate_daemon_mode(f, prefix, pool),
+            NaptMode::Kernel => self.validate_kernel_mode(f),
+        }
+        let inner_pool = if self.napt == NaptMode::Kernel {
+            Some(inner_pool.unwrap_or(V4Net::new(100, 64, 0, 0, 16)))
+        } else {
+            inner_pool
+        };
+        if let (Some(ip), NaptMode::Kernel) = (inner_pool, self.napt) {
+            let (min, max) = bounds::INNER_POOL_LEN;
+            if ip.len > max {
+                f.err(err(
+                    "inner-pool",
+                    ip,
+                    "is too small to map clients into",
+                    "use a range of /30 or larger, e.g. \"100.64.0.0/16\"",
+                ));
+            } else if ip.len < min {
+                f.err(err(
+                    "inner-pool",
+                    ip,
+                    format!("is larger than a /{min}, the most the kernel-mode allocator takes"),
+                    "use a slice such as \"100.64.0.0/16\" (a /8 at most)",
+                ));
+            }
+            if let Some((b, what)) = forbidden_v4(ip, true) {
+                f.err(err(
+                    "inner-pool",
+                    ip,
+                    format!(
+                        "overlaps {b} ({what}), which nat64 never translates to or from (SPEC \
+                         §5a)"
+                    ),
+                    "use a private or shared range such as \"100.64.0.0/16\"",
+                ));
+            }
+        }
+        if !self.wkp_strict {
+            f.warn(
+                "wkp-strict = false: the Well-Known Prefix may carry non-global IPv4 (RFC 6052 \
+                 §3.1 lifted; labs and tests only)",
+            );
+        }
+        inner_pool
+    }
+
+    fn validate_daemon_mode(&self, f: &mut Findings, prefix: Option<Prefix>, pool: &[V4Net]) {
+        if self.pool.is_empty() {
+            f.err(err(
+                "pool",
+                "",
+                "is missing or empty, and napt = \"daemon\" needs IPv4 addresses to translate to",
+                "add e.g. pool = [\"192.0.2.0/28\"] (addresses routed to this host), or set \
+                 napt = \"kernel\" to let the host masquerade",
+            ));
+        }
+        if let Some(ip) = &self.inner_pool {
+            f.err(err(
+                "inner-pool",
+                ip,
+                "only applies to napt = \"kernel\"",
+                "remove inner-pool, or set napt = \"kernel\"",
+            ));
+        }
+        if !self.maps.is_empty() {
+            f.err(err(
+                "map",
+                "",
+                "[[map]] 1:1 entries only apply to napt = \"kernel\"",
+                "use [[static]] entries (v4 address:port -> v6 address:port) in daemon mode, or \
+                 set napt = \"kernel\"",
+            ));
+        }
+        if let Some(s) = self.state_file.as_deref().filter(|s| !s.is_empty()) {
+            f.err(err(
+                "state-file",
+                s,
+                "only applies to napt = \"kernel\" (it keeps the 1:1 leases)",
+                "remove state-file, or set napt = \"kernel\"",
+            ));
+        }
+        let Some(p) = prefix.filter(|p| p.is_well_known()) else {
+            return;
+        };
+        for n in pool.iter().filter(|n| forbidden_v4(**n, true).is_none()) {
+            let Some((b, l)) = addr::overlapping_non_global(n.addr, n.len) else {
+                continue;
+            };
+            if self.wkp_strict {
+                f.err(err(
+                    "pool",
+                    n,
+                    format!(
+                        "overlaps the non-global block {b}/{l}, which RFC 6052 §3.1 forbids \
+                         behind the Well-Known Prefix {p}"
+                    ),
+                    "use a global IPv4 pool, or a Network-Specific Prefix for prefix, or (labs \
+                     only) wkp-strict = false",
+                ));
+            } else {
+                f.warn(format!(
+                    "pool {n} overlaps non-global {b}/{l} behind the Well-Known Prefix; allowed \
+                     only because wkp-strict = false (RFC 6052 §3.1)"
+                ));
+            }
+        }
+    }
+
+    fn validate_kernel_mode(&self, f: &mut Findings) {
+        if !self.pool.is_empty() {
+            f.err(err(
+                "pool",
+                self.pool.join(", "),
+                "is not used with napt = \"kernel\" (the host's MASQUERADE picks the IPv4 \
+                 source)",
+                "remove pool, or set napt = \"daemon\"",
+            ));
+        }
+        if !self.static_bib.is_empty() {
+            f.err(err(
+                "static",
+                "",
+                "[[static]] BIB entries need napt = \"daemon\"",
+                "use [[map]] v6 = \"...\", v4 = \"...\" (1:1) in kernel mode",
+            ));
+        }
+        if let Some(b) = self.ports.block_size {
+            f.err(err(
+                "ports.block-size",
+                b,
+                "only applies to napt = \"daemon\" (in kernel mode the host's MASQUERADE picks \
+                 the ports)",
+                "remove ports.block-size, or set napt = \"daemon\"",
+            ));
+        }
+    }
+
+    /// `gateway-v4`: present, an address, outside the pools, not in a
+    /// SPEC §5a block (link-local only beside a link-local pool).
+    fn validate_gateway(
+        &self,
+        f: &mut Findings,
+        pool: &[V4Net],
+        inner_pool: Option<V4Net>,
+    ) -> Option<Ipv4Addr> {
+        let Some(s) = &self.gateway_v4 else {
+            f.err(err(
+                "gateway-v4",
+                "",
+                "is missing; it is the source of the ICMP errors the translator sends",
+                "add gateway-v4 = \"A.B.C.D\": an IPv4 address of this host, or any address \
+                 outside the pool that IPv4 hosts may see as a router",
+            ));
+            return None;
+        };
+        let Ok(a) = s.parse::<Ipv4Addr>() else {
+            f.err(err(
+                "gateway-v4",
+                s,
+                "is not an IPv4 address",
+                "write a plain address such as \"192.0.2.1\" (no /len)",
+            ));
+            return None;
+        };
+        if let Some(n) = pool.iter().find(|n| n.contains(a)) {
+            f.err(err(
+                "gateway-v4",
+                s,
+                format!("lies inside pool {n}, so it could be handed to a client"),
+                "pick an address outside the pool (e.g. the host's IPv4 address)",
+            ));
+        }
+        if let Some(n) = inner_pool.filter(|n| n.contains(a)) {
+            f.err(err(
+                "gateway-v4",
+                s,
+                format!("lies inside inner-pool {n}"),
+                "pick an address outside the inner pool",
+            ));
+        }
+        let link_local_pool = pool
+            .iter()
+            .chain(&inner_pool)
+            .any(|n| n.overlaps(&LINK_LOCAL_V4));
+        if let Some((b, what)) = forbidden_v4(V4Net { addr: a, len: 32 }, link_local_pool) {
+            f.err(err(
+                "gateway-v4",
+                s,
+                format!(
+                    "is in {b} ({what}): ICMP errors from it would be dropped or misread (SPEC \
+                     §5a)"
+                ),
+                "use a unicast address of this host outside the pool (e.g. \"192.0.2.1\" in a \
+                 lab)",
+            ));
+        }
+        Some(a)
+    }
+
+    /// `[tun]`: what Linux takes for a TUN's name, MTU, queues and
+    /// transmit queue, and a name that is not another kind of interface.
+    fn validate_tun(&self, f: &mut Findings) {
+        let t = &self.tun;
+        if let Some(problem) = tun_name_problem(&t.name) {
+            f.err(err(
+                "tun.name",
+                &t.name,
+                format!("is not a valid interface name: {problem}"),
+                "use a short name such as \"nat64\"",
+            ));
+        } else {
+            match (existing_interface_is_tun(&t.name), t.mode) {
+                (Some(Err(problem)), _) => f.err(err(
+                    "tun.name",
+                    &t.name,
+                    problem,
+                    "pick a name no other interface has (`ip link` lists them), such as \"nat64\"",
+                )),
+                (None, TunMode::Attach) => f.warn(format!(
+                    "tun.mode = \"attach\" but no interface {} exists on this host (yet): `nat64 \
+                     run` refuses to start until it does (`ip tuntap add dev {} mode tun \
+                     multi_queue`)",
+                    t.name, t.name
+                )),
+                _ => {}
+            }
+        }
+        if t.mtu < bounds::TUN_MTU.0 {
+            f.err(err(
+                "tun.mtu",
+                t.mtu,
+                "is below 1280, the minimum IPv6 MTU",
+                "set tun.mtu between 1280 and 65535 (1500 is common)",
+            ));
+        }
+        if t.queues > bounds::TUN_QUEUES.1 {
+            f.err(err(
+                "tun.queues",
+                t.queues,
+                "exceeds Linux's 256 queues per TUN",
+                "use 0 (one per CPU) or a number up to 256",
+            ));
+        }
+        if t.txqueuelen == 0 {
+            f.err(err(
+                "tun.txqueuelen",
+                t.txqueuelen,
+                "a TUN with no transmit queue drops every packet the workers do not read at once",
+                "use the default 5000, or at least 500",
+            ));
+        } else if t.txqueuelen > bounds::TUN_TXQUEUELEN.1 {
+            f.err(err(
+                "tun.txqueuelen",
+                t.txqueuelen,
+                format!(
+                    "is above {}, the longest transmit queue Linux gives a TUN (its ring of \
+                     pointers is one kmalloc of at most 4 MiB); the kernel would refuse it",
+                    bounds::TUN_TXQUEUELEN.1
+                ),
+                "use the default 5000 (a few thousand packets absorb bursts at 10 Gbit/s)",
+            ));
+        }
+        f.check(within(
+            "tun.batch",
+            t.batch,
+            bounds::TUN_BATCH,
+            "packets a worker writes with one system call",
+            "use the default 32, or 1 for one write(2) per packet",
+        ));
+    }
+
+    /// `reap-interval-secs` and `[timeouts]`.
+    fn validate_timers(&self, f: &mut Findings) {
+        if self.reap_interval_secs == 0 {
+            f.err(err(
+                "reap-interval-secs",
+                0,
+                "must be at least 1",
+                "use the default 30, or a small number for tests",
+            ));
+        } else {
+            f.check(within(
+                "reap-interval-secs",
+                self.reap_interval_secs,
+                bounds::REAP_INTERVAL_SECS,
+                "expired sessions keep their pool ports until the reaper runs",
+                "use the default 30",
+            ));
+        }
+        let t = &self.timeouts;
+        for (k, v, range) in [
+            ("timeouts.udp", t.udp, bounds::TIMEOUT_SECS),
+            (
+                "timeouts.tcp-established",
+                t.tcp_established,
+                bounds::TIMEOUT_SECS,
+            ),
+            (
+                "timeouts.tcp-transitory",
+                t.tcp_transitory,
+                bounds::TIMEOUT_SECS,
+            ),
+            ("timeouts.icmp", t.icmp, bounds::TIMEOUT_SECS),
+            ("timeouts.fragment", t.fragment, bounds::FRAGMENT_SECS),
+        ] {
+            if v == 0 {
+                f.err(err(
+                    k,
+                    v,
+                    "must be at least 1 second",
+                    "use the default (see `nat64 check`)",
+                ));
+            } else {
+                f.check(within(
+                    k,
+                    v,
+                    range,
+                    "seconds; a longer timeout keeps dead flows' state and ports",
+                    "use the default (see `nat64 check`)",
+                ));
+            }
+        }
+        if t.udp > 0 && t.udp < 120 {
+            f.warn(format!(
+                "timeouts.udp = {} is below RFC 6146's 120 s minimum",
+                t.udp
+            ));
+        }
+        if t.tcp_established > 0 && t.tcp_established < 7440 {
+            f.warn(format!(
+                "timeouts.tcp-established = {} is below RFC 6146's 7440 s",
+                t.tcp_established
+            ));
+        }
+    }
+
+    /// `[ports]`: ranges, and a block size that fits each range at least once.
+    fn validate_ports(&self, f: &mut Findings) -> ((u16, u16), (u16, u16), (u16, u16)) {
+        let mut range = |key: &str, s: &str| -> (u16, u16) {
+            parse_range(s).unwrap_or_else(|| {
+                f.err(err(
+                    key,
+                    s,
+                    "is not a port range LOW-HIGH with 1 <= LOW <= HIGH <= 65535",
+                    "write e.g. \"1024-65535\"",
+                ));
+                (1024, 65535)
+            })
+        };
+        let tcp = range("ports.tcp", &self.ports.tcp);
+        let udp = range("ports.udp", &self.ports.udp);
+        let icmp = range("ports.icmp", &self.ports.icmp);
+        if let Some(b) = self.ports.block_size {
+            if b == 0 || !b.is_power_of_two() {
+                f.err(err(
+                    "ports.block-size",
+                    b,
+                    "must be a power of two",
+                    "use e.g. 64 or 512, or remove it for per-session ports",
+                ));
+            } else if let Some((k, (lo, hi))) = [("tcp", tcp), ("udp", udp), ("icmp", icmp)]
+                .into_iter()
+                .find(|(_, r)| aligned_blocks(*r, b) == 0)
+            {
+                f.err(err(
+                    "ports.block-size",
+                    b,
+                    format!(
+                        "leaves no whole aligned block in ports.{k} = \"{lo}-{hi}\", so no {k} \
+                         flow could get a port"
+                    ),
+                    "use a smaller block (e.g. 64 or 512) or a wider range",
+                ));
+            }
+        }
+        (tcp, udp, icmp)
+    }
+
+    /// `[limits]`.
+    fn validate_limits(&self, f: &mut Findings) {
+        let l = &self.limits;
+        for (k, v, eg) in [
+            ("limits.max-sessions", l.max_sessions, "1000000"),
+            (
+                "limits.max-sessions-per-client",
+                l.max_sessions_per_client,
+                "10000",
+            ),
+            (
+                "limits.max-sessions-per-site",
+                l.max_sessions_per_site,
+                "100000",
+            ),
+        ] {
+            if v == 0 {
+                f.err(err(k, 0, "must be at least 1", format!("use e.g. {eg}")));
+            } else {
+                f.check(within(
+                    k,
+                    v,
+                    bounds::SESSIONS,
+                    "beyond that the sessions need tens of GiB and the limit no longer guards \
+                     memory",
+                    format!("use e.g. {eg}"),
+                ));
+            }
+        }
+        if l.max_sessions > 0 && l.max_sessions_per_client > l.max_sessions {
+            f.warn(format!(
+                "limits.max-sessions-per-client = {} is above limits.max-sessions = {}: one \
+                 client may take every session",
+                l.max_sessions_per_client, l.max_sessions
+            ));
+        }
+        f.check(within(
+            "limits.client-prefix-len",
+            l.client_prefix_len,
+            bounds::CLIENT_PREFIX_LEN,
+            "the IPv6 source prefix one client is counted by",
+            "use 128 (one client per address) or 64 (one per subnet, ISP use)",
+        ));
+        f.check(within(
+            "limits.site-prefix-len",
+            l.site_prefix_len,
+            bounds::CLIENT_PREFIX_LEN,
+            "the IPv6 source prefix one site is counted by",
+            "use the default 64 (one subnet, one household)",
+        ));
+        f.check(within(
+            "limits.max-leases-per-site",
+            l.max_leases_per_site,
+            bounds::LEASES_PER_SITE,
+            "0 would refuse every client; a /8 inner pool holds 2^24 addresses",
+            "use the default 256",
+        ));
+    }
+
+    /// `ipv6-mtu`, `ipv4-mtu` (the upper bound 65535 is the type's).
+    fn validate_mtus(&self, f: &mut Findings) {
+        if self.ipv6_mtu < bounds::IPV6_MTU.0 {
+            f.err(err(
+                "ipv6-mtu",
+                self.ipv6_mtu,
+                "is below 1280, the minimum IPv6 MTU (RFC 8200)",
+                "use 1280 (the default) or a larger known path MTU",
+            ));
+        }
+        if let Some(m) = self.ipv4_mtu.filter(|m| *m < bounds::IPV4_MTU.0) {
+            f.err(err(
+                "ipv4-mtu",
+                m,
+                "is below 68, the minimum IPv4 MTU",
+                "remove it (the TUN's MTU is used) or set a real MTU",
+            ));
+        }
+    }
+
+    /// `icmp-source-v6` (a unicast address) and `[icmp-rate-limit]`.
+    fn validate_icmp(
+        &self,
+        f: &mut Findings,
+        prefix: Option<Prefix>,
+        gateway_v4: Option<Ipv4Addr>,
+    ) -> Option<Ipv6Addr> {
+        let r = &self.icmp_rate_limit;
+        if r.rate > 0 && r.burst == 0 {
+            f.err(err(
+                "icmp-rate-limit.burst",
+                0,
+                "must be at least 1 when rate > 0",
+                "use e.g. burst = 50",
+            ));
+        }
+        f.check(within(
+            "icmp-rate-limit.rate",
+            r.rate,
+            bounds::ICMP_RATE,
+            "ICMP errors per second (0 sends none)",
+            "use the default 100",
+        ));
+        if r.rate > 0 && r.burst > 0 {
+            f.check(within(
+                "icmp-rate-limit.burst",
+                r.burst,
+                bounds::ICMP_BURST,
+                "ICMP errors sent back to back",
+                "use the default 50",
+            ));
+        }
+        match (&self.icmp_source_v6, prefix, gateway_v4) {
+            (Some(s), _, _) => match s.parse::<Ipv6Addr>() {
+                Ok(a) => {
+                    if let Some(block) = forbidden_v6(a, 128) {
+                        f.err(err(
+                            "icmp-source-v6",
+                            s,
+                            format!(
+                                "is in {block}: ICMPv6 errors from it would be dropped or \
+                                 misread"
+                            ),
+                            "use a global unicast address routed to this host, or remove it to \
+                             use prefix || gateway-v4",
+                        ));
+                    }
+                    Some(a)
+                }
+                Err(_) => {
+                    f.err(err(
+                        "icmp-source-v6",
+                        s,
+                        "is not an IPv6 address",
+                        "write a plain address, or remove it to use prefix || gateway-v4",
+                    ));
+                    None
+                }
+            },
+            (None, Some(p), Some(g)) => Some(p.embed(g)),
+            _ => None,
+        }
+    }
+
+    /// `metrics`, `control`, `mapping-log`, `state-file`: forms, and
+    /// whether the daemon could create them on this host.
+    /// `user`: must exist on this host (looked up in the user database).
+    fn validate_user(&self, f: &mut Findings) -> Option<RunAs> {
+        if self.user.is_empty() {
+            return None;
+        }
+        match RunAs::lookup(&self.user) {
+            Some(u) => Some(u),
+            None => {
+                f.err(err(
+                    "user",
+                    &self.user,
+                    "is not a user of this host",
+                    "create it (`useradd --system --no-create-home nat64`), pick an existing \
+                     user, or remove `user` to stay root (with CAP_NET_ADMIN only)",
+                ));
+                None
+            }
+        }
+    }
+
+    fn validate_ops(&self, f: &mut Findings) -> OpsPaths {
+        let metrics = if self.metrics.is_empty() {
+            None
+        } else {
+            match self.metrics.parse::<SocketAddr>() {
+                Ok(a) if a.port() == 0 => {
+                    f.err(err(
+                        "metrics",
+                        &self.metrics,
+                        "has port 0, which would listen on a random port no scraper knows",
+                        format!("use e.g. \"{DEFAULT_METRICS}\", or \"\" to disable"),
+                    ));
+                    None
+                }
+                Ok(a) => Some(a),
+                Err(_) => {
+                    f.err(err(
+                        "metrics",
+                        &self.metrics,
+                        "is not a listen address HOST:PORT",
+                        format!("use e.g. \"{DEFAULT_METRICS}\", or \"\" to disable"),
+                    ));
+                    None
+                }
+            }
+        };
+        let control = self.validate_control(f);
+        let mapping_log = (!self.mapping_log.is_empty()).then(|| PathBuf::from(&self.mapping_log));
+        let mapping_log = match mapping_log {
+            Some(p) if !p.is_absolute() || self.mapping_log.ends_with('/') => {
+                f.err(err(
+                    "mapping-log",
+                    &self.mapping_log,
+                    "is not an absolute file path",
+                    "use e.g. \"/var/log/nat64/mappings.log\", or \"\" to disable the mapping log",
+                ));
+                None
+            }
+            Some(p) => {
+                if let Some((problem, fix)) = file_path_problem(&p, "mappings.log") {
+                    f.err(err("mapping-log", &self.mapping_log, problem, fix));
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        let state_file = match self.state_file.as_deref() {
+            None | Some("") => None,
+            Some(s) if !Path::new(s).is_absolute() || s.ends_with('/') => {
+                f.err(err(
+                    "state-file",
+                    s,
+                    "is not an absolute file path",
+                    "use e.g. \"/var/lib/nat64/leases\", or \"\" to keep no leases",
+                ));
+                None
+            }
+            Some(s) => {
+                let p = PathBuf::from(s);
+                if self.napt == NaptMode::Kernel {
+                    if let Some((problem, fix)) = file_path_problem(&p, "leases") {
+                        f.err(err("state-file", s, problem, fix));
+                    }
+                }
+                Some(p)
+            }
+        };
+        let named = [
+            ("control", &control),
+            ("mapping-log", &mapping_log),
+            ("state-file", &state_file),
+        ];
+        for (i, (k, p)) in named.iter().enumerate() {
+            if let Some((earlier, _)) = named[..i]
+                .iter()
+                .find(|(_, q)| p.is_some() && q.as_ref() == p.as_ref())
+            {
+                f.err(err(
+                    *k,
+                    p.as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    format!("is the same file as `{earlier}`"),
+                    "give each its own path",
+                ));
+            }
+        }
+        OpsPaths {
+            metrics,
+            control,
+            mapping_log,
+            state_file,
+        }
+    }
+
+    /// `control`: an absolute path a Unix socket can be bound at.
+    fn validate_control(&self, f: &mut Findings) -> Option<PathBuf> {
+        if self.control.is_empty() {
+            return None;
+        }
+        let p = PathBuf::from(&self.control);
+        let fix = format!("use e.g. \"{DEFAULT_CONTROL}\", or \"\" to disable the control socket");
+        if !p.is_absolute() {
+            f.err(err(
+                "control",
+                &self.control,
+                "is not an absolute path",
+                fix,
+            ));
+            return Some(p);
+        }
+        if self.control.len() > bounds::CONTROL_PATH_BYTES {
+            f.err(err(
+                "control",
+                &self.control,
+                format!(
+                    "is {} bytes long; a Unix socket path holds at most {}",
+                    self.control.len(),
+                    bounds::CONTROL_PATH_BYTES
+                ),
+                fix,
+            ));
+        } else if let Ok(m) = std::fs::symlink_metadata(&p) {
+            use std::os::unix::fs::FileTypeExt as _;
+            if !m.file_type().is_socket() {
+                f.err(err(
+                    "control",
+                    &self.control,
+                    format!(
+                        "exists and is not a socket (a {}); nat64 does not replace it",
+                        if m.is_dir() { "directory" } else { "file" }
+                    ),
+                    "remove it, or set `control` to another path (\"\" disables the control \
+                     socket)",
+                ));
+            }
+        } else if let Some((problem, fix)) = file_path_problem(&p, "control.sock") {
+            f.err(err("control", &self.control, problem, fix));
+        }
+        Some(p)
+    }
+
+    /// `[[static]]`: protocol, a unicast IPv6 server outside the prefix, a
+    /// pool address, each side once per protocol.
+    fn validate_statics(
+        &self,
+        f: &mut Findings,
+        prefix: Option<Prefix>,
+        pool: &[V4Net],
+    ) -> Vec<StaticBib> {
+        let mut static_bib: Vec<StaticBib> = Vec::new();
+        for (i, s) in self.static_bib.iter().enumerate() {
+            let k = |field: &str| format!("static[{i}].{field}");
+            let proto = match s.proto.as_str() {
+                "tcp" => Some(L4Proto::Tcp),
+                "udp" => Some(L4Proto::Udp),
+                "icmp" => Some(L4Proto::Icmp),
+                other => {
+                    f.err(err(
+                        k("proto"),
+                        other,
+                        "is not a protocol",
+                        "use \"tcp\", \"udp\" or \"icmp\"",
+                    ));
+                    None
+                }
+            };
+            let v6 = match s.v6.parse::<SocketAddrV6>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    f.err(err(
+                        k("v6"),
+                        &s.v6,
+                        "is not an IPv6 socket address",
+                        "write \"[2001:db8::10]:80\"",
+                    ));
+                    None
+                }
+            };
+            let v4 = match s.v4.parse::<SocketAddrV4>() {
+                Ok(a) => {
+                    let in_pool = pool.iter().any(|n| n.contains(*a.ip()));
+                    let net = V4Net {
+                        addr: *a.ip(),
+                        len: 32,
+                    };
+                    if let Some((b, what)) = forbidden_v4(net, in_pool) {
+                        f.err(err(
+                            k("v4"),
+                            &s.v4,
+                            format!("is in {b} ({what}), which nat64 never translates (SPEC §5a)"),
+                            "use an address from `pool`",
+                        ));
+                    } else if !pool.is_empty() && !in_pool {
+                        f.err(err(
+                            k("v4"),
+                            &s.v4,
+                            "is not inside the pool",
+                            "use an address from `pool`, so that it is routed to the translator",
+                        ));
+                    }
+                    Some(a)
+                }
+                Err(_) => {
+                    f.err(err(
+                        k("v4"),
+                        &s.v4,
+                        "is not an IPv4 socket address",
+                        "write \"192.0.2.10:80\"",
+                    ));
+                    None
+                }
+            };
+            if let Some(v6) = v6 {
+                if let Some(block) = forbidden_v6(*v6.ip(), 128) {
+                    f.err(err(
+                        k("v6"),
+                        &s.v6,
+                        format!("is in {block}, not a server's unicast address"),
+                        "use the global address of the IPv6 server",
+                    ));
+                } else if let Some(p) = prefix.filter(|p| p.contains(v6.ip())) {
+                    f.err(err(
+                        k("v6"),
+                        &s.v6,
+                        format!("lies inside the translation prefix {p}"),
+                        "use the address of the IPv6 server, outside the prefix",
+                    ));
+                }
+            }
+            if proto.is_some_and(|p| p != L4Proto::Icmp) {
+                for (field, text, port) in [
+                    ("v6", &s.v6, v6.map(|a| a.port())),
+                    ("v4", &s.v4, v4.map(|a| a.port())),
+                ] {
+                    if port == Some(0) {
+                        f.err(err(
+                            k(field),
+                            text,
+                            "has port 0, which no TCP or UDP flow uses",
+                            "give the port the service listens on, e.g. 80",
+                        ));
+                    }
+                }
+            }
+            let (Some(proto), Some(v6), Some(v4)) = (proto, v6, v4) else {
+                continue;
+            };
+            if static_bib.iter().any(|b| b.proto == proto && b.v4 == v4) {
+                f.err(err(
+                    k("v4"),
+                    &s.v4,
+                    "is used twice for this protocol",
+                    "give each entry its own v4 address:port",
+                ));
+            } else if let Some(b) = static_bib.iter().find(|b| b.proto == proto && b.v6 == v6) {
+                f.err(err(
+                    k("v6"),
+                    &s.v6,
+                    format!(
+                        "is already mapped to {} for this protocol; one IPv6 endpoint has one \
+                         binding",
+                        b.v4
+                    ),
+                    "remove one of the two entries, or give the server another port",
+                ));
+            }
+            static_bib.push(StaticBib { proto, v6, v4 });
+        }
+        static_bib
+    }
+
+    /// One static BIB entry added at run time (`nat64 binding add`),
+    /// checked by exactly the rules a `[[static]]` entry of the file meets
+    /// (issue 11 #1: the control socket accepted an IPv6 side inside the
+    /// prefix, or multicast such as ff02::1). `Err` holds the problems,
+    /// each with its fix.
+    pub fn check_runtime_static(
+        prefix: Prefix,
+        pool: &[V4Net],
+        entry: StaticEntry,
+    ) -> Result<StaticBib, String> {
+        let f = FileConfig {
+            static_bib: vec![entry],
+            ..FileConfig::default()
+        };
+        let mut found = Findings {
+            errs: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let mut ok = f.validate_statics(&mut found, Some(prefix), pool);
+        match (found.errs.is_empty(), ok.pop()) {
+            (true, Some(b)) => Ok(b),
+            _ => Err(found
+                .errs
+                .iter()
+                .map(|e| e.to_string().replace("static[0].", ""))
+                .collect::<Vec<_>>()
+                .join("; ")),
+        }
+    }
+
+    /// `[[map]]`: a unicast IPv6 host outside the prefix, an IPv4 address
+    /// outside the SPEC §5a blocks and other than gateway-v4, each once.
+    fn validate_maps(
+        &self,
+        f: &mut Findings,
+        prefix: Option<Prefix>,
+        inner_pool: Option<V4Net>,
+        gateway_v4: Option<Ipv4Addr>,
+    ) -> Vec<(Ipv6Addr, Ipv4Addr)> {
+        let mut maps: Vec<(Ipv6Addr, Ipv4Addr)> = Vec::new();
+        for (i, m) in self.maps.iter().enumerate() {
+            let (a6, a4) = match (m.v6.parse::<Ipv6Addr>(), m.v4.parse::<Ipv4Addr>()) {
+                (Ok(a6), Ok(a4)) => (a6, a4),
+                (Err(_), _) => {
+                    f.err(err(
+                        format!("map[{i}].v6"),
+                        &m.v6,
+                        "is not an IPv6 address",
+                        "write a plain address such as \"2001:db8::10\"",
+                    ));
+                    continue;
+                }
+                (_, Err(_)) => {
+                    f.err(err(
+                        format!("map[{i}].v4"),
+                        &m.v4,
+                        "is not an IPv4 address",
+                        "write a plain address such as \"100.64.0.10\"",
+                    ));
+                    continue;
+                }
+            };
+            if let Some(block) = forbidden_v6(a6, 128) {
+                f.err(err(
+                    format!("map[{i}].v6"),
+                    &m.v6,
+                    format!("is in {block}, not a host's unicast address"),
+                    "map the IPv6 host's own global address",
+                ));
+            } else if prefix.is_some_and(|p| p.contains(&a6)) {
+                f.err(err(
+                    format!("map[{i}].v6"),
+                    &m.v6,
+                    "lies inside the translation prefix",
+                    "map the IPv6 host's own address",
+                ));
+            }
+            let in_inner = inner_pool.is_some_and(|n| n.contains(a4));
+            if let Some((b, what)) = forbidden_v4(V4Net { addr: a4, len: 32 }, in_inner) {
+                f.err(err(
+                    format!("map[{i}].v4"),
+                    &m.v4,
+                    format!("is in {b} ({what}), which nat64 never translates (SPEC §5a)"),
+                    "use an address from inner-pool, or another routable address",
+                ));
+            } else if gateway_v4 == Some(a4) {
+                f.err(err(
+                    format!("map[{i}].v4"),
+                    &m.v4,
+                    "is gateway-v4, the translator's own address",
+                    "map another address (e.g. one from inner-pool)",
+                ));
+            }
+            if maps.iter().any(|(x6, x4)| *x6 == a6 || *x4 == a4) {
+                f.err(err(
+                    format!("map[{i}]"),
+                    format!("{a6} = {a4}"),
+                    "repeats an address of an earlier map",
+                    "map each address once",
+                ));
+            }
+            maps.push((a6, a4));
+        }
+        maps
+    }
+}
+
+/// Whole blocks of `bs` ports aligned to `bs` inside `lo..=hi` (what the
+/// daemon NAPT hands out with `ports.block-size`).
+fn aligned_blocks((lo, hi): (u16, u16), bs: u16) -> u32 {
+    let bs = u32::from(bs);
+    let first = u32::from(lo).div_ceil(bs) * bs;
+    (u32::from(hi) + 1).saturating_sub(first) / bs
+}
+
+/// The dotted key whose line holds byte `offset` of `text` (`tun.mtu`): the
+/// line's `key =` under the last `[table]` header above it. Parse errors
+/// name the key this way, as validation errors do.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next().unwrap_or("");
+    let key = line.split_once('=')?.0.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with(['[', '#']) {
+        return None;
+    }
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .and_then(|h| h.trim_start_matches('[').split(']').next())
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -1707,5 +2625,577 @@ mod test {
         let ce = e.downcast_ref::<ConfigErrors>().unwrap();
         assert_eq!(ce.errors[0].key, "prefix");
         assert!(ce.errors[0].fix.contains("start Mycelium first"), "{ce}");
+    }
+
+    // ----------------------------------------------- rules of issue 11.12 ---
+
+    fn kernel_base() -> String {
+        "prefix = \"2001:db8:64::/96\"\nnapt = \"kernel\"\ngateway-v4 = \"100.65.0.1\"\n"
+            .to_string()
+    }
+
+    /// Asserts `text` is refused with an error on `key` whose message
+    /// names `value`; returns all errors.
+    #[track_caller]
+    fn refused(text: &str, key: &str, value: &str) -> Vec<ConfigError> {
+        let e = errors(text);
+        assert!(
+            e.iter()
+                .any(|e| e.key == key && e.to_string().contains(value)),
+            "expected an error on `{key}` naming {value:?}, got {e:#?}\n{text}"
+        );
+        e
+    }
+
+    #[track_caller]
+    fn accepted(text: &str) -> Settings {
+        match FileConfig::parse(text, "t").and_then(|f| f.validate("t")) {
+            Ok(s) => s,
+            Err(e) => panic!("refused:\n{e}\n{text}"),
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("nat64-cfgrule-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn prefix_multicast_link_local_loopback_refused() {
+        for p in ["ff0e::/96", "fe80::/64", "::/96", "::ffff:0:0/96"] {
+            let text = base().replace("2001:db8:64::/96", p);
+            let e = refused(&text, "prefix", p);
+            assert!(e[0].problem.contains("never routed"), "{}", e[0]);
+        }
+        accepted(&base().replace("2001:db8:64::/96", "64:ff9b:1::/48"));
+    }
+
+    #[test]
+    fn pool_in_loopback_refused() {
+        let e = refused(
+            &base().replace("192.0.2.0/24", "127.0.0.0/24"),
+            "pool[0]",
+            "127.0.0.0/24",
+        );
+        assert!(e[0].problem.contains("loopback"), "{}", e[0]);
+    }
+
+    #[test]
+    fn pool_in_spec_5a_blocks_refused() {
+        for (p, what) in [
+            ("0.0.0.0/24", "this network"),
+            ("224.0.0.0/24", "multicast"),
+            ("239.1.0.0/16", "multicast"),
+            ("240.0.0.0/24", "reserved"),
+            ("255.255.255.255/32", "broadcast"),
+        ] {
+            let e = refused(&base().replace("192.0.2.0/24", p), "pool[0]", p);
+            assert!(e.iter().any(|e| e.problem.contains(what)), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn pool_link_local_allowed() {
+        // SPEC §5a: 169.254.0.0/16 is refused "unless it is the pool".
+        let s = accepted(&base().replace("192.0.2.0/24", "169.254.10.0/24"));
+        assert_eq!(s.pool[0].to_string(), "169.254.10.0/24");
+    }
+
+    #[test]
+    fn pool_forbidden_with_wkp_reported_once() {
+        let e = errors(
+            "prefix = \"64:ff9b::/96\"\npool = [\"127.0.0.0/24\"]\ngateway-v4 = \"192.0.2.1\"\n",
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].key, "pool[0]");
+    }
+
+    #[test]
+    fn pool_larger_than_a_slash_16_refused() {
+        let e = refused(
+            &base().replace("192.0.2.0/24", "11.0.0.0/8"),
+            "pool",
+            "11.0.0.0/8",
+        );
+        assert!(e[0].problem.contains("65536"), "{}", e[0]);
+        // The limit is on the sum of the prefixes.
+        refused(
+            &base().replace("\"192.0.2.0/24\"", "\"198.18.0.0/16\", \"192.0.2.0/24\""),
+            "pool",
+            "198.18.0.0/16, 192.0.2.0/24",
+        );
+        accepted(&base().replace("192.0.2.0/24", "198.18.0.0/16"));
+    }
+
+    #[test]
+    fn inner_pool_in_spec_5a_blocks_refused() {
+        for p in ["127.0.0.0/16", "224.0.0.0/16", "0.0.0.0/16", "240.0.0.0/16"] {
+            refused(
+                &(kernel_base() + &format!("inner-pool = \"{p}\"\n")),
+                "inner-pool",
+                p,
+            );
+        }
+        accepted(&(kernel_base() + "inner-pool = \"169.254.0.0/16\"\n"));
+    }
+
+    #[test]
+    fn inner_pool_larger_than_a_slash_8_refused() {
+        let e = refused(
+            &(kernel_base() + "inner-pool = \"10.0.0.0/7\"\n"),
+            "inner-pool",
+            "10.0.0.0/7",
+        );
+        assert!(e[0].problem.contains("/8"), "{}", e[0]);
+        accepted(&(kernel_base() + "inner-pool = \"10.0.0.0/8\"\n"));
+    }
+
+    #[test]
+    fn gateway_v4_not_unicast_refused() {
+        for g in [
+            "255.255.255.255",
+            "224.0.0.1",
+            "127.0.0.1",
+            "0.0.0.0",
+            "240.0.0.1",
+        ] {
+            refused(&base().replace("198.51.100.1", g), "gateway-v4", g);
+        }
+    }
+
+    #[test]
+    fn gateway_v4_link_local_only_beside_link_local_pool() {
+        refused(
+            &base().replace("198.51.100.1", "169.254.0.1"),
+            "gateway-v4",
+            "169.254.0.1",
+        );
+        accepted(
+            &base()
+                .replace("192.0.2.0/24", "169.254.10.0/24")
+                .replace("198.51.100.1", "169.254.0.1"),
+        );
+    }
+
+    #[test]
+    fn icmp_source_v6_not_unicast_refused() {
+        for a in ["ff02::1", "fe80::1", "::1", "::", "::ffff:192.0.2.1"] {
+            refused(
+                &(base() + &format!("icmp-source-v6 = \"{a}\"\n")),
+                "icmp-source-v6",
+                a,
+            );
+        }
+        let s = accepted(&(base() + "icmp-source-v6 = \"2001:db8:ffff::1\"\n"));
+        assert_eq!(s.icmp_source_v6.to_string(), "2001:db8:ffff::1");
+    }
+
+    fn with_static(proto: &str, v6: &str, v4: &str) -> String {
+        base() + &format!("[[static]]\nproto = \"{proto}\"\nv6 = \"{v6}\"\nv4 = \"{v4}\"\n")
+    }
+
+    #[test]
+    fn static_v6_not_unicast_or_in_prefix_refused() {
+        for v6 in [
+            "[ff02::1]:80",
+            "[fe80::1]:80",
+            "[::1]:80",
+            "[2001:db8:64::c000:201]:80",
+        ] {
+            refused(&with_static("tcp", v6, "192.0.2.10:80"), "static[0].v6", v6);
+        }
+    }
+
+    #[test]
+    fn static_v4_in_spec_5a_blocks_refused() {
+        for v4 in [
+            "127.0.0.1:80",
+            "224.0.0.1:80",
+            "255.255.255.255:80",
+            "0.0.0.0:80",
+        ] {
+            let e = refused(
+                &with_static("tcp", "[2001:db8:1::10]:80", v4),
+                "static[0].v4",
+                v4,
+            );
+            assert_eq!(e.len(), 1, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn static_port_zero_refused() {
+        refused(
+            &with_static("tcp", "[2001:db8:1::10]:0", "192.0.2.10:80"),
+            "static[0].v6",
+            "[2001:db8:1::10]:0",
+        );
+        refused(
+            &with_static("udp", "[2001:db8:1::10]:53", "192.0.2.10:0"),
+            "static[0].v4",
+            "192.0.2.10:0",
+        );
+        // ICMP "ports" are echo identifiers: 0 is one.
+        accepted(&with_static("icmp", "[2001:db8:1::10]:0", "192.0.2.10:0"));
+    }
+
+    #[test]
+    fn static_v6_endpoint_twice_refused() {
+        // nat64-core refuses this at start ("already maps to").
+        let text = with_static("tcp", "[2001:db8:1::10]:80", "192.0.2.10:80")
+            + "[[static]]\nproto = \"tcp\"\nv6 = \"[2001:db8:1::10]:80\"\nv4 = \"192.0.2.11:80\"\n";
+        let e = refused(&text, "static[1].v6", "[2001:db8:1::10]:80");
+        assert!(e[0].problem.contains("192.0.2.10:80"), "{}", e[0]);
+        // Another protocol is another binding.
+        accepted(
+            &(with_static("tcp", "[2001:db8:1::10]:80", "192.0.2.10:80")
+                + "[[static]]\nproto = \"udp\"\nv6 = \"[2001:db8:1::10]:80\"\nv4 = \"192.0.2.11:80\"\n"),
+        );
+    }
+
+    fn with_map(v6: &str, v4: &str) -> String {
+        kernel_base() + &format!("[[map]]\nv6 = \"{v6}\"\nv4 = \"{v4}\"\n")
+    }
+
+    #[test]
+    fn map_v6_not_unicast_or_in_prefix_refused() {
+        for v6 in ["ff02::1", "fe80::1", "::1", "2001:db8:64::a00:1"] {
+            refused(&with_map(v6, "100.64.255.10"), "map[0].v6", v6);
+        }
+    }
+
+    #[test]
+    fn map_v4_in_spec_5a_blocks_refused() {
+        for v4 in [
+            "127.0.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "0.0.0.1",
+            "169.254.0.1",
+        ] {
+            refused(&with_map("2001:db8:1::10", v4), "map[0].v4", v4);
+        }
+        // Outside the inner pool is fine (routed as a /32).
+        accepted(&with_map("2001:db8:1::10", "198.51.100.10"));
+    }
+
+    #[test]
+    fn map_v4_is_gateway_refused() {
+        refused(
+            &with_map("2001:db8:1::10", "100.65.0.1"),
+            "map[0].v4",
+            "100.65.0.1",
+        );
+    }
+
+    #[test]
+    fn reap_interval_above_an_hour_refused() {
+        let e = refused(
+            &(base() + "reap-interval-secs = 3601\n"),
+            "reap-interval-secs",
+            "3601",
+        );
+        assert!(e[0].problem.contains("3600"), "{}", e[0]);
+        accepted(&(base() + "reap-interval-secs = 3600\n"));
+    }
+
+    #[test]
+    fn timeouts_bounded() {
+        let week = 7 * 86_400;
+        for k in ["udp", "tcp-established", "tcp-transitory", "icmp"] {
+            refused(
+                &(base() + &format!("[timeouts]\n{k} = {}\n", week + 1)),
+                &format!("timeouts.{k}"),
+                &(week + 1).to_string(),
+            );
+            accepted(&(base() + &format!("[timeouts]\n{k} = {week}\n")));
+        }
+        refused(
+            &(base() + "[timeouts]\nfragment = 61\n"),
+            "timeouts.fragment",
+            "61",
+        );
+        accepted(&(base() + "[timeouts]\nfragment = 60\n"));
+    }
+
+    #[test]
+    fn icmp_rate_limit_bounded() {
+        refused(
+            &(base() + "[icmp-rate-limit]\nrate = 100001\n"),
+            "icmp-rate-limit.rate",
+            "100001",
+        );
+        refused(
+            &(base() + "[icmp-rate-limit]\nburst = 4000000000\n"),
+            "icmp-rate-limit.burst",
+            "4000000000",
+        );
+        // rate 0 sends none: the burst does not matter then.
+        accepted(&(base() + "[icmp-rate-limit]\nrate = 0\nburst = 0\n"));
+    }
+
+    #[test]
+    fn limits_bounded() {
+        refused(
+            &(base() + "[limits]\nmax-sessions = 100000001\n"),
+            "limits.max-sessions",
+            "100000001",
+        );
+        refused(
+            &(base() + "[limits]\nmax-sessions-per-client = 4294967295\n"),
+            "limits.max-sessions-per-client",
+            "4294967295",
+        );
+        for len in [0, 16, 129] {
+            refused(
+                &(base() + &format!("[limits]\nclient-prefix-len = {len}\n")),
+                "limits.client-prefix-len",
+                &len.to_string(),
+            );
+        }
+        for (k, v) in [
+            ("site-prefix-len", "16"),
+            ("max-sessions-per-site", "0"),
+            ("max-leases-per-site", "0"),
+            ("max-leases-per-site", "16777217"),
+        ] {
+            refused(
+                &(base() + &format!("[limits]\n{k} = {v}\n")),
+                &format!("limits.{k}"),
+                v,
+            );
+        }
+        let s = accepted(&(base() + "[limits]\nmax-sessions = 1000\nclient-prefix-len = 32\n"));
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains("max-sessions-per-client = 10000")),
+            "{:?}",
+            s.warnings
+        );
+    }
+
+    #[test]
+    fn mtus_bounded() {
+        refused(&(base() + "ipv6-mtu = 1279\n"), "ipv6-mtu", "1279");
+        refused(&(base() + "ipv4-mtu = 67\n"), "ipv4-mtu", "67");
+        refused(&(base() + "[tun]\nmtu = 1279\n"), "tun.mtu", "1279");
+        accepted(&(base() + "ipv6-mtu = 65535\nipv4-mtu = 68\n[tun]\nmtu = 65535\n"));
+    }
+
+    #[test]
+    fn number_too_large_for_its_key_names_the_key_and_range() {
+        for (text, key, range) in [
+            ("[tun]\nmtu = 70000\n", "tun.mtu", "1280 to 65535"),
+            ("ipv6-mtu = 65536\n", "ipv6-mtu", "1280 to 65535"),
+            ("[tun]\nqueues = -1\n", "tun.queues", "0 to 256"),
+            ("[timeouts]  # s\nudp = -5\n", "timeouts.udp", "1 to 604800"),
+        ] {
+            let e = errors(&(base() + text));
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(e[0].key.contains(&format!("`{key}`")), "{}", e[0]);
+            assert!(e[0].fix.contains(range), "{}", e[0]);
+        }
+    }
+
+    #[test]
+    fn tun_queues_above_256_refused() {
+        refused(&(base() + "[tun]\nqueues = 257\n"), "tun.queues", "257");
+        accepted(&(base() + "[tun]\nqueues = 256\n"));
+    }
+
+    #[test]
+    fn tun_txqueuelen_above_kernel_limit_refused() {
+        for bad in [524_289u64, 4_294_967_295] {
+            let e = refused(
+                &(base() + &format!("[tun]\ntxqueuelen = {bad}\n")),
+                "tun.txqueuelen",
+                &bad.to_string(),
+            );
+            assert!(e[0].problem.contains("524288"), "{}", e[0]);
+        }
+        accepted(&(base() + "[tun]\ntxqueuelen = 524288\n"));
+    }
+
+    #[test]
+    fn tun_name_follows_dev_valid_name() {
+        for bad in [
+            "a b",
+            "..",
+            ".",
+            "a/b",
+            "a:b",
+            "a\\tb",
+            "",
+            "sixteen-bytes-xx",
+            "tun%d",
+        ] {
+            let e = refused(
+                &(base() + &format!("[tun]\nname = \"{bad}\"\n")),
+                "tun.name",
+                "",
+            );
+            assert_eq!(e.len(), 1, "{bad:?}: {e:?}");
+        }
+        let s = accepted(&(base() + "[tun]\nname = \"fifteen-bytes-x\"\n"));
+        assert_eq!(s.tun.name.len(), 15);
+    }
+
+    #[test]
+    fn tun_name_of_another_kind_of_interface_refused() {
+        // Every network namespace has `lo`, and it is not a TUN.
+        let e = refused(&(base() + "[tun]\nname = \"lo\"\n"), "tun.name", "lo");
+        assert!(e[0].problem.contains("not a TUN"), "{}", e[0]);
+    }
+
+    #[test]
+    fn tun_attach_to_missing_interface_warns() {
+        let s = accepted(&(base() + "[tun]\nname = \"nx64none\"\nmode = \"attach\"\n"));
+        assert!(
+            s.warnings.iter().any(|w| w.contains("nx64none")),
+            "{:?}",
+            s.warnings
+        );
+    }
+
+    #[test]
+    fn state_file_directory_refused() {
+        let d = scratch("sfdir");
+        let p = d.display().to_string();
+        let e = refused(
+            &(kernel_base() + &format!("state-file = \"{p}\"\n")),
+            "state-file",
+            &p,
+        );
+        assert!(e[0].problem.contains("is a directory"), "{}", e[0]);
+        assert!(e[0].fix.contains(&format!("{p}/leases")), "{}", e[0]);
+    }
+
+    #[test]
+    fn state_file_parent_that_cannot_be_created_refused() {
+        let d = scratch("sfblock");
+        std::fs::write(d.join("file"), "").unwrap();
+        let p = d.join("file/sub/leases").display().to_string();
+        let e = refused(
+            &(kernel_base() + &format!("state-file = \"{p}\"\n")),
+            "state-file",
+            &p,
+        );
+        assert!(
+            e[0].problem
+                .contains("does not exist and cannot be created")
+                && e[0].problem.contains("is a file"),
+            "{}",
+            e[0]
+        );
+        // A missing directory that can be made is fine (run makes it).
+        let ok = d.join("new/sub/leases").display().to_string();
+        accepted(&(kernel_base() + &format!("state-file = \"{ok}\"\n")));
+    }
+
+    #[test]
+    fn state_file_form_and_mode() {
+        refused(
+            &(kernel_base() + "state-file = \"leases\"\n"),
+            "state-file",
+            "leases",
+        );
+        refused(
+            &(base() + "state-file = \"/var/lib/nat64/leases\"\n"),
+            "state-file",
+            "/var/lib/nat64/leases",
+        );
+        // "" keeps no leases (turns off a profile's state-file).
+        let s = accepted(&(kernel_base() + "state-file = \"\"\n"));
+        assert_eq!(s.state_file, None);
+    }
+
+    #[test]
+    fn mapping_log_directory_refused() {
+        let d = scratch("mldir");
+        let p = d.display().to_string();
+        refused(
+            &(base() + &format!("mapping-log = \"{p}\"\n")),
+            "mapping-log",
+            &p,
+        );
+    }
+
+    #[test]
+    fn control_path_not_a_socket_or_too_long_refused() {
+        let d = scratch("ctl");
+        let f = d.join("plain");
+        std::fs::write(&f, "").unwrap();
+        let p = f.display().to_string();
+        let e = refused(&(base() + &format!("control = \"{p}\"\n")), "control", &p);
+        assert!(e[0].problem.contains("not a socket"), "{}", e[0]);
+        let long = format!("/run/{}/c.sock", "x".repeat(110));
+        let e = refused(
+            &(base() + &format!("control = \"{long}\"\n")),
+            "control",
+            &long,
+        );
+        assert!(e[0].problem.contains("107"), "{}", e[0]);
+    }
+
+    #[test]
+    fn file_paths_shared_refused() {
+        let text = kernel_base()
+            + "control = \"/run/nat64/x\"\nmapping-log = \"/run/nat64/x\"\nstate-file = \"/run/nat64/x\"\n";
+        let e = errors(&text);
+        assert!(
+            e.iter()
+                .any(|e| e.key == "mapping-log" && e.problem.contains("`control`")),
+            "{e:?}"
+        );
+        assert!(e.iter().any(|e| e.key == "state-file"), "{e:?}");
+    }
+
+    #[test]
+    fn metrics_port_zero_refused() {
+        refused(
+            &(base() + "metrics = \"127.0.0.1:0\"\n"),
+            "metrics",
+            "127.0.0.1:0",
+        );
+    }
+
+    #[test]
+    fn port_block_size_must_fit_the_ranges() {
+        let e = refused(
+            &(base() + "[ports]\nudp = \"2000-2003\"\nblock-size = 64\n"),
+            "ports.block-size",
+            "64",
+        );
+        assert!(e[0].problem.contains("ports.udp"), "{}", e[0]);
+        accepted(&(base() + "[ports]\nblock-size = 32768\n"));
+        refused(
+            &(kernel_base() + "[ports]\nblock-size = 64\n"),
+            "ports.block-size",
+            "64",
+        );
+    }
+
+    #[test]
+    fn every_problem_reported_at_once() {
+        let text =
+            "prefix = \"ff0e::/96\"\npool = [\"127.0.0.0/24\"]\ngateway-v4 = \"255.255.255.255\"\n\
+                    reap-interval-secs = 86400\nicmp-source-v6 = \"fe80::1\"\n\
+                    [tun]\nname = \"..\"\ntxqueuelen = 4294967295\n[timeouts]\nfragment = 3600\n";
+        let keys: Vec<String> = errors(text).into_iter().map(|e| e.key).collect();
+        for k in [
+            "prefix",
+            "pool[0]",
+            "gateway-v4",
+            "reap-interval-secs",
+            "icmp-source-v6",
+            "tun.name",
+            "tun.txqueuelen",
+            "timeouts.fragment",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+        }
     }
 }

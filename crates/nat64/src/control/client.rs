@@ -1,7 +1,9 @@
 //! The client side of the control socket: `nat64 show` and `nat64 binding`.
 //! Tables by default (aligned columns), the daemon's JSON with `--json`.
+//! Bindings and sessions are fetched a page at a time over one connection
+//! and printed as each page arrives (`--limit N` stops after N rows).
 
-use super::proto::{BindingRow, PoolRow, Reply, Request, SessionRow};
+use super::proto::{BindingRow, PoolRow, Reply, Request, SessionRow, MAX_PAGE};
 use crate::config;
 use anyhow::{bail, Context as _};
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -38,44 +40,68 @@ pub fn socket_path(socket: Option<&Path>, config_arg: Option<&str>) -> anyhow::R
     Ok(PathBuf::from(file.control))
 }
 
+/// One connection to the daemon, for one or more requests.
+struct Conn {
+    path: PathBuf,
+    s: UnixStream,
+    r: BufReader<UnixStream>,
+}
+
+impl Conn {
+    fn open(path: &Path) -> anyhow::Result<Conn> {
+        let s = UnixStream::connect(path).with_context(|| {
+            format!(
+                "cannot connect to the control socket {}; is `nat64 run` running with this \
+                 `control` path, and are you root (the socket is owner-only)? Use --socket PATH \
+                 or --config FILE to pick another",
+                path.display()
+            )
+        })?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        s.set_write_timeout(Some(Duration::from_secs(10)))?;
+        let r = BufReader::new(s.try_clone().context("cloning the control connection")?);
+        Ok(Conn {
+            path: path.to_path_buf(),
+            s,
+            r,
+        })
+    }
+
+    /// Sends one request and reads its reply; a refusal is an error.
+    fn request(&mut self, req: &Request) -> anyhow::Result<Reply> {
+        let path = self.path.display();
+        let mut line = serde_json::to_vec(req).context("encoding the request")?;
+        line.push(b'\n');
+        // A daemon that turns the connection away (busy, not allowed) says
+        // why in a line and closes, maybe before the request is sent: the
+        // reply is read even when sending failed.
+        let sent = self.s.write_all(&line);
+        let mut text = String::new();
+        let read = std::io::Read::take(&mut self.r, MAX_REPLY).read_line(&mut text);
+        if text.trim().is_empty() {
+            sent.with_context(|| format!("sending the request to {path}"))?;
+            read.with_context(|| format!("reading the reply from {path}"))?;
+            bail!("the daemon closed the control connection without a reply ({path})");
+        }
+        let reply: Reply = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "the reply from {path} is not a control-protocol reply; is this a nat64 control \
+                 socket?"
+            )
+        })?;
+        if !reply.ok {
+            bail!(
+                "the daemon refused the request: {}",
+                reply.error.unwrap_or_else(|| "no reason given".into())
+            );
+        }
+        Ok(reply)
+    }
+}
+
 /// Sends one request and returns the daemon's `result`.
 pub fn call(path: &Path, req: &Request) -> anyhow::Result<serde_json::Value> {
-    let mut s = UnixStream::connect(path).with_context(|| {
-        format!(
-            "cannot connect to the control socket {}; is `nat64 run` running with this \
-             `control` path, and are you root (the socket is owner-only)? Use --socket PATH or \
-             --config FILE to pick another",
-            path.display()
-        )
-    })?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let mut line = serde_json::to_vec(req).context("encoding the request")?;
-    line.push(b'\n');
-    s.write_all(&line)
-        .with_context(|| format!("sending the request to {}", path.display()))?;
-    let mut r = BufReader::new(std::io::Read::take(&s, MAX_REPLY));
-    let mut text = String::new();
-    r.read_line(&mut text)
-        .with_context(|| format!("reading the reply from {}", path.display()))?;
-    if text.trim().is_empty() {
-        bail!(
-            "the daemon closed the control connection without a reply ({})",
-            path.display()
-        );
-    }
-    let reply: Reply = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "the reply from {} is not a control-protocol reply; is this a nat64 control socket?",
-            path.display()
-        )
-    })?;
-    if !reply.ok {
-        bail!(
-            "the daemon refused the request: {}",
-            reply.error.unwrap_or_else(|| "no reason given".into())
-        );
-    }
+    let reply = Conn::open(path)?.request(req)?;
     Ok(reply.result.unwrap_or(serde_json::Value::Null))
 }
 
@@ -109,24 +135,29 @@ impl Proto {
     }
 }
 
-/// `nat64 show`.
+/// `nat64 show`. `limit`: rows of bindings or sessions to show, 0 for all.
 pub fn show(
     path: &Path,
     what: ShowWhat,
     json: bool,
     v6: Option<&str>,
     proto: Option<Proto>,
+    limit: usize,
 ) -> anyhow::Result<()> {
     let (v6, proto) = (
         v6.map(str::to_string),
         proto.map(|p| p.as_str().to_string()),
     );
     let req = match what {
-        ShowWhat::Bindings => Request::Bindings { v6, proto },
-        ShowWhat::Sessions => Request::Sessions { v6, proto },
+        ShowWhat::Bindings | ShowWhat::Sessions => {
+            return show_rows(path, what, json, v6, proto, limit)
+        }
         ShowWhat::Pool | ShowWhat::Stats => {
             if v6.is_some() || proto.is_some() {
                 bail!("--v6 and --proto filter `show bindings` and `show sessions` only");
+            }
+            if limit != 0 {
+                bail!("--limit applies to `show bindings` and `show sessions` only");
             }
             if what == ShowWhat::Pool {
                 Request::Pool
@@ -149,6 +180,191 @@ pub fn show(
     Ok(())
 }
 
+/// Bindings or sessions, page by page over one connection, each page
+/// printed as it arrives: a table whose columns are sized by the first
+/// page, or one JSON array.
+fn show_rows(
+    path: &Path,
+    what: ShowWhat,
+    json: bool,
+    v6: Option<String>,
+    proto: Option<String>,
+    limit: usize,
+) -> anyhow::Result<()> {
+    let mut conn = Conn::open(path)?;
+    let mut out = Rows::new(what, json);
+    let mut cursor = None;
+    let mut shown = 0usize;
+    loop {
+        let want = if limit == 0 {
+            MAX_PAGE
+        } else {
+            (limit - shown).min(MAX_PAGE)
+        };
+        let (v6, proto) = (v6.clone(), proto.clone());
+        let req = match what {
+            ShowWhat::Sessions => Request::Sessions {
+                v6,
+                proto,
+                limit: Some(want),
+                cursor,
+            },
+            _ => Request::Bindings {
+                v6,
+                proto,
+                limit: Some(want),
+                cursor,
+            },
+        };
+        let reply = conn.request(&req)?;
+        let page = reply.result.unwrap_or(serde_json::Value::Null);
+        let n = out.page(page)?;
+        shown += n;
+        cursor = reply.next_cursor;
+        if !out.open {
+            // stdout closed (`| head`): stop asking.
+            return Ok(());
+        }
+        if cursor.is_none() || n == 0 || (limit != 0 && shown >= limit) {
+            break;
+        }
+    }
+    out.finish(cursor.is_some() && limit != 0);
+    Ok(())
+}
+
+/// `show bindings|sessions` output, written as pages arrive.
+struct Rows {
+    what: ShowWhat,
+    json: bool,
+    /// Column widths (from the first page; tables only).
+    width: Vec<usize>,
+    /// The table header or the JSON array's `[` is out.
+    started: bool,
+    count: usize,
+    /// False once stdout is closed.
+    open: bool,
+}
+
+impl Rows {
+    fn new(what: ShowWhat, json: bool) -> Rows {
+        Rows {
+            what,
+            json,
+            width: Vec::new(),
+            started: false,
+            count: 0,
+            open: true,
+        }
+    }
+
+    fn emit(&mut self, text: &str) {
+        if self.open && std::io::stdout().lock().write_all(text.as_bytes()).is_err() {
+            self.open = false;
+        }
+    }
+
+    /// Prints one page; returns its number of rows.
+    fn page(&mut self, v: serde_json::Value) -> anyhow::Result<usize> {
+        let bad = |e: serde_json::Error| anyhow::anyhow!("unexpected reply from the daemon: {e}");
+        let rows: Vec<serde_json::Value> = serde_json::from_value(v).map_err(bad)?;
+        let n = rows.len();
+        let mut text = String::new();
+        if self.json {
+            for r in rows {
+                text.push_str(if self.started { ",\n  " } else { "[\n  " });
+                text.push_str(&serde_json::to_string(&r).context("encoding JSON")?);
+                self.started = true;
+                self.count += 1;
+            }
+        } else {
+            let mut t = Vec::new();
+            if !self.started {
+                t.push(header(self.what));
+                self.started = true;
+            }
+            for r in rows {
+                t.push(match self.what {
+                    ShowWhat::Sessions => session_cells(&serde_json::from_value(r).map_err(bad)?),
+                    _ => binding_cells(&serde_json::from_value(r).map_err(bad)?),
+                });
+                self.count += 1;
+            }
+            if self.width.is_empty() {
+                self.width = widths(&t);
+            }
+            text = table_with(&t, &self.width);
+        }
+        self.emit(&text);
+        Ok(n)
+    }
+
+    /// Closes the JSON array, or prints the table's count line; says on
+    /// stderr when `--limit` cut the listing short.
+    fn finish(&mut self, more: bool) {
+        let noun = if self.what == ShowWhat::Sessions {
+            "session(s)"
+        } else {
+            "binding(s)"
+        };
+        if self.json {
+            let end = if self.started { "\n]\n" } else { "[]\n" };
+            self.emit(end);
+        } else {
+            if !self.started {
+                let t = vec![header(self.what)];
+                let text = table_with(&t, &widths(&t));
+                self.emit(&text);
+            }
+            let text = format!("{} {noun}\n", self.count);
+            self.emit(&text);
+        }
+        if more {
+            eprintln!(
+                "nat64: first {} {noun} shown; more exist (--limit 0 shows all)",
+                self.count
+            );
+        }
+    }
+}
+
+fn header(what: ShowWhat) -> Vec<String> {
+    let h: &[&str] = match what {
+        ShowWhat::Sessions => &["PROTO", "IPV6", "IPV4", "REMOTE", "STATE", "EXPIRES"],
+        _ => &["PROTO", "IPV6", "IPV4", "STATIC", "SESSIONS"],
+    };
+    h.iter().map(|s| s.to_string()).collect()
+}
+
+fn binding_cells(r: &BindingRow) -> Vec<String> {
+    let (a6, a4) = if r.proto == "any" {
+        (r.v6.to_string(), r.v4.to_string())
+    } else {
+        (
+            format!("[{}]:{}", r.v6, r.v6_port),
+            format!("{}:{}", r.v4, r.v4_port),
+        )
+    };
+    vec![
+        r.proto.clone(),
+        a6,
+        a4,
+        if r.is_static { "yes" } else { "no" }.into(),
+        r.sessions.to_string(),
+    ]
+}
+
+fn session_cells(r: &SessionRow) -> Vec<String> {
+    vec![
+        r.proto.clone(),
+        format!("[{}]:{}", r.v6, r.v6_port),
+        format!("{}:{}", r.v4, r.v4_port),
+        format!("{}:{}", r.remote, r.remote_port),
+        r.tcp_state.clone().unwrap_or_else(|| "-".into()),
+        format!("{:.0}s", r.expires_in_secs),
+    ]
+}
+
 /// `nat64 binding add|del`.
 pub fn binding(path: &Path, req: Request) -> anyhow::Result<()> {
     let what = match &req {
@@ -164,49 +380,8 @@ pub fn binding(path: &Path, req: Request) -> anyhow::Result<()> {
 fn render(what: ShowWhat, v: serde_json::Value) -> anyhow::Result<String> {
     let bad = |e: serde_json::Error| anyhow::anyhow!("unexpected reply from the daemon: {e}");
     Ok(match what {
-        ShowWhat::Bindings => {
-            let rows: Vec<BindingRow> = serde_json::from_value(v).map_err(bad)?;
-            let mut t = vec![vec!["PROTO", "IPV6", "IPV4", "STATIC", "SESSIONS"]
-                .into_iter()
-                .map(String::from)
-                .collect::<Vec<_>>()];
-            for r in &rows {
-                let (a6, a4) = if r.proto == "any" {
-                    (r.v6.to_string(), r.v4.to_string())
-                } else {
-                    (
-                        format!("[{}]:{}", r.v6, r.v6_port),
-                        format!("{}:{}", r.v4, r.v4_port),
-                    )
-                };
-                t.push(vec![
-                    r.proto.clone(),
-                    a6,
-                    a4,
-                    if r.is_static { "yes" } else { "no" }.into(),
-                    r.sessions.to_string(),
-                ]);
-            }
-            format!("{}{} binding(s)\n", table(&t), rows.len())
-        }
-        ShowWhat::Sessions => {
-            let rows: Vec<SessionRow> = serde_json::from_value(v).map_err(bad)?;
-            let mut t = vec![vec!["PROTO", "IPV6", "IPV4", "REMOTE", "STATE", "EXPIRES"]
-                .into_iter()
-                .map(String::from)
-                .collect::<Vec<_>>()];
-            for r in &rows {
-                t.push(vec![
-                    r.proto.clone(),
-                    format!("[{}]:{}", r.v6, r.v6_port),
-                    format!("{}:{}", r.v4, r.v4_port),
-                    format!("{}:{}", r.remote, r.remote_port),
-                    r.tcp_state.clone().unwrap_or_else(|| "-".into()),
-                    format!("{:.0}s", r.expires_in_secs),
-                ]);
-            }
-            format!("{}{} session(s)\n", table(&t), rows.len())
-        }
+        // Printed page by page (show_rows).
+        ShowWhat::Bindings | ShowWhat::Sessions => bail!("internal: rows are printed by pages"),
         ShowWhat::Pool => {
             let rows: Vec<PoolRow> = serde_json::from_value(v).map_err(bad)?;
             let mut t = vec![vec!["ADDRESS", "TCP", "UDP", "ICMP"]
@@ -251,10 +426,10 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>)
     }
 }
 
-/// Left-aligned columns, two spaces apart; the last column is not padded.
-fn table(rows: &[Vec<String>]) -> String {
+/// The widest cell of each column.
+fn widths(rows: &[Vec<String>]) -> Vec<usize> {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let width: Vec<usize> = (0..cols)
+    (0..cols)
         .map(|c| {
             rows.iter()
                 .filter_map(|r| r.get(c))
@@ -262,7 +437,17 @@ fn table(rows: &[Vec<String>]) -> String {
                 .max()
                 .unwrap_or(0)
         })
-        .collect();
+        .collect()
+}
+
+/// Left-aligned columns, two spaces apart; the last column is not padded.
+fn table(rows: &[Vec<String>]) -> String {
+    table_with(rows, &widths(rows))
+}
+
+/// [`table`] with given column widths (a wider cell pushes its line's
+/// next columns right).
+fn table_with(rows: &[Vec<String>], width: &[usize]) -> String {
     let mut out = String::new();
     for r in rows {
         let mut line = String::new();
@@ -270,7 +455,8 @@ fn table(rows: &[Vec<String>]) -> String {
             if i + 1 == r.len() {
                 line.push_str(cell);
             } else {
-                line.push_str(&format!("{cell:<w$}  ", w = width[i]));
+                let w = width.get(i).copied().unwrap_or(0);
+                line.push_str(&format!("{cell:<w$}  "));
             }
         }
         out.push_str(line.trim_end());

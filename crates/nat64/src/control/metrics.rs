@@ -6,12 +6,16 @@
 //! accessors; nothing is added to the packet path. Every [`DropReason`] is
 //! emitted, so each `reason` label exists from the start at 0.
 //!
-//! The HTTP side is a few lines over [`std::net::TcpListener`] on its own
-//! thread rather than a server crate: one path, GET only, one response per
-//! connection, read/write timeouts and a bounded request head, so a slow
-//! client delays other scrapes by at most a few seconds and never the data
-//! plane.
+//! The HTTP side is a few lines over [`std::net::TcpListener`] rather than
+//! a server crate: one path, GET only, one response per connection, a
+//! bounded request head. Connections are served concurrently, a thread
+//! each, at most [`MAX_CONNS`] at once (one more gets `503` at once and is
+//! counted); the request head must arrive within [`HEAD_DEADLINE`] and the
+//! response be written within [`WRITE_DEADLINE`]. Idle or slow clients
+//! hold only their own thread (issue 11 #11: ten idle connections used to
+//! delay a scrape by 19 s), and never the data plane.
 
+use super::socket::{refuse, write_until, Closing, Slots};
 use super::Telemetry;
 use anyhow::Context as _;
 use nat64_core::DropReason;
@@ -21,10 +25,10 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use std::io::{ErrorKind, Read as _, Write as _};
+use std::io::{ErrorKind, Read as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd as _;
-use std::sync::atomic::{AtomicBool, Ordering, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +37,33 @@ use std::time::{Duration, Instant};
 pub const POOL_ALL_ADDRESSES_UP_TO: usize = 256;
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Connections served at once; more get `503 Service Unavailable`.
+pub const MAX_CONNS: usize = 32;
+/// The request head must arrive within this.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+/// The response must be written within this.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+/// Longest single wait in a read (how often a connection looks at stop).
+const SLICE: Duration = Duration::from_millis(200);
+
+/// Connection counters of the metrics endpoint (process-wide, like the
+/// endpoint).
+#[derive(Debug)]
+pub struct HttpCounters {
+    pub accepted: AtomicU64,
+    /// Refused because [`MAX_CONNS`] were open.
+    pub refused_busy: AtomicU64,
+    /// Closed because the head did not arrive, or the response could not
+    /// be written, in time.
+    pub timed_out: AtomicU64,
+}
+
+pub static COUNTERS: HttpCounters = HttpCounters {
+    accepted: AtomicU64::new(0),
+    refused_busy: AtomicU64::new(0),
+    timed_out: AtomicU64::new(0),
+};
 
 #[derive(Debug)]
 struct Scrape(Arc<Telemetry>);
@@ -347,6 +378,13 @@ impl Collector for Scrape {
             "New flows refused by limits.max-sessions-per-client.",
             &one(c.client_session_limit_hits),
         )?;
+        counter(
+            e,
+            "nat64_site_limit_hits",
+            "New flows or leases refused by the site guard (limits.site-prefix-len) or the \
+             fair share of a nearly full table.",
+            &one(c.site_limit_hits),
+        )?;
         gauge(
             e,
             "nat64_fragments_cached",
@@ -415,6 +453,49 @@ impl Collector for Scrape {
             "Mapping-log events lost (writer behind or file not writable).",
             &one(tel.maplog.dropped.load(Relaxed)),
         )?;
+
+        // The operations endpoints themselves.
+        let ctl = &super::socket::COUNTERS;
+        counter(
+            e,
+            "nat64_control_connections",
+            "Control-socket connections served.",
+            &one(ctl.accepted.load(Relaxed)),
+        )?;
+        counter(
+            e,
+            "nat64_control_connections_refused",
+            "Control-socket connections refused: busy (too many open at once) or peer (neither \
+             root nor the daemon's uid).",
+            &[
+                (
+                    vec![("reason", "busy".to_string())],
+                    ctl.refused_busy.load(Relaxed),
+                ),
+                (
+                    vec![("reason", "peer".to_string())],
+                    ctl.refused_peer.load(Relaxed),
+                ),
+            ],
+        )?;
+        counter(
+            e,
+            "nat64_control_connections_timed_out",
+            "Control-socket connections closed because a request or an answer took too long.",
+            &one(ctl.timed_out.load(Relaxed)),
+        )?;
+        counter(
+            e,
+            "nat64_metrics_connections_refused",
+            "Metrics connections refused (503) because too many were open at once.",
+            &one(COUNTERS.refused_busy.load(Relaxed)),
+        )?;
+        counter(
+            e,
+            "nat64_metrics_connections_timed_out",
+            "Metrics connections closed because the request or the response took too long.",
+            &one(COUNTERS.timed_out.load(Relaxed)),
+        )?;
         Ok(())
     }
 }
@@ -430,14 +511,18 @@ pub fn render(tel: &Arc<Telemetry>) -> Result<String, std::fmt::Error> {
 
 /// A running metrics endpoint.
 pub struct MetricsServer {
+    slots: Slots,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl MetricsServer {
+    /// Waits for the accept thread (after the stop flag was set) and gives
+    /// the connection threads a moment to notice.
     pub fn stop(mut self) {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        self.slots.drain(SLICE * 2);
     }
 }
 
@@ -455,14 +540,21 @@ pub fn spawn(
     })?;
     l.set_nonblocking(true)
         .context("making the metrics socket non-blocking")?;
+    let slots = Slots::new(MAX_CONNS);
+    let sl = slots.clone();
     let thread = std::thread::Builder::new()
         .name("nat64-metrics".into())
         .spawn(move || {
+            // Least privilege: this thread needs no capability.
+            crate::privilege::drop_thread_caps();
+            let mut closing = Closing::new();
             while !stop.load(Ordering::Relaxed) {
+                closing.poll();
                 match l.accept() {
                     Ok((s, peer)) => {
-                        if let Err(e) = http(s, &tel) {
-                            tracing::debug!("metrics client {peer}: {e}");
+                        if let Some(s) = admit(s, peer, &tel, &stop, &sl) {
+                            let _ = s.shutdown(std::net::Shutdown::Write);
+                            closing.push(s);
                         }
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -478,34 +570,94 @@ pub fn spawn(
         })
         .context("spawning the metrics thread")?;
     Ok(MetricsServer {
+        slots,
         thread: Some(thread),
     })
+}
+
+/// Serves the connection on its own thread, or answers 503 at once when
+/// [`MAX_CONNS`] are open (and returns the connection, to be closed a
+/// moment later).
+fn admit(
+    mut s: TcpStream,
+    peer: SocketAddr,
+    tel: &Arc<Telemetry>,
+    stop: &Arc<AtomicBool>,
+    slots: &Slots,
+) -> Option<TcpStream> {
+    let Some(slot) = slots.take() else {
+        COUNTERS.refused_busy.fetch_add(1, Relaxed);
+        let fd = s.as_raw_fd();
+        refuse(
+            &mut s,
+            fd,
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
+              Content-Length: 5\r\nRetry-After: 1\r\nConnection: close\r\n\r\nbusy\n",
+        );
+        return Some(s);
+    };
+    COUNTERS.accepted.fetch_add(1, Relaxed);
+    let (tel, stop) = (tel.clone(), stop.clone());
+    let spawned = std::thread::Builder::new()
+        .name("nat64-metrics-conn".into())
+        .spawn(move || {
+            let _slot = slot;
+            if let Err(e) = http(s, &tel, &stop) {
+                tracing::debug!("metrics client {peer}: {e}");
+            }
+        });
+    if let Err(e) = spawned {
+        COUNTERS.refused_busy.fetch_add(1, Relaxed);
+        tracing::warn!("metrics: cannot start a connection thread: {e}");
+    }
+    None
 }
 
 /// Longest request head read.
 const MAX_HEAD: usize = 8192;
 
-fn http(mut s: TcpStream, tel: &Arc<Telemetry>) -> std::io::Result<()> {
+fn http(mut s: TcpStream, tel: &Arc<Telemetry>, stop: &AtomicBool) -> std::io::Result<()> {
     s.set_nonblocking(false)?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let t0 = Instant::now();
+    let deadline = Instant::now() + HEAD_DEADLINE;
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-        if head.len() >= MAX_HEAD || t0.elapsed() > Duration::from_secs(5) {
-            return respond(
+        if head.len() >= MAX_HEAD {
+            return respond(&s, "431 Request Header Fields Too Large", "text/plain", b"");
+        }
+        if stop.load(Relaxed) {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            COUNTERS.timed_out.fetch_add(1, Relaxed);
+            let fd = s.as_raw_fd();
+            refuse(
                 &mut s,
-                "431 Request Header Fields Too Large",
-                "text/plain",
-                b"",
+                fd,
+                b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             );
+            // Not closed over unread data (that would reset the answer).
+            let _ = s.shutdown(std::net::Shutdown::Write);
+            let mut c = Closing::new();
+            c.push(s);
+            for _ in 0..5 {
+                c.poll();
+                std::thread::sleep(SLICE);
+            }
+            return Ok(());
         }
-        let n = s.read(&mut chunk)?;
-        if n == 0 {
-            break;
+        s.set_read_timeout(Some(left.min(SLICE)))?;
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e),
         }
-        head.extend_from_slice(&chunk[..n]);
     }
     let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
@@ -514,23 +666,23 @@ fn http(mut s: TcpStream, tel: &Arc<Telemetry>) -> std::io::Result<()> {
     let path = target.split('?').next().unwrap_or("");
     match (method, path) {
         ("GET", "/metrics") => match render(tel) {
-            Ok(body) => respond(&mut s, "200 OK", CONTENT_TYPE, body.as_bytes()),
+            Ok(body) => respond(&s, "200 OK", CONTENT_TYPE, body.as_bytes()),
             Err(_) => respond(
-                &mut s,
+                &s,
                 "500 Internal Server Error",
                 "text/plain",
                 b"encoding failed\n",
             ),
         },
         ("GET", "/") => respond(
-            &mut s,
+            &s,
             "200 OK",
             "text/html",
             b"<html><body><a href=\"/metrics\">nat64 metrics</a></body></html>\n",
         ),
-        ("GET", _) => respond(&mut s, "404 Not Found", "text/plain", b"try /metrics\n"),
+        ("GET", _) => respond(&s, "404 Not Found", "text/plain", b"try /metrics\n"),
         _ => respond(
-            &mut s,
+            &s,
             "405 Method Not Allowed",
             "text/plain",
             b"GET /metrics\n",
@@ -538,12 +690,134 @@ fn http(mut s: TcpStream, tel: &Arc<Telemetry>) -> std::io::Result<()> {
     }
 }
 
-fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &[u8]) -> std::io::Result<()> {
-    let head = format!(
+/// Writes one response within [`WRITE_DEADLINE`].
+fn respond(s: &TcpStream, status: &str, ctype: &str, body: &[u8]) -> std::io::Result<()> {
+    let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    let mut w: &TcpStream = s;
+    let r = write_until(
+        &mut w,
+        &|d| s.set_write_timeout(Some(d)),
+        &out,
+        Instant::now() + WRITE_DEADLINE,
     );
-    s.write_all(head.as_bytes())?;
-    s.write_all(body)?;
-    s.flush()
+    if r.as_ref().is_err_and(|e| e.kind() == ErrorKind::TimedOut) {
+        COUNTERS.timed_out.fetch_add(1, Relaxed);
+    }
+    r
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use std::io::Write as _;
+
+    /// A metrics server on a free loopback port; stopped on drop.
+    struct Server {
+        addr: SocketAddr,
+        stop: Arc<AtomicBool>,
+        srv: Option<MetricsServer>,
+    }
+
+    impl Server {
+        fn start() -> Server {
+            // A free port (the race with another binder is harmless here).
+            let addr = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let srv = spawn(addr, super::super::socket::test::telemetry(), stop.clone()).unwrap();
+            Server {
+                addr,
+                stop,
+                srv: Some(srv),
+            }
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.stop.store(true, Relaxed);
+            if let Some(s) = self.srv.take() {
+                s.stop();
+            }
+        }
+    }
+
+    fn get(addr: SocketAddr, path: &str) -> (String, Duration) {
+        let t0 = Instant::now();
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+        let _ = s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        (text, t0.elapsed())
+    }
+
+    /// Issue 11 #11: ten idle connections used to delay a scrape by 19 s.
+    #[test]
+    fn scrape_answered_within_1s_with_10_idle_connections() {
+        let srv = Server::start();
+        let idle: Vec<TcpStream> = (0..10)
+            .map(|_| TcpStream::connect(srv.addr).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        let (text, took) = get(srv.addr, "/metrics");
+        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert!(
+            text.contains("nat64_control_connections_refused_total{reason=\"busy\"}"),
+            "{text}"
+        );
+        assert!(took < Duration::from_secs(1), "scrape took {took:?}");
+        drop(idle);
+    }
+
+    /// Past MAX_CONNS open connections the next one gets 503 at once and
+    /// is counted.
+    #[test]
+    fn connection_cap_answers_503_to_the_33rd() {
+        let srv = Server::start();
+        let idle: Vec<TcpStream> = (0..MAX_CONNS)
+            .map(|_| TcpStream::connect(srv.addr).unwrap())
+            .collect();
+        let t0 = Instant::now();
+        while srv.srv.as_ref().unwrap().slots.active() < MAX_CONNS {
+            assert!(t0.elapsed() < Duration::from_secs(2));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let before = COUNTERS.refused_busy.load(Relaxed);
+        let (text, took) = get(srv.addr, "/metrics");
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        assert!(COUNTERS.refused_busy.load(Relaxed) > before);
+        drop(idle);
+        let t0 = Instant::now();
+        while srv.srv.as_ref().unwrap().slots.active() > 0 {
+            assert!(t0.elapsed() < Duration::from_secs(2));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (text, _) = get(srv.addr, "/metrics");
+        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    }
+
+    /// A request head that never ends gets 408 after HEAD_DEADLINE.
+    #[test]
+    fn slow_head_gets_408_after_the_deadline() {
+        let srv = Server::start();
+        let mut s = TcpStream::connect(srv.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
+        let t0 = Instant::now();
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        let took = t0.elapsed();
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(took < HEAD_DEADLINE + Duration::from_secs(1), "{took:?}");
+    }
 }

@@ -39,6 +39,8 @@ pub struct Telemetry {
     /// names its interface and address): clients and DNS64 need it.
     pub prefix: String,
     pub prefix_origin: String,
+    /// The daemon-mode pool: where run-time static entries must lie.
+    pub pool: Vec<crate::config::V4Net>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -116,6 +118,7 @@ impl Telemetry {
             "limits": {
                 "session_limit_hits": c.session_limit_hits,
                 "client_session_limit_hits": c.client_session_limit_hits,
+                "site_limit_hits": c.site_limit_hits,
                 "clients_limited": c.clients_limited,
             },
             "fragments_cached": c.fragments_cached,

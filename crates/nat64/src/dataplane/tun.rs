@@ -16,13 +16,19 @@ pub struct Tun {
 }
 
 /// Number of worker queues for `tun.queues` (0 = one per CPU).
+/// The TUN queues (= workers) to open: `tun.queues`, or one per CPU,
+/// never more than a TUN takes (Linux `MAX_TAP_QUEUES`, 256).
 pub fn queue_count(cfg: &TunSection) -> usize {
-    if cfg.queues > 0 {
+    let n = if cfg.queues > 0 {
         usize::from(cfg.queues)
     } else {
         std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
+    };
+    n.min(MAX_QUEUES)
 }
+
+/// Linux's limit of queues on one TUN (`MAX_TAP_QUEUES`).
+pub const MAX_QUEUES: usize = 256;
 
 fn iface_exists(name: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(name).exists()

@@ -6,6 +6,8 @@
 
 use anyhow::{bail, Context as _};
 use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use tracing::{info, warn};
 
@@ -81,8 +83,8 @@ pub enum Item {
         dest: String,
         dev: String,
     },
-    /// The nftables table `ip nat64`.
-    NftTable,
+    /// This instance's nftables table `ip NAME` ([`nft_table_name`]).
+    NftTable(String),
     /// An address `addr/len` on `dev` (the TUN's own IPv4 address).
     Address { addr: String, dev: String },
 }
@@ -109,16 +111,24 @@ impl Installed {
         Ok(())
     }
 
-    /// Installs (or replaces) `table ip nat64` masquerading `inner` on every
-    /// egress except the TUN itself (hairpinned traffic goes back into it).
-    pub fn nft_masquerade(&mut self, inner: &str, tun: &str) -> anyhow::Result<()> {
-        let rules = nft_ruleset(inner, tun);
-        run_stdin("nft", &["-f", "-"], Some(&rules)).context(
-            "installing the nftables table `ip nat64` (set manage-nft = false to manage NAT \
-             yourself)",
-        )?;
-        info!("nftables table ip nat64 installed (masquerade {inner})");
-        self.items.push(Item::NftTable);
+    /// Installs this instance's table (`ip nat64_<tun>`, see
+    /// [`nft_ruleset`]): masquerade of the inner pool, and the inbound
+    /// filter that keeps the IPv6-only clients unreachable from the IPv4
+    /// side except through `[[map]]` addresses. A table of that name left
+    /// by a crashed instance is replaced; one that belongs to a running
+    /// instance (its comment names a live PID) is refused.
+    pub fn nft_kernel(&mut self, inner: &str, tun: &str, maps: &[Ipv4Addr]) -> anyhow::Result<()> {
+        let table = nft_table_name(tun);
+        check_nft_owner(tun)?;
+        let rules = nft_ruleset(&table, inner, tun, maps, std::process::id());
+        run_stdin("nft", &["-f", "-"], Some(&rules)).with_context(|| {
+            format!(
+                "installing the nftables table `ip {table}` (set manage-nft = false to manage \
+                 NAT yourself)"
+            )
+        })?;
+        info!("nftables table ip {table} installed (masquerade {inner}, inbound filter)");
+        self.items.push(Item::NftTable(table));
         Ok(())
     }
 
@@ -155,7 +165,7 @@ impl Installed {
                 Item::Route { family, dest, dev } => {
                     run("ip", &[family, "route", "del", dest, "dev", dev])
                 }
-                Item::NftTable => run("nft", &["delete", "table", "ip", "nat64"]),
+                Item::NftTable(name) => run("nft", &["delete", "table", "ip", name]),
                 Item::Address { addr, dev } => run("ip", &["addr", "del", addr, "dev", dev]),
             };
             match r {
@@ -177,16 +187,87 @@ impl Drop for Installed {
     }
 }
 
-/// The kernel-mode nftables ruleset. `add table` + `delete table` first makes
-/// loading it replace a leftover table atomically.
-pub fn nft_ruleset(inner: &str, tun: &str) -> String {
+/// The name of an instance's nftables table: `nat64_` and its TUN's name
+/// (anything but letters, digits and `_` becomes `_`), so that two
+/// instances on two TUNs never touch each other's table (issue 11 #7).
+pub fn nft_table_name(tun: &str) -> String {
+    let t: String = tun
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("nat64_{t}")
+}
+
+/// Refuses when the nftables table of TUN `tun` belongs to another running
+/// nat64 (its comment names a live PID other than ours): called before
+/// anything is touched, so a second instance on the same TUN leaves the
+/// first one's routes, address and table alone.
+pub fn check_nft_owner(tun: &str) -> anyhow::Result<()> {
+    let table = nft_table_name(tun);
+    if let Ok(listing) = output("nft", &["list", "table", "ip", &table]) {
+        if let Some(pid) = owner_pid(&listing).filter(|p| *p != std::process::id()) {
+            if pid_alive(pid) {
+                bail!(
+                    "the nftables table `ip {table}` belongs to another running nat64 (pid {pid}) \
+                     on TUN {tun}: give this instance another tun.name, or stop that one first"
+                );
+            }
+            info!("replacing the table `ip {table}` left by nat64 pid {pid} (not running)");
+        }
+    }
+    Ok(())
+}
+
+/// The owner PID in a table's comment (`nat64 pid N tun T`).
+fn owner_pid(listing: &str) -> Option<u32> {
+    let c = listing.split("comment \"nat64 pid ").nth(1)?;
+    c.split_whitespace().next()?.parse().ok()
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The kernel-mode nftables ruleset of table `table`. `add table` +
+/// `delete table` first makes loading it replace a leftover table
+/// atomically. Two chains:
+/// * `postrouting`: masquerade the inner pool on every egress except the
+///   TUN itself (hairpinned traffic goes back into it);
+/// * `forward`: towards the inner pool (into the TUN) only replies and
+///   related ICMP of flows the clients opened, and new flows to `[[map]]`
+///   addresses; anything else from outside is dropped, so an IPv4
+///   neighbour with a route to the inner pool cannot reach the IPv6-only
+///   clients (issue 11 #6).
+pub fn nft_ruleset(table: &str, inner: &str, tun: &str, maps: &[Ipv4Addr], pid: u32) -> String {
+    let allow_maps = if maps.is_empty() {
+        String::new()
+    } else {
+        let set: Vec<String> = maps.iter().map(|a| a.to_string()).collect();
+        format!(
+            "\t\toifname \"{tun}\" ip daddr {{ {} }} accept\n",
+            set.join(", ")
+        )
+    };
     format!(
-        "add table ip nat64\n\
-         delete table ip nat64\n\
-         table ip nat64 {{\n\
+        "add table ip {table}\n\
+         delete table ip {table}\n\
+         table ip {table} {{\n\
+         \tcomment \"nat64 pid {pid} tun {tun}\"\n\
          \tchain postrouting {{\n\
          \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
          \t\tip saddr {inner} oifname != \"{tun}\" masquerade\n\
+         \t}}\n\
+         \tchain forward {{\n\
+         \t\ttype filter hook forward priority filter; policy accept;\n\
+         \t\toifname \"{tun}\" ip daddr {inner} ct state established,related accept\n\
+         {allow_maps}\
+         \t\toifname \"{tun}\" ip daddr {inner} drop\n\
          \t}}\n\
          }}\n"
     )
@@ -286,9 +367,41 @@ mod test {
 
     #[test]
     fn ruleset_masquerades_inner_pool_except_into_tun() {
-        let r = nft_ruleset("100.64.0.0/16", "nat64");
+        let r = nft_ruleset("nat64_nat64", "100.64.0.0/16", "nat64", &[], 42);
         assert!(r.contains("type nat hook postrouting priority srcnat"));
         assert!(r.contains("ip saddr 100.64.0.0/16 oifname != \"nat64\" masquerade"));
-        assert!(r.starts_with("add table ip nat64\ndelete table ip nat64\n"));
+        assert!(r.starts_with("add table ip nat64_nat64\ndelete table ip nat64_nat64\n"));
+        assert!(r.contains("comment \"nat64 pid 42 tun nat64\""));
+        assert_eq!(owner_pid(&r), Some(42));
+    }
+
+    #[test]
+    fn ruleset_admits_only_replies_and_maps_to_the_inner_pool() {
+        let r = nft_ruleset(
+            "nat64_t",
+            "100.64.0.0/16",
+            "t",
+            &[
+                "100.64.9.9".parse().unwrap(),
+                "192.0.2.100".parse().unwrap(),
+            ],
+            1,
+        );
+        let fwd = r.split("chain forward").nth(1).unwrap();
+        let est = fwd.find("ct state established,related accept").unwrap();
+        let maps = fwd
+            .find("ip daddr { 100.64.9.9, 192.0.2.100 } accept")
+            .unwrap();
+        let drop = fwd.find("ip daddr 100.64.0.0/16 drop").unwrap();
+        assert!(
+            est < drop && maps < drop,
+            "accepts come before the drop:\n{r}"
+        );
+    }
+
+    #[test]
+    fn table_name_follows_the_tun() {
+        assert_eq!(nft_table_name("nat64"), "nat64_nat64");
+        assert_eq!(nft_table_name("xlat-1.a"), "nat64_xlat_1_a");
     }
 }
