@@ -6,9 +6,9 @@
 # Builds all targets once into fuzz/target (cargo-fuzz is installed from
 # crates.io if missing; on stable Rust, RUSTC_BOOTSTRAP=1 lets it pass its
 # -Z flags), replays the recorded crashes of fuzz/regressions/<target>/,
-# then fuzzes each target starting from the seeds in fuzz/corpus/<target>/
-# (new inputs go to fuzz/target/corpus/<target>/, the seeds stay as they
-# are). Prints one line per target:
+# then fuzzes each target starting from the checked-in seeds in
+# fuzz/seeds/<target>/ (new inputs go to fuzz/target/corpus/<target>/, the
+# seeds stay as they are; fuzz/corpus is left to ad-hoc `cargo fuzz run`). Prints one line per target:
 #
 #   fuzz TARGET: N execs, cov C, ft F, crashes K
 #
@@ -52,7 +52,7 @@ for t in "${TARGETS[@]}"; do
         echo "regressions $t: ${#inputs[@]} input(s) pass"
       else
         echo "regressions $t: FAIL (${#inputs[@]} input(s) in $reg; log $LOGS/$t.regressions.log)"
-        grep -m1 -E "^thread .* panicked|ERROR: AddressSanitizer|ERROR: libFuzzer" \
+        grep -m1 -A1 -E "^thread .* panicked|ERROR: AddressSanitizer|ERROR: libFuzzer" \
           "$LOGS/$t.regressions.log" | sed 's/^/  /'
         failed=1
       fi
@@ -60,12 +60,19 @@ for t in "${TARGETS[@]}"; do
   fi
 
   work="$FUZZ/target/corpus/$t"
-  seeds="$FUZZ/corpus/$t"
+  seeds="$FUZZ/seeds/$t"
   mkdir -p "$work" "$seeds"
   log="$LOGS/$t.log"
+  # Operation sequences and captures only get interesting when long: let
+  # those inputs grow at once instead of from a few bytes.
+  case "$t" in
+    engine) extra=(-max_len=1024 -len_control=0) ;;
+    pcap | control_request) extra=(-max_len=8192 -len_control=0) ;;
+    *) extra=() ;;
+  esac
   cargo fuzz run "${FLAGS[@]}" "$t" "$work" "$seeds" -- \
     -max_total_time="$SECONDS_EACH" -timeout=60 -rss_limit_mb=2048 \
-    -print_final_stats=1 >"$log" 2>&1
+    -print_final_stats=1 "${extra[@]}" >"$log" 2>&1
   rc=$?
   # The last status line ("#N ... cov: C ft: F ...") and the final stats.
   status=$(grep -E '^#[0-9]+' "$log" | tail -n1)

@@ -18,3 +18,8 @@ cargo test --workspace --locked
 # and veth TSO/GSO/GRO): correctness must not depend on them (SPEC §7).
 echo "== end-to-end suites with offloads off"
 NAT64_E2E_OFFLOAD=off cargo test -p nat64 --locked --test e2e --test ops_e2e
+# Fuzz the whole pipeline (engine with invariants, offloads, config,
+# control requests, tayga import, pcap reader, reassembly, both
+# translators): recorded crashes replayed first, then 30 s per target.
+echo "== fuzz (30 s per target)"
+bash contrib/fuzz.sh 30

@@ -1,10 +1,9 @@
-//! Writes the seed corpus: a handful of small valid inputs per fuzz target
+//! Writes the seed corpus (fuzz/seeds/<target>/): a handful of small valid inputs per fuzz target
 //! (packets built with the engine model's builders, the example configs, a
 //! tayga.conf, tiny pcap/pcapng captures). Run once from fuzz/:
 //! `cargo run --example gen_corpus`; the output is checked in.
 
 #[path = "../fuzz_targets/engine_model.rs"]
-#[allow(dead_code)]
 mod engine_model;
 
 use engine_model::{ipv4, ipv6};
@@ -18,7 +17,7 @@ const R4: Ipv4Addr = Ipv4Addr::new(8, 8, 8, 8);
 const P4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 
 fn put(target: &str, name: &str, data: &[u8]) {
-    let dir = Path::new("corpus").join(target);
+    let dir = Path::new("seeds").join(target);
     std::fs::create_dir_all(&dir).expect("corpus directory");
     std::fs::write(dir.join(name), data).expect("corpus file");
 }
@@ -377,15 +376,15 @@ fn main() {
 
     // Captures of a UDP flow and its answer.
     let flow = [udp6(C6, r6, b"hello"), udp4(R4, P4, b"world")];
-    put("pcap", "raw.pcap", &pcap(101, &flow));
+    put("pcap", "raw_pcap", &pcap(101, &flow));
     put(
         "pcap",
-        "ethernet.pcap",
+        "ethernet_pcap",
         &pcap(1, &flow.iter().map(|p| ethernet(p)).collect::<Vec<_>>()),
     );
-    put("pcap", "raw.pcapng", &pcapng(101, &flow));
+    put("pcap", "raw_pcapng", &pcapng(101, &flow));
     let mut sll2 = vec![0x86, 0xdd];
     sll2.extend_from_slice(&[0; 18]);
     sll2.extend_from_slice(&flow[0]);
-    put("pcap", "sll2.pcapng", &pcapng(276, &[sll2]));
+    put("pcap", "sll2_pcapng", &pcapng(276, &[sll2]));
 }

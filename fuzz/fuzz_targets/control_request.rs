@@ -39,6 +39,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         started: std::time::Instant::now(),
         prefix: s.prefix.to_string(),
         prefix_origin: "fuzz".into(),
+        pool: s.pool.clone(),
     };
     for line in data.split(|&b| b == b'\n').take(32) {
         let reply = answer(line, &tel);

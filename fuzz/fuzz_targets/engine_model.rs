@@ -756,27 +756,9 @@ impl Run {
             }
         }
         if st.complete {
-            if lenient_sweep() {
-                self.sweep_until_quiet(now);
-            }
             invariants::check_swept(&self.e, now).map_err(|v| v.to_string())?;
         }
         Ok(())
-    }
-
-    /// Full passes until one expires nothing (such a pass moves no entry,
-    /// so it visits every one).
-    fn sweep_until_quiet(&self, now: Timestamp) {
-        for _ in 0..64 {
-            let st = self.e.sweep(now);
-            let gone = st.expired_sessions.tcp
-                + st.expired_sessions.udp
-                + st.expired_sessions.icmp
-                + st.expired_leases;
-            if st.complete && gone == 0 {
-                return;
-            }
-        }
     }
 
     fn show(&self) -> Result<(), String> {
@@ -853,9 +835,6 @@ impl Run {
             self.now = self.now.saturating_add(TCP_EST.as_millis() as u64 * 4);
             let now = Timestamp(self.now);
             while !self.e.sweep(now).complete {}
-            if lenient_sweep() {
-                self.sweep_until_quiet(now);
-            }
             invariants::check_swept(&self.e, now).map_err(|v| format!("at the end: {v}"))?;
             invariants::check(&self.e).map_err(|v| format!("at the end: {v}"))?;
         }
@@ -886,15 +865,6 @@ impl Run {
         }
         Ok(())
     }
-}
-
-/// With `NAT64_MODEL_LENIENT_SWEEP` set, a complete sweep is followed by
-/// more passes before [`invariants::check_swept`]: for fuzzing past the
-/// known bug that one pass can skip a due entry (see
-/// fuzz/regressions/engine/README.md), until it is fixed.
-fn lenient_sweep() -> bool {
-    static L: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *L.get_or_init(|| std::env::var_os("NAT64_MODEL_LENIENT_SWEEP").is_some())
 }
 
 /// Runs `ops` on a fresh engine set up by `setup`; the first broken

@@ -569,7 +569,12 @@ fn emit(
         let path = Path::new(dir).join("dynamic.map");
         match read_aux(&path) {
             Ok(text) => {
-                let (l, skipped) = parse_dynamic_map(&text, inner);
+                // Only what the converted inner pool holds (the default
+                // one when Tayga had no dynamic-pool): nat64 would skip
+                // anything else on restore (found by the `tayga` fuzz
+                // target).
+                let pool = inner.or_else(|| parse_v4net(crate::config::DEFAULT_INNER_POOL).ok());
+                let (l, skipped) = parse_dynamic_map(&text, pool);
                 if skipped > 0 {
                     warnings.push(format!(
                         "{}: {skipped} line(s) skipped (malformed, or outside inner-pool)",

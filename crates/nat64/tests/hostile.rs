@@ -220,6 +220,7 @@ fn kernel_spoofed_sources_from_one_64_are_capped() {
     // 500 sources of 2001:db8:1::/64 to a closed port (answered only by
     // ICMP port unreachable: nothing confirms their leases).
     let script = support_dir().join("spoof_many.py");
+    let before = rss_kib(pid);
     t.ok(
         &t.c6,
         &format!(
@@ -229,6 +230,13 @@ fn kernel_spoofed_sources_from_one_64_are_capped() {
     );
     std::thread::sleep(Duration::from_millis(500));
     let s = t.stats(pid);
+    eprintln!(
+        "lease flood, 500 spoofed sources of one /64: leases {} (cap 64), site_limit {}; VmRSS \
+         {before} -> {} KiB",
+        s["kernel_leases"],
+        s.get("drop.site_limit").copied().unwrap_or(0),
+        rss_kib(pid)
+    );
     // wait_path's client holds one lease of the same /64.
     assert_eq!(s["kernel_leases"], 64, "{s:?}");
     assert_eq!(s.get("drop.site_limit").copied(), Some(437), "{s:?}");
@@ -401,6 +409,75 @@ fn daemon_pool_exhaustion_answers_address_unreachable() {
     assert!(s["icmp_sent"] >= 1, "{s:?}");
 }
 
+/// VmRSS of a process, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A SYN flood from spoofed sources of one /64 (issue 11: "1 M-packet SYN
+/// floods"): capped by the site guard, the table drains by the transitory
+/// timer, and a legitimate download from another /64 during the flood
+/// succeeds. Prints the numbers for the closing note.
+#[test]
+fn daemon_syn_flood_from_one_64() {
+    let Some((t, pid)) = setup(
+        "synflood",
+        Napt::Daemon,
+        "reap-interval-secs = 1\n[timeouts]\ntcp-transitory = 8\n\
+         [limits]\nmax-sessions-per-site = 2000\n",
+    ) else {
+        return;
+    };
+    t.ok(&t.c6, "ip addr add 2001:db8:2::2/64 dev v6c nodad");
+    t.ok(&t.x, "ip route add 2001:db8:2::/64 via 2001:db8:1::2");
+    let sum = t.http_server4(2);
+    let before = rss_kib(pid);
+    let script = support_dir().join("spoof_many.py");
+    // Towards an IPv4 address nobody answers for (198.51.100.99): the
+    // SYNs stay unanswered, as in a real spoofed flood.
+    let flood = format!(
+        "python3 {} 2001:db8:1::1:0 20000 2001:db8:64::c633:6463 80 syn 100",
+        script.display()
+    );
+    let t0 = Instant::now();
+    let fl = t.spawn(&t.c6, &["bash", "-c", &flood], "flood.log");
+    let got = t.ok(
+        &t.c6,
+        &format!(
+            "curl -sS --max-time 20 --interface 2001:db8:2::2 'http://[{SERVER4_V6}]:8080/big.bin' | sha256sum"
+        ),
+    );
+    assert_eq!(got.split_whitespace().next(), Some(sum.as_str()));
+    t.wait_exit(fl, Duration::from_secs(60))
+        .expect("flood finished");
+    let took = t0.elapsed();
+    let s = t.stats(pid);
+    let during = rss_kib(pid);
+    assert!(s["sessions_tcp"] <= 2002, "one /64 above its cap: {s:?}");
+    assert!(
+        s.get("drop.site_limit").copied().unwrap_or(0) >= 1000,
+        "{s:?}"
+    );
+    // The unanswered SYNs go at the transitory timeout.
+    std::thread::sleep(Duration::from_secs(10));
+    let s2 = t.stats(pid);
+    assert!(s2["sessions_tcp"] <= 2, "not drained: {s2:?}");
+    let after = rss_kib(pid);
+    eprintln!(
+        "SYN flood, 20000 spoofed SYNs of one /64 in {took:?} ({} packets read): sessions held \
+         {} (cap 2000), site_limit {}, legitimate 2 MiB download ok; VmRSS {before} -> \
+         {during} -> {after} KiB (before, after flood, after drain)",
+        s["rx_packets"],
+        s["sessions_tcp"],
+        s.get("drop.site_limit").copied().unwrap_or(0)
+    );
+}
+
 /// Issue 11 #9: with `client-prefix-len = 128`, spoofed sources from one
 /// /64 filled the global session table (999,972 sessions; 20.8 % of a
 /// legitimate ping lost during the flood). The site guard caps one /64 and
@@ -436,6 +513,7 @@ fn daemon_spoofed_sources_from_one_64_are_capped() {
         "ping.log",
     );
     let script = support_dir().join("spoof_many.py");
+    let before = rss_kib(pid);
     t.ok(
         &t.c6,
         &format!(
@@ -455,6 +533,12 @@ fn daemon_spoofed_sources_from_one_64_are_capped() {
     assert!(
         s.get("drop.site_limit").copied().unwrap_or(0) >= 5000,
         "{s:?}"
+    );
+    eprintln!(
+        "UDP flood, 6000 spoofed sources of one /64: sessions {sessions} (cap 1000), site_limit \
+         {}, legitimate ping 20/20 during the flood; VmRSS {before} -> {} KiB",
+        s.get("drop.site_limit").copied().unwrap_or(0),
+        rss_kib(pid)
     );
 }
 
