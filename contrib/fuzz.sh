@@ -41,8 +41,10 @@ fi
 LOGS="$FUZZ/target/fuzz-logs"
 mkdir -p "$LOGS"
 failed=0
+bad_targets=0
 
 for t in "${TARGETS[@]}"; do
+  bad=0
   # Recorded crashes first: each must now pass (or it is still a bug).
   reg="$FUZZ/regressions/$t"
   if compgen -G "$reg/*" >/dev/null; then
@@ -52,6 +54,7 @@ for t in "${TARGETS[@]}"; do
         echo "regressions $t: ${#inputs[@]} input(s) pass"
       else
         echo "regressions $t: FAIL (${#inputs[@]} input(s) in $reg; log $LOGS/$t.regressions.log)"
+        bad=1
         grep -m1 -A1 -E "^thread .* panicked|ERROR: AddressSanitizer|ERROR: libFuzzer" \
           "$LOGS/$t.regressions.log" | sed 's/^/  /'
         failed=1
@@ -87,6 +90,7 @@ for t in "${TARGETS[@]}"; do
   echo "fuzz $t: ${execs:-0} execs, cov ${cov:-0}, ft ${ft:-0}, crashes ${#crashes[@]}"
   if (( ${#crashes[@]} > 0 )); then
     failed=1
+    bad=1
     for c in "${crashes[@]}"; do
       echo "  CRASH in target $t: $c"
     done
@@ -94,5 +98,8 @@ for t in "${TARGETS[@]}"; do
       | sed 's/^/  /'
     echo "  reproduce: RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz $t FILE (log: $log)"
   fi
+  bad_targets=$((bad_targets + bad))
 done
+# A closing line in the plain "N passed, N failed" form: one per target.
+echo "fuzz: $(( ${#TARGETS[@]} - bad_targets )) passed, $bad_targets failed"
 exit "$failed"
