@@ -315,6 +315,23 @@ fn locate_v6(pkt: &[u8]) -> Result<Option<Fragment<'_>>, DropReason> {
 /// header checksum, bad length) are true here and dropped by
 /// [`Reassembler::push`] with a reason.
 pub fn is_icmp_fragment(pkt: &[u8]) -> bool {
+    // Every packet of the data path asks: answer the common case (not an
+    // ICMP fragment) from the fixed header alone.
+    match pkt.first().map(|b| b >> 4) {
+        // IPv4: protocol other than ICMP, or MF clear and offset 0.
+        Some(4)
+            if pkt.len() >= 20
+                && (pkt[9] != proto::ICMP
+                    || u16::from_be_bytes([pkt[6], pkt[7]]) & 0x3fff == 0) =>
+        {
+            return false
+        }
+        // IPv6: no extension header, so no Fragment header.
+        Some(6) if pkt.len() >= 40 && matches!(pkt[6], proto::TCP | proto::UDP | nh::ICMPV6) => {
+            return false
+        }
+        _ => {}
+    }
     matches!(locate(pkt), Ok(Some(_)))
 }
 
