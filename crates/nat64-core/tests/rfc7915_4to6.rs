@@ -952,18 +952,31 @@ fn rfc7915_4_5_fragmented_udp_checksum_adjusted() {
     assert_udp6(i1.source, i1.destination, &whole);
 }
 
-/// §4.5: "translators MUST forward all transport protocols" is a rule for
-/// the stateless translator. nat64 is stateful (RFC 6146 §1: NAT64 for TCP,
-/// UDP and ICMP): with no binding there is no IPv6 destination for another
-/// transport, so it is dropped under a named reason (ADR 0001).
+/// §4.5: "translators MUST forward all transport protocols". With a 1:1
+/// mapping any protocol is translated at the IP layer: the protocol number
+/// becomes the Next Header, payloads (SCTP, GRE, ESP) are untouched.
 #[test]
-fn rfc7915_4_5_other_transport_dropped_by_stateful_nat64() {
-    let body = payload(40);
-    let pkt = ipv4(&V4::inb(), 33, &body); // DCCP
-    match four(&pkt) {
-        Out::Drop(r) => assert_eq!(r, DropReason::UnsupportedProtocol),
-        other => panic!("DCCP must be dropped, got {other:?}"),
+fn rfc7915_4_5_other_transports_translated_one_to_one() {
+    for p in [132u8, 47, 50] {
+        let body = payload(40);
+        let out = four(&ipv4(&V4::inb(), p, &body)).whole();
+        let (ip, rest) = parse6(&out);
+        assert_eq!(ip.next_header, IpNumber(p));
+        assert_eq!(rest, &body[..]);
     }
+}
+
+/// §4.5 with port NAPT (daemon mode): dropped under a named reason.
+#[test]
+fn rfc7915_4_5_other_transport_dropped_by_port_napt() {
+    let mut m = NatMapper::default();
+    let out = run(
+        Dir::FourToSix,
+        &ipv4(&V4::inb(), 132, &payload(40)),
+        &Config::default(),
+        &mut m,
+    );
+    assert_eq!(out.reason(), Some(DropReason::UnsupportedProtocol));
 }
 
 // ===========================================================================
@@ -1316,4 +1329,21 @@ fn rfc768_rfc9293_3_1_lying_lengths_dropped() {
     }
     assert!(four(&udp4_pkt(&h, 53, 1000, b"hello world")).is_fwd());
     assert!(four(&tcp4_pkt(&h, 80, 1000, b"data")).is_fwd());
+}
+
+/// §4.3 with §4.5: an ICMPv4 error quoting a packet of a protocol without
+/// ports (GRE) is translated too; the quoted packet's addresses are mapped,
+/// its protocol and payload kept.
+#[test]
+fn rfc7915_4_3_inner_gre_translated() {
+    let body = payload(32);
+    let inner = ipv4(&V4::inb().src(V4_CLIENT).dst(V4_SERVER).ttl(1), 47, &body);
+    let pkt = icmp4_err(11, 0, [0; 4], &inner);
+    let (ip, msg) = icmp_4to6_fwd(&pkt, &Config::default(), &mut stateless());
+    assert_eq!(ip.destination, v6_client());
+    let (ih, il4) = parse6_inner(&msg[8..]);
+    assert_eq!(ih.source, v6_client());
+    assert_eq!(ih.destination, v6_server());
+    assert_eq!(ih.next_header, IpNumber(47));
+    assert_eq!(il4, &body[..]);
 }

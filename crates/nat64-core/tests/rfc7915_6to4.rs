@@ -930,18 +930,77 @@ fn rfc7915_5_5_ports_mapped_checksums_valid() {
     assert_eq!((u.source_port, u.destination_port), (4001 + PORT_SHIFT, 53));
 }
 
-/// §5.5: "translators MUST forward all transport protocols" is a rule for
-/// the stateless translator. nat64 is stateful (RFC 6146 §1: NAT64 for TCP,
-/// UDP and ICMP): with no binding there is no IPv4 source to give another
-/// transport, so it is dropped under a named reason (ADR 0001).
-#[test]
-fn rfc7915_5_5_other_transport_dropped_by_stateful_nat64() {
-    let body = payload(40);
-    let pkt = ipv6(&V6::out(), 33, &[], &body); // DCCP
-    match six(&pkt) {
-        Out::Drop(r) => assert_eq!(r, DropReason::UnsupportedProtocol),
-        other => panic!("DCCP must be dropped, got {other:?}"),
+/// RFC 1071 checksum of the concatenated parts (written here, independent
+/// of the code under test).
+fn rfc1071(parts: &[&[u8]]) -> u16 {
+    let bytes: Vec<u8> = parts.concat();
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
     }
+    !(sum as u16)
+}
+
+/// DCCP (RFC 4340) with a valid checksum over the IPv6 pseudo-header, from
+/// bytes written out here (not by the code under test).
+fn dccp6(h: &V6) -> Vec<u8> {
+    // Generic header, 8 bytes: ports 5000 → 6000, data offset 3 (12 bytes
+    // with the 4-byte request header below), CCVal/CsCov 0, checksum at 6.
+    let mut d = vec![0x13, 0x88, 0x17, 0x70, 3, 0, 0, 0];
+    d.extend_from_slice(&[0x01, 0x02, 0x03, 0x04]);
+    d.extend_from_slice(b"dccp payload");
+    let len = (d.len() as u32).to_be_bytes();
+    let c = rfc1071(&[&h.src, &h.dst, &len, &[0, 0, 0, 33], &d]);
+    d[6..8].copy_from_slice(&c.to_be_bytes());
+    d
+}
+
+/// §5.5: "translators MUST forward all transport protocols". With a 1:1
+/// mapping (SIIT here; kernel NAPT leases and maps in the daemon) any
+/// protocol is translated at the IP layer: protocol number kept, DCCP's
+/// pseudo-header checksum adjusted, SCTP/GRE payloads untouched.
+#[test]
+fn rfc7915_5_5_other_transports_translated_one_to_one() {
+    let h = V6::out();
+    let d = dccp6(&h);
+    let len = (d.len() as u32).to_be_bytes();
+    assert_eq!(rfc1071(&[&h.src, &h.dst, &len, &[0, 0, 0, 33], &d]), 0);
+    let out = six(&ipv6(&h, 33, &[], &d)).whole();
+    let (ip, rest) = parse4(&out);
+    assert_eq!(ip.protocol, IpNumber(33));
+    let len4 = (rest.len() as u16).to_be_bytes();
+    assert_eq!(
+        rfc1071(&[&ip.source, &ip.destination, &[0, 33], &len4, rest]),
+        0,
+        "DCCP checksum verifies over the IPv4 pseudo-header"
+    );
+    assert_eq!(&rest[8..], &d[8..], "DCCP payload untouched");
+    // SCTP (132) and GRE (47): bytes after the IP header unchanged.
+    for p in [132u8, 47] {
+        let body = payload(40);
+        let out = six(&ipv6(&h, p, &[], &body)).whole();
+        let (ip, rest) = parse4(&out);
+        assert_eq!(ip.protocol, IpNumber(p));
+        assert_eq!(rest, &body[..]);
+    }
+}
+
+/// §5.5 with port NAPT (daemon mode): there is no IPv4 source to give a
+/// protocol without ports, so it is dropped under a named reason.
+#[test]
+fn rfc7915_5_5_other_transport_dropped_by_port_napt() {
+    let h = V6::out();
+    let mut m = NatMapper::default();
+    let out = run(
+        Dir::SixToFour,
+        &ipv6(&h, 33, &[], &dccp6(&h)),
+        &Config::default(),
+        &mut m,
+    );
+    assert_eq!(out.reason(), Some(DropReason::UnsupportedProtocol));
 }
 
 // ===========================================================================
@@ -1292,4 +1351,26 @@ fn rfc768_rfc9293_3_1_lying_lengths_dropped() {
     // The honest packets translate.
     assert!(six(&udp6_pkt(&h, 1000, 53, b"hello world")).is_fwd());
     assert!(six(&tcp6_pkt(&h, 1000, 80, b"data")).is_fwd());
+}
+
+/// §5.3 with §5.5: an ICMPv6 error quoting a packet of a protocol without
+/// ports (SCTP) is translated too; addresses mapped, protocol and payload
+/// kept.
+#[test]
+fn rfc7915_5_3_inner_sctp_translated() {
+    let body = payload(32);
+    let inner = ipv6(
+        &V6::out().src(v6_server()).dst(v6_client()).hop(57),
+        132,
+        &[],
+        &body,
+    );
+    let pkt = icmp6_err(1, 4, [0; 4], &inner);
+    let (ip, msg) = icmp_6to4_fwd(&pkt, &Config::default(), &mut stateless());
+    assert_eq!(ip.destination, V4_SERVER);
+    let (ih, il4) = parse4_inner(&msg[8..]);
+    assert_eq!(ih.source, V4_SERVER);
+    assert_eq!(ih.destination, V4_CLIENT);
+    assert_eq!(ih.protocol, IpNumber(132));
+    assert_eq!(il4, &body[..]);
 }

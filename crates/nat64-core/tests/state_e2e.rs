@@ -284,3 +284,75 @@ fn rfc6146_3_5_1_exhaustion_answers_icmpv6_unreachable() {
         })
     );
 }
+
+/// An IPv6 packet of protocol `p` (no transport header of ours) with `body`.
+fn proto6(src: Ipv6Addr, dst: Ipv6Addr, p: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    etherparse::Ipv6Header {
+        traffic_class: 0,
+        flow_label: Default::default(),
+        payload_length: body.len() as u16,
+        next_header: etherparse::IpNumber(p),
+        hop_limit: 64,
+        source: src.octets(),
+        destination: dst.octets(),
+    }
+    .write(&mut v)
+    .unwrap();
+    v.extend_from_slice(body);
+    v
+}
+
+fn proto4(src: Ipv4Addr, dst: Ipv4Addr, p: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    etherparse::Ipv4Header::new(
+        body.len() as u16,
+        64,
+        etherparse::IpNumber(p),
+        src.octets(),
+        dst.octets(),
+    )
+    .unwrap()
+    .write(&mut v)
+    .unwrap();
+    v.extend_from_slice(body);
+    v
+}
+
+/// Issue 12 §1 / RFC 7915 §4.5, §5.5: kernel mode maps addresses 1:1, so a
+/// protocol without ports (GRE here) is translated both ways through the
+/// client's lease; daemon NAPT has no port to give it and drops it as
+/// `unsupported_protocol`.
+#[test]
+fn rfc7915_5_5_gre_through_kernel_mode_lease_dropped_by_daemon() {
+    let body = b"\x00\x00\x08\x00inner ipv4 packet here";
+    let e = Engine::new(kernel_cfg(("100.64.0.0", 16), &[])).unwrap();
+    let mut w = e.worker();
+    let (mut buf, s, l) = framed(proto6(v6("2001:db8::1"), wkp("8.8.8.8"), 47, body));
+    let Verdict::Forward { start, len, .. } = w.process(&mut buf, s, l, Timestamp(0)) else {
+        panic!("GRE not translated in kernel mode");
+    };
+    let (ip, rest) = etherparse::Ipv4Header::from_slice(&buf[start..start + len]).unwrap();
+    assert_eq!(ip.protocol, etherparse::IpNumber(47));
+    assert_eq!(rest, &body[..]);
+    let inner = Ipv4Addr::from(ip.source);
+    assert!(e.is_local_v4(inner));
+    assert_eq!(e.counts().kernel_leases, 1);
+    // The answer comes back through the lease.
+    let (mut buf, s, l) = framed(proto4(v4("8.8.8.8"), inner, 47, body));
+    let Verdict::Forward { start, len, .. } = w.process(&mut buf, s, l, Timestamp(1)) else {
+        panic!("GRE answer not translated");
+    };
+    let (ip6, rest) = etherparse::Ipv6Header::from_slice(&buf[start..start + len]).unwrap();
+    assert_eq!(Ipv6Addr::from(ip6.destination), v6("2001:db8::1"));
+    assert_eq!(Ipv6Addr::from(ip6.source), wkp("8.8.8.8"));
+    assert_eq!(rest, &body[..]);
+
+    let e = Engine::new(daemon_cfg(&[("192.0.2.1", 32)])).unwrap();
+    let mut w = e.worker();
+    let (mut buf, s, l) = framed(proto6(v6("2001:db8::1"), wkp("8.8.8.8"), 47, body));
+    assert_eq!(
+        w.process(&mut buf, s, l, Timestamp(0)),
+        Verdict::Drop(nat64_core::DropReason::UnsupportedProtocol)
+    );
+}

@@ -757,3 +757,67 @@ fn kernel_static_map_reachable_from_ipv4() {
     let out = t.ok(&t.s4, "curl -sS --max-time 10 http://100.64.255.10:8080/");
     assert_eq!(out, "mapped\n");
 }
+
+// ------------------------------------------------------ other protocols ---
+
+/// Issue 12 §1 / RFC 7915 §4.5, §5.5: in kernel mode (1:1 inner leases)
+/// a protocol without ports — here an experimental protocol number, 253,
+/// answered by a raw-socket echo on the IPv4 server — crosses the
+/// translator both ways (the host's masquerade NATs it by address); daemon
+/// NAPT drops it as `unsupported_protocol`.
+fn other_protocol(napt: Napt) {
+    let Some((t, pid)) = setup("rawproto", napt, "") else {
+        return;
+    };
+    let script = support_dir().join("rawproto.py");
+    let log = t.dir.join("raw4.log");
+    t.spawn(
+        &t.s4,
+        &[
+            "python3",
+            &script.to_string_lossy(),
+            "echo4",
+            SERVER4,
+            "253",
+            &log.to_string_lossy(),
+        ],
+        "raw4.out",
+    );
+    let t0 = std::time::Instant::now();
+    while !t.log("raw4.log").contains("ready") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "raw echo did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = t.ok(
+        &t.c6,
+        &format!("python3 {} send6 {SERVER4_V6} 253 3", script.display()),
+    );
+    let s = t.stats(pid);
+    match napt {
+        Napt::Kernel => {
+            assert!(out.contains("answered 3 of 3"), "{out}\n{s:?}");
+            // The server saw the host's masqueraded address.
+            assert!(t.log("raw4.log").contains(XLAT4), "{}", t.log("raw4.log"));
+        }
+        Napt::Daemon => {
+            assert!(out.contains("answered 0 of 3"), "{out}");
+            assert_eq!(
+                s.get("drop.unsupported_protocol").copied(),
+                Some(3),
+                "{s:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn other_protocol_translated_kernel() {
+    other_protocol(Napt::Kernel)
+}
+#[test]
+fn other_protocol_dropped_daemon() {
+    other_protocol(Napt::Daemon)
+}

@@ -674,6 +674,51 @@ impl Mapper for EngineMapper {
     fn icmp_error_source_4to6(&mut self, router: Ipv4Addr) -> Result<Ipv6Addr, DropReason> {
         Ok(self.sh.prefix.embed(router))
     }
+
+    /// Protocols without ports (RFC 7915 §4.5/§5.5): kernel mode maps
+    /// addresses 1:1 (the source's lease, with the UDP timer, or a static
+    /// map), so they translate like any packet there; daemon NAPT has no
+    /// port to give them and drops them as `unsupported_protocol`.
+    fn map_addrs_6to4(
+        &mut self,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        meta: &FlowMeta,
+    ) -> Result<(Ipv4Addr, Ipv4Addr), DropReason> {
+        if !matches!(self.sh.mode, Mode::Kernel { .. }) {
+            return Err(DropReason::UnsupportedProtocol);
+        }
+        let dst4 = self.sh.prefix.extract_checked(&dst, self.sh.wkp_strict)?;
+        let t = Tuple {
+            proto: L4Proto::Udp,
+            src,
+            src_port: 0,
+            dst,
+            dst_port: 0,
+        };
+        let out = self.kernel_6to4(&t, dst4, meta)?;
+        Ok((out.src, out.dst))
+    }
+
+    fn map_addrs_4to6(
+        &mut self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        meta: &FlowMeta,
+    ) -> Result<(Ipv6Addr, Ipv6Addr), DropReason> {
+        if !matches!(self.sh.mode, Mode::Kernel { .. }) {
+            return Err(DropReason::UnsupportedProtocol);
+        }
+        let t = Tuple {
+            proto: L4Proto::Udp,
+            src,
+            src_port: 0,
+            dst,
+            dst_port: 0,
+        };
+        let out = self.kernel_4to6(&t, meta)?;
+        Ok((out.src, out.dst))
+    }
 }
 
 /// One packet through the whole pipeline, with RFC 6146 §3.8 hairpinning:

@@ -44,4 +44,7 @@ pub mod proto {
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
     pub const ICMPV6: u8 = 58;
+    /// DCCP (RFC 4340): ports-free for us, but its checksum covers a
+    /// pseudo-header, which translation changes (RFC 7915 §4.5/§5.5).
+    pub const DCCP: u8 = 33;
 }

@@ -107,10 +107,16 @@ fn translate<M: Mapper + ?Sized>(
             DropReason::SourceRoute,
         ));
     }
-    if !matches!(protocol, proto::TCP | proto::UDP | proto::ICMP) {
-        return Err(DropReason::UnsupportedProtocol);
-    }
-    if first && upper_len < l4::min_header_len(protocol) {
+    // RFC 7915 §4.5: TCP, UDP and ICMP are translated with their ports;
+    // any other protocol at the IP layer alone (1:1 mappings only).
+    let other = match protocol {
+        proto::TCP | proto::UDP | proto::ICMP => false,
+        // §4.2: IGMP is single-hop, silently dropped; ICMPv6 inside IPv4
+        // would be read as ICMPv6 with a wrong checksum.
+        IGMP | proto::ICMPV6 => return Err(DropReason::UnsupportedProtocol),
+        _ => true,
+    };
+    if first && !other && upper_len < l4::min_header_len(protocol) {
         return Err(if is_frag {
             DropReason::FragmentTooSmall
         } else {
@@ -130,6 +136,9 @@ fn translate<M: Mapper + ?Sized>(
     let tc = if cfg.copy_tos { ip.tos() } else { 0 };
     if is_icmp_error {
         return icmp_error(buf, start, hl, total, tc, ttl, src4, cfg, m);
+    }
+    if other {
+        return translate_other(buf, start, hl, total, tc, ttl, cfg, m);
     }
 
     // RFC 6146 §3.4 determine the incoming tuple.
@@ -321,6 +330,106 @@ fn translate<M: Mapper + ?Sized>(
         ipv6::emit_frag_header(
             &mut buf[new_start + ipv6::HEADER_LEN..l4_abs],
             nh6,
+            frag_off,
+            more,
+            ident,
+        );
+    }
+    Ok(Verdict::Forward {
+        start: new_start,
+        len: total6,
+        fragment_mtu,
+    })
+}
+
+/// IGMP's protocol number (RFC 7915 §4.2: dropped).
+const IGMP: u8 = 2;
+
+/// RFC 7915 §4.5 for a protocol without ports (GRE, ESP, SCTP, DCCP, ...):
+/// the addresses come from [`Mapper::map_addrs_4to6`] (a 1:1 mapping; port
+/// NAPT refuses with `unsupported_protocol`), the protocol number is kept,
+/// DCCP's pseudo-header checksum is adjusted, the payload is not touched.
+/// Sizes, the Fragment header and MTU follow §4.1 as for any packet.
+#[allow(clippy::too_many_arguments)]
+fn translate_other<M: Mapper + ?Sized>(
+    buf: &mut [u8],
+    start: usize,
+    hl: usize,
+    total: usize,
+    tc: u8,
+    ttl: u8,
+    cfg: &Config,
+    m: &mut M,
+) -> Result<Verdict, DropReason> {
+    let ip = ipv4::Packet::new_unchecked(&buf[start..start + total]);
+    let (src4, dst4, protocol) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
+    let (df, is_frag) = (ip.dont_frag(), ip.is_fragment());
+    let (ident, frag_off, more) = (ip.ident() as u32, ip.frag_offset(), ip.more_frags());
+    let meta = FlowMeta {
+        role: Role::Outer,
+        tcp_flags: 0,
+        fragment: is_frag.then_some(FragMeta {
+            ident,
+            offset: frag_off,
+            more,
+        }),
+        len: total,
+    };
+    let (src6, dst6) = m.map_addrs_4to6(src4, dst4, &meta)?;
+    let upper_len = total - hl;
+    let need_frag_hdr =
+        is_frag || (!df && upper_len + ipv6::HEADER_LEN > cfg.lowest_ipv6_mtu as usize);
+    let hdr6 = ipv6::HEADER_LEN
+        + if need_frag_hdr {
+            ipv6::FRAG_HEADER_LEN
+        } else {
+            0
+        };
+    let total6 = hdr6 + upper_len;
+    if total6 - ipv6::HEADER_LEN > 65535 {
+        return Err(DropReason::BadLength);
+    }
+    let mut fragment_mtu = None;
+    if !df && total6 > cfg.lowest_ipv6_mtu as usize {
+        fragment_mtu = Some(cfg.lowest_ipv6_mtu);
+    } else if total6 > cfg.ipv6_link_mtu as usize {
+        if df && !is_frag {
+            return Ok(Verdict::Icmp {
+                error: IcmpError::FragmentationNeeded {
+                    mtu: cfg.ipv6_link_mtu.saturating_sub(20),
+                },
+                reason: DropReason::PacketTooBig,
+            });
+        }
+        fragment_mtu = Some(cfg.ipv6_link_mtu);
+    }
+    let l4_abs = start + hl;
+    let new_start = l4_abs.checked_sub(hdr6).ok_or(DropReason::NoBufferRoom)?;
+    if frag_off == 0 {
+        super::adjust_other_checksum(
+            protocol,
+            &mut buf[l4_abs..start + total],
+            checksum::addr_sum_v4(src4, dst4),
+            checksum::addr_sum_v6(src6, dst6),
+        );
+    }
+    write_v6_header(
+        &mut buf[new_start..new_start + ipv6::HEADER_LEN],
+        tc,
+        (total6 - ipv6::HEADER_LEN) as u16,
+        if need_frag_hdr {
+            nh::FRAGMENT
+        } else {
+            protocol
+        },
+        ttl,
+        src6,
+        dst6,
+    );
+    if need_frag_hdr {
+        ipv6::emit_frag_header(
+            &mut buf[new_start + ipv6::HEADER_LEN..l4_abs],
+            protocol,
             frag_off,
             more,
             ident,

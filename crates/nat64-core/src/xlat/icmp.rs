@@ -315,6 +315,64 @@ fn map_inner_4to6<M: Mapper + ?Sized>(
         .map_err(|_| DropReason::IcmpBadInner)
 }
 
+/// A protocol without ports (RFC 7915 §4.5/§5.5 "other"): quoted packets
+/// of it are mapped by address only ([`Mapper::map_addrs_6to4`]).
+fn is_other(proto_num: u8) -> bool {
+    !matches!(
+        proto_num,
+        proto::TCP | proto::UDP | proto::ICMP | proto::ICMPV6
+    )
+}
+
+/// [`map_inner_6to4`] for a protocol without ports: addresses only.
+fn map_inner_addrs_6to4<M: Mapper + ?Sized>(
+    m: &mut M,
+    inner: &Tuple<Ipv6Addr>,
+    len: usize,
+) -> Result<Tuple<Ipv4Addr>, DropReason> {
+    let meta = FlowMeta {
+        role: Role::IcmpErrorInner,
+        tcp_flags: 0,
+        fragment: None,
+        len,
+    };
+    // Asked in the error's direction (swapped), answered swapped back.
+    let (d, s) = m
+        .map_addrs_6to4(inner.dst, inner.src, &meta)
+        .map_err(|_| DropReason::IcmpBadInner)?;
+    Ok(Tuple {
+        proto: inner.proto,
+        src: s,
+        src_port: 0,
+        dst: d,
+        dst_port: 0,
+    })
+}
+
+/// [`map_inner_4to6`] for a protocol without ports: addresses only.
+fn map_inner_addrs_4to6<M: Mapper + ?Sized>(
+    m: &mut M,
+    inner: &Tuple<Ipv4Addr>,
+    len: usize,
+) -> Result<Tuple<Ipv6Addr>, DropReason> {
+    let meta = FlowMeta {
+        role: Role::IcmpErrorInner,
+        tcp_flags: 0,
+        fragment: None,
+        len,
+    };
+    let (d, s) = m
+        .map_addrs_4to6(inner.dst, inner.src, &meta)
+        .map_err(|_| DropReason::IcmpBadInner)?;
+    Ok(Tuple {
+        proto: inner.proto,
+        src: s,
+        src_port: 0,
+        dst: d,
+        dst_port: 0,
+    })
+}
+
 /// Reads the ports (or echo identifier) of a quoted transport header.
 /// Returns the protocol, (src, dst) ports, and whether it is an ICMP error.
 fn inner_l4(proto_num: u8, l4: &[u8], icmp_v6: bool) -> Result<(L4Proto, u16, u16), DropReason> {
@@ -359,6 +417,8 @@ fn rewrite_inner_l4(
     echo_id: u16,
 ) {
     match proto_in {
+        // No ports: only DCCP's pseudo-header checksum follows the addresses.
+        p if is_other(p) => super::adjust_other_checksum(p, l4, old_sum, new_sum),
         proto::TCP | proto::UDP => {
             let old_ports = be16(l4, 0) as u32 + be16(l4, 2) as u32;
             put16(l4, 0, new_src_port);
@@ -422,7 +482,15 @@ pub(crate) fn inner_6to4<M: Mapper + ?Sized>(
         return Err(DropReason::IcmpBadInner);
     }
     let l4 = &inner[chain.upper_offset..end];
-    let (l4p, sport, dport) = inner_l4(chain.upper, l4, true)?;
+    let other = is_other(chain.upper);
+    let (l4p, sport, dport) = if other {
+        if l4.len() < 8 {
+            return Err(DropReason::IcmpBadInner);
+        }
+        (L4Proto::Udp, 0, 0)
+    } else {
+        inner_l4(chain.upper, l4, true)?
+    };
     let t6 = Tuple {
         proto: l4p,
         src: ip.src_addr(),
@@ -430,7 +498,11 @@ pub(crate) fn inner_6to4<M: Mapper + ?Sized>(
         dst: ip.dst_addr(),
         dst_port: dport,
     };
-    let t4 = map_inner_6to4(m, &t6, claimed)?;
+    let t4 = if other {
+        map_inner_addrs_6to4(m, &t6, claimed)?
+    } else {
+        map_inner_6to4(m, &t6, claimed)?
+    };
     let l4_len = end - chain.upper_offset;
     let written = 20 + l4_len;
     if out.len() < written {
@@ -487,7 +559,7 @@ pub(crate) fn inner_6to4<M: Mapper + ?Sized>(
         t4.dst_port,
         // In the error's direction the v6 side is the source: its mapped
         // port is the "source" of the swapped tuple, i.e. our dst here.
-        if matches!(l4p, L4Proto::Icmp) {
+        if matches!(l4p, L4Proto::Icmp) && !other {
             t4.dst_port
         } else {
             0
@@ -518,7 +590,15 @@ pub(crate) fn inner_4to6<M: Mapper + ?Sized>(
         return Err(DropReason::IcmpBadInner);
     }
     let l4 = &inner[hl..end];
-    let (l4p, sport, dport) = inner_l4(ip.protocol(), l4, false)?;
+    let other = is_other(ip.protocol());
+    let (l4p, sport, dport) = if other {
+        if l4.len() < 8 {
+            return Err(DropReason::IcmpBadInner);
+        }
+        (L4Proto::Udp, 0, 0)
+    } else {
+        inner_l4(ip.protocol(), l4, false)?
+    };
     let t4 = Tuple {
         proto: l4p,
         src: ip.src_addr(),
@@ -526,7 +606,11 @@ pub(crate) fn inner_4to6<M: Mapper + ?Sized>(
         dst: ip.dst_addr(),
         dst_port: dport,
     };
-    let t6 = map_inner_4to6(m, &t4, claimed)?;
+    let t6 = if other {
+        map_inner_addrs_4to6(m, &t4, claimed)?
+    } else {
+        map_inner_4to6(m, &t4, claimed)?
+    };
     let frag = ip.more_frags();
     let hdr = ipv6::HEADER_LEN + if frag { ipv6::FRAG_HEADER_LEN } else { 0 };
     let l4_len = end - hl;
@@ -573,7 +657,7 @@ pub(crate) fn inner_4to6<M: Mapper + ?Sized>(
         new_sum,
         t6.src_port,
         t6.dst_port,
-        if matches!(l4p, L4Proto::Icmp) {
+        if matches!(l4p, L4Proto::Icmp) && !other {
             t6.src_port
         } else {
             0

@@ -133,6 +133,28 @@ pub trait Mapper {
     /// The IPv6 source for an ICMPv4 error sent by IPv4 router `router`
     /// (normally `prefix || router`, RFC 7915 §4.2 / RFC 6052).
     fn icmp_error_source_4to6(&mut self, router: Ipv4Addr) -> Result<Ipv6Addr, DropReason>;
+    /// The outgoing IPv4 (source, destination) of a packet of a protocol
+    /// without ports (anything but TCP, UDP and ICMP: GRE, ESP, SCTP, DCCP,
+    /// ...), which RFC 7915 §5.5 translates at the IP layer. Only a mapping
+    /// that is 1:1 in addresses can do that; the default, for port-based
+    /// NAPT, refuses it.
+    fn map_addrs_6to4(
+        &mut self,
+        _src: Ipv6Addr,
+        _dst: Ipv6Addr,
+        _meta: &FlowMeta,
+    ) -> Result<(Ipv4Addr, Ipv4Addr), DropReason> {
+        Err(DropReason::UnsupportedProtocol)
+    }
+    /// [`Mapper::map_addrs_6to4`] for IPv4 → IPv6 (RFC 7915 §4.5).
+    fn map_addrs_4to6(
+        &mut self,
+        _src: Ipv4Addr,
+        _dst: Ipv4Addr,
+        _meta: &FlowMeta,
+    ) -> Result<(Ipv6Addr, Ipv6Addr), DropReason> {
+        Err(DropReason::UnsupportedProtocol)
+    }
 }
 
 /// How to treat IPv4 UDP datagrams with a zero checksum (RFC 7915 §4.5).
@@ -210,6 +232,38 @@ impl Mapper for StatelessMapper {
     }
     fn icmp_error_source_4to6(&mut self, router: Ipv4Addr) -> Result<Ipv6Addr, DropReason> {
         Ok(self.prefix.embed(router))
+    }
+    fn map_addrs_6to4(
+        &mut self,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        _: &FlowMeta,
+    ) -> Result<(Ipv4Addr, Ipv4Addr), DropReason> {
+        Ok((
+            self.prefix.extract_checked(&src, self.wkp_strict)?,
+            self.prefix.extract_checked(&dst, self.wkp_strict)?,
+        ))
+    }
+    fn map_addrs_4to6(
+        &mut self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        _: &FlowMeta,
+    ) -> Result<(Ipv6Addr, Ipv6Addr), DropReason> {
+        Ok((self.prefix.embed(src), self.prefix.embed(dst)))
+    }
+}
+
+/// Adjusts a DCCP checksum (RFC 4340 §9.1: it covers an IPv4 or IPv6
+/// pseudo-header) for the address change of a translation, when the first
+/// 8 bytes of the DCCP header are in `l4` (a first fragment or whole
+/// packet). `old`/`new` are the address sums before and after. Other
+/// protocols without ports carry no pseudo-header checksum (SCTP's CRC32c
+/// and GRE/ESP/AH payloads are left alone).
+pub(crate) fn adjust_other_checksum(proto_num: u8, l4: &mut [u8], old: u32, new: u32) {
+    if proto_num == crate::wire::proto::DCCP && l4.len() >= 8 {
+        let c = crate::wire::ipv4::be16(l4, 6);
+        crate::wire::ipv4::put16(l4, 6, crate::wire::checksum::adjust(c, old, new));
     }
 }
 

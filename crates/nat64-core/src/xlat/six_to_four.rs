@@ -129,14 +129,18 @@ fn translate<M: Mapper + ?Sized>(
         // SHOULD be dropped (and counted).
         return Err(DropReason::UnsupportedExtensionHeader);
     }
-    match chain.upper {
-        proto::TCP | proto::UDP | proto::ICMPV6 => {}
+    // RFC 7915 §5.5: TCP, UDP and ICMPv6 are translated with their ports;
+    // any other protocol at the IP layer alone (1:1 mappings only).
+    let other = match chain.upper {
+        proto::TCP | proto::UDP | proto::ICMPV6 => false,
+        // ICMPv4 inside IPv6 would be read as ICMP with a wrong checksum.
+        proto::ICMP => return Err(DropReason::UnsupportedProtocol),
         nh::AH | nh::MOBILITY | nh::NO_NEXT | nh::HOP_BY_HOP | nh::ROUTING | nh::DEST_OPTS => {
             return Err(DropReason::UnsupportedExtensionHeader)
         }
-        _ => return Err(DropReason::UnsupportedProtocol),
-    }
-    if first && upper_len < l4::min_header_len(chain.upper) {
+        _ => true,
+    };
+    if first && !other && upper_len < l4::min_header_len(chain.upper) {
         return Err(if chain.frag.is_some() {
             DropReason::FragmentTooSmall
         } else {
@@ -160,6 +164,9 @@ fn translate<M: Mapper + ?Sized>(
     let tos = if cfg.copy_tos { ip.traffic_class() } else { 0 };
     if is_icmp_error {
         return icmp_error(buf, start, total, &chain, tos, ttl, cfg, m);
+    }
+    if other {
+        return translate_other(buf, start, total, &chain, tos, ttl, cfg, m);
     }
 
     // RFC 6146 §3.4 determine the incoming tuple.
@@ -323,6 +330,91 @@ fn translate<M: Mapper + ?Sized>(
             protocol: proto4,
             src: t4.src,
             dst: t4.dst,
+        },
+    );
+    Ok(Verdict::Forward {
+        start: new_start,
+        len: total4,
+        fragment_mtu,
+    })
+}
+
+/// RFC 7915 §5.5 for a protocol without ports (GRE, ESP, SCTP, DCCP, ...):
+/// the addresses come from [`Mapper::map_addrs_6to4`] (a 1:1 mapping; port
+/// NAPT refuses with `unsupported_protocol`), the protocol number is kept,
+/// DCCP's pseudo-header checksum is adjusted, the payload is not touched.
+#[allow(clippy::too_many_arguments)]
+fn translate_other<M: Mapper + ?Sized>(
+    buf: &mut [u8],
+    start: usize,
+    total: usize,
+    chain: &HeaderChain,
+    tos: u8,
+    ttl: u8,
+    cfg: &Config,
+    m: &mut M,
+) -> Result<Verdict, DropReason> {
+    let (src6, dst6) = {
+        let ip = ipv6::Packet::new_unchecked(&buf[start..start + total]);
+        (ip.src_addr(), ip.dst_addr())
+    };
+    let meta = FlowMeta {
+        role: Role::Outer,
+        tcp_flags: 0,
+        fragment: chain.frag.map(|f| FragMeta {
+            ident: f.ident,
+            offset: f.offset,
+            more: f.more,
+        }),
+        len: total,
+    };
+    let (src4, dst4) = m.map_addrs_6to4(src6, dst6, &meta)?;
+    // Sizes, DF and MTU as for every packet (RFC 7915 §5.1, §5.1.1).
+    let upper_len = total - chain.upper_offset;
+    let total4 = upper_len + 20;
+    if total4 > 65535 {
+        return Err(DropReason::BadLength);
+    }
+    let df = chain.frag.is_none() && total4 > 1260;
+    let mut fragment_mtu = None;
+    if total4 > cfg.ipv4_mtu as usize {
+        if df {
+            let mtu = (cfg.ipv4_mtu as u32 + 20).max(1280);
+            return Ok(Verdict::Icmp {
+                error: IcmpError::PacketTooBig { mtu },
+                reason: DropReason::PacketTooBig,
+            });
+        }
+        fragment_mtu = Some(cfg.ipv4_mtu);
+    }
+    let l4_abs = start + chain.upper_offset;
+    if chain.frag.is_none_or(|f| f.is_first()) {
+        super::adjust_other_checksum(
+            chain.upper,
+            &mut buf[l4_abs..start + total],
+            checksum::addr_sum_v6(src6, dst6),
+            checksum::addr_sum_v4(src4, dst4),
+        );
+    }
+    let (ident, mf, frag_offset) = match chain.frag {
+        Some(f) => (f.ident as u16, f.more, f.offset),
+        None if df => (0, false, 0),
+        None => (fragment_id(src4, dst4, 0, total4 as u16), false, 0),
+    };
+    let new_start = l4_abs - 20;
+    write_v4_header(
+        &mut buf[new_start..l4_abs],
+        &V4Header {
+            tos,
+            total_len: total4 as u16,
+            ident,
+            df,
+            mf,
+            frag_offset,
+            ttl,
+            protocol: chain.upper,
+            src: src4,
+            dst: dst4,
         },
     );
     Ok(Verdict::Forward {
