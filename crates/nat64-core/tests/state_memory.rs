@@ -32,27 +32,31 @@ fn one_million_udp_sessions_under_512_mib() {
     w.set_now(Timestamp::from_secs(1));
     let dst = nat64_core::addr::Prefix::WELL_KNOWN.embed(v4("8.8.8.8"));
     let m = meta(0);
-    for i in 0..N {
-        // 20,000 clients x 50 ports: one binding per session.
-        let client = i / 50;
-        let t = Tuple {
-            proto: L4Proto::Udp,
-            src: Ipv6Addr::new(
-                0x2001,
-                0xdb8,
-                0,
-                0,
-                0,
-                0,
-                (client >> 16) as u16,
-                client as u16,
-            ),
-            src_port: 10000 + (i % 50) as u16,
-            dst,
-            dst_port: 53,
-        };
-        w.mapper().map_6to4(&t, &m).unwrap();
-    }
+    // 20,000 clients x 50 ports: one binding per session. `round` picks
+    // other client addresses for a second fill.
+    let fill = |w: &mut Worker, round: u16| {
+        for i in 0..N {
+            let client = i / 50;
+            let t = Tuple {
+                proto: L4Proto::Udp,
+                src: Ipv6Addr::new(
+                    0x2001,
+                    0xdb8,
+                    0,
+                    0,
+                    0,
+                    round,
+                    (client >> 16) as u16,
+                    client as u16,
+                ),
+                src_port: 10000 + (i % 50) as u16,
+                dst,
+                dst_port: 53,
+            };
+            w.mapper().map_6to4(&t, &m).unwrap();
+        }
+    };
+    fill(&mut w, 0);
     let after = vm_rss_kib().unwrap_or(0);
     let c = e.counts();
     assert_eq!(c.sessions.udp, N as usize);
@@ -105,26 +109,7 @@ fn one_million_udp_sessions_under_512_mib() {
     );
     // A second fill reuses what the first gave back: no growth.
     w.set_now(Timestamp::from_secs(10_001));
-    for i in 0..N {
-        let client = i / 50;
-        let t = Tuple {
-            proto: L4Proto::Udp,
-            src: Ipv6Addr::new(
-                0x2001,
-                0xdb8,
-                0,
-                0,
-                0,
-                1,
-                (client >> 16) as u16,
-                client as u16,
-            ),
-            src_port: 10000 + (i % 50) as u16,
-            dst,
-            dst_port: 53,
-        };
-        w.mapper().map_6to4(&t, &m).unwrap();
-    }
+    fill(&mut w, 1);
     let refill = vm_rss_kib().unwrap_or(0);
     println!("after a second fill: VmRSS {} MiB", refill / 1024);
     assert!(

@@ -225,23 +225,10 @@ fn translate<M: Mapper + ?Sized>(
     if payload6 > 65535 {
         return Err(DropReason::BadLength);
     }
-    let seg6 = hdr6 + seg_upper;
-    let mut fragment_mtu = None;
-    // RFC 7915 §4.1: DF clear (fragments included) and larger than
-    // lowest-ipv6-mtu: fragment to it.
-    if !df && seg6 > cfg.lowest_ipv6_mtu as usize {
-        fragment_mtu = Some(cfg.lowest_ipv6_mtu);
-    } else if seg6 > cfg.ipv6_link_mtu as usize {
-        if df && !is_frag {
-            return Ok(Verdict::Icmp {
-                error: IcmpError::FragmentationNeeded {
-                    mtu: cfg.ipv6_link_mtu.saturating_sub(20),
-                },
-                reason: DropReason::PacketTooBig,
-            });
-        }
-        fragment_mtu = Some(cfg.ipv6_link_mtu);
-    }
+    let fragment_mtu = match fragment_mtu(hdr6 + seg_upper, df, is_frag, cfg) {
+        Ok(m) => m,
+        Err(too_big) => return Ok(too_big),
+    };
     let l4_abs = start + hl;
     let new_start = l4_abs.checked_sub(hdr6).ok_or(DropReason::NoBufferRoom)?;
 
@@ -342,6 +329,33 @@ fn translate<M: Mapper + ?Sized>(
     })
 }
 
+/// RFC 7915 §4.1 for a translated IPv6 packet (or GSO segment) of `size6`
+/// bytes: DF clear (fragments included) and larger than lowest-ipv6-mtu is
+/// cut to it; larger than the link MTU is cut to that when it may be, and
+/// answered with Fragmentation Needed (`Err`) when DF forbids it.
+fn fragment_mtu(
+    size6: usize,
+    df: bool,
+    is_frag: bool,
+    cfg: &Config,
+) -> Result<Option<u16>, Verdict> {
+    if !df && size6 > cfg.lowest_ipv6_mtu as usize {
+        return Ok(Some(cfg.lowest_ipv6_mtu));
+    }
+    if size6 <= cfg.ipv6_link_mtu as usize {
+        return Ok(None);
+    }
+    if df && !is_frag {
+        return Err(Verdict::Icmp {
+            error: IcmpError::FragmentationNeeded {
+                mtu: cfg.ipv6_link_mtu.saturating_sub(20),
+            },
+            reason: DropReason::PacketTooBig,
+        });
+    }
+    Ok(Some(cfg.ipv6_link_mtu))
+}
+
 /// IGMP's protocol number (RFC 7915 §4.2: dropped).
 const IGMP: u8 = 2;
 
@@ -389,20 +403,10 @@ fn translate_other<M: Mapper + ?Sized>(
     if total6 - ipv6::HEADER_LEN > 65535 {
         return Err(DropReason::BadLength);
     }
-    let mut fragment_mtu = None;
-    if !df && total6 > cfg.lowest_ipv6_mtu as usize {
-        fragment_mtu = Some(cfg.lowest_ipv6_mtu);
-    } else if total6 > cfg.ipv6_link_mtu as usize {
-        if df && !is_frag {
-            return Ok(Verdict::Icmp {
-                error: IcmpError::FragmentationNeeded {
-                    mtu: cfg.ipv6_link_mtu.saturating_sub(20),
-                },
-                reason: DropReason::PacketTooBig,
-            });
-        }
-        fragment_mtu = Some(cfg.ipv6_link_mtu);
-    }
+    let fragment_mtu = match fragment_mtu(total6, df, is_frag, cfg) {
+        Ok(m) => m,
+        Err(too_big) => return Ok(too_big),
+    };
     let l4_abs = start + hl;
     let new_start = l4_abs.checked_sub(hdr6).ok_or(DropReason::NoBufferRoom)?;
     if frag_off == 0 {

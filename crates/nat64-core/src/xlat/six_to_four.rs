@@ -231,18 +231,10 @@ fn translate<M: Mapper + ?Sized>(
     // A GSO super-packet is judged by the segments the kernel will cut.
     let seg4 = gso_segment_len(&pkt[chain.upper_offset..total], chain.upper, off)
         .map_or(total4, |l| l + 20);
-    let mut fragment_mtu = None;
-    let df = chain.frag.is_none() && seg4 > 1260;
-    if seg4 > cfg.ipv4_mtu as usize {
-        if df {
-            let mtu = (cfg.ipv4_mtu as u32 + 20).max(1280);
-            return Ok(Verdict::Icmp {
-                error: IcmpError::PacketTooBig { mtu },
-                reason: DropReason::PacketTooBig,
-            });
-        }
-        fragment_mtu = Some(cfg.ipv4_mtu);
-    }
+    let (df, fragment_mtu) = match df_and_mtu(seg4, chain.frag.is_some(), cfg) {
+        Ok(x) => x,
+        Err(too_big) => return Ok(too_big),
+    };
 
     // Transport header: ports / identifier and checksum (RFC 7915 §5.5).
     let l4_abs = start + chain.upper_offset;
@@ -339,6 +331,29 @@ fn translate<M: Mapper + ?Sized>(
     })
 }
 
+/// RFC 7915 §5.1 / §5.1.1 for a translated IPv4 packet (or GSO segment) of
+/// `size4` bytes: DF is set above 1260 bytes unless the IPv6 packet was a
+/// fragment, and a packet above the IPv4 MTU is either fragmented (DF clear:
+/// the MTU to cut to) or answered with Packet Too Big (`Err`).
+fn df_and_mtu(
+    size4: usize,
+    fragmented: bool,
+    cfg: &Config,
+) -> Result<(bool, Option<u16>), Verdict> {
+    let df = !fragmented && size4 > 1260;
+    if size4 <= cfg.ipv4_mtu as usize {
+        return Ok((df, None));
+    }
+    if df {
+        let mtu = (cfg.ipv4_mtu as u32 + 20).max(1280);
+        return Err(Verdict::Icmp {
+            error: IcmpError::PacketTooBig { mtu },
+            reason: DropReason::PacketTooBig,
+        });
+    }
+    Ok((df, Some(cfg.ipv4_mtu)))
+}
+
 /// RFC 7915 §5.5 for a protocol without ports (GRE, ESP, SCTP, DCCP, ...):
 /// the addresses come from [`Mapper::map_addrs_6to4`] (a 1:1 mapping; port
 /// NAPT refuses with `unsupported_protocol`), the protocol number is kept,
@@ -375,18 +390,10 @@ fn translate_other<M: Mapper + ?Sized>(
     if total4 > 65535 {
         return Err(DropReason::BadLength);
     }
-    let df = chain.frag.is_none() && total4 > 1260;
-    let mut fragment_mtu = None;
-    if total4 > cfg.ipv4_mtu as usize {
-        if df {
-            let mtu = (cfg.ipv4_mtu as u32 + 20).max(1280);
-            return Ok(Verdict::Icmp {
-                error: IcmpError::PacketTooBig { mtu },
-                reason: DropReason::PacketTooBig,
-            });
-        }
-        fragment_mtu = Some(cfg.ipv4_mtu);
-    }
+    let (df, fragment_mtu) = match df_and_mtu(total4, chain.frag.is_some(), cfg) {
+        Ok(x) => x,
+        Err(too_big) => return Ok(too_big),
+    };
     let l4_abs = start + chain.upper_offset;
     if chain.frag.is_none_or(|f| f.is_first()) {
         super::adjust_other_checksum(
