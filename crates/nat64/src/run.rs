@@ -478,17 +478,6 @@ fn reaper_loop(
     }
 }
 
-/// Reads a lease file (see [`crate::leases`]); bad lines are skipped with
-/// a warning. For tests and tools: the daemon uses [`crate::leases::load`].
-pub fn load_leases(path: &std::path::Path) -> Vec<(std::net::Ipv6Addr, std::net::Ipv4Addr)> {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let p = crate::leases::parse(&bytes);
-    for (n, why) in &p.bad {
-        warn!("{}:{n}: skipped ({why})", path.display());
-    }
-    p.leases.into_iter().collect()
-}
-
 /// Pins the calling thread to CPU `i` modulo the CPUs it may run on
 /// (`tun.pin-workers`, thread-per-core; ADR 0005). Failure is logged, not
 /// fatal: the worker runs unpinned.

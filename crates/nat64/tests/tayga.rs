@@ -114,8 +114,8 @@ fn tayga_every_directive_carries_over_or_is_named() {
     assert!(l.contains("2001:db8:aa::7 100.64.3.7\n"), "{l}");
     assert!(l.contains("2001:db8:aa::8 100.64.3.8\n"), "{l}");
     assert!(!l.contains("192.0.2.99"), "{l}");
-    let parsed = nat64::run::load_leases(&leases);
-    assert_eq!(parsed.len(), 2);
+    let parsed = nat64::leases::parse(&std::fs::read(&leases).unwrap());
+    assert_eq!(parsed.leases.len(), 2);
     assert!(err.contains("1 line(s) skipped"), "{err}");
 }
 

@@ -280,21 +280,43 @@ pub(crate) fn error_or_drop(
     }
 }
 
-/// Maps the tuple of a packet quoted in an ICMP error. `inner` is the quoted
-/// packet's tuple as it reads in its own header; it is swapped so it reads in
-/// the error's direction (RFC 6146 §3.4), looked up, and swapped back.
-fn map_inner_6to4<M: Mapper + ?Sized>(
-    m: &mut M,
-    inner: &Tuple<Ipv6Addr>,
-    len: usize,
-) -> Result<Tuple<Ipv4Addr>, DropReason> {
-    let meta = FlowMeta {
+/// What the mapping is told about a packet quoted in an ICMP error: look
+/// up only (RFC 6146 §3.4).
+fn inner_meta(len: usize) -> FlowMeta {
+    FlowMeta {
         role: Role::IcmpErrorInner,
         tcp_flags: 0,
         fragment: None,
         len,
+    }
+}
+
+/// Maps the tuple of a packet quoted in an ICMP error. `inner` is the quoted
+/// packet's tuple as it reads in its own header; it is swapped so it reads in
+/// the error's direction (RFC 6146 §3.4), looked up, and swapped back.
+/// `other`: a protocol without ports, mapped by address only
+/// ([`Mapper::map_addrs_6to4`]).
+fn map_inner_6to4<M: Mapper + ?Sized>(
+    m: &mut M,
+    inner: &Tuple<Ipv6Addr>,
+    len: usize,
+    other: bool,
+) -> Result<Tuple<Ipv4Addr>, DropReason> {
+    let meta = inner_meta(len);
+    let swapped = inner.reversed();
+    let mapped = if other {
+        m.map_addrs_6to4(swapped.src, swapped.dst, &meta)
+            .map(|(src, dst)| Tuple {
+                proto: inner.proto,
+                src,
+                src_port: 0,
+                dst,
+                dst_port: 0,
+            })
+    } else {
+        m.map_6to4(&swapped, &meta)
     };
-    m.map_6to4(&inner.reversed(), &meta)
+    mapped
         .map(|t| t.reversed())
         .map_err(|_| DropReason::IcmpBadInner)
 }
@@ -303,14 +325,23 @@ fn map_inner_4to6<M: Mapper + ?Sized>(
     m: &mut M,
     inner: &Tuple<Ipv4Addr>,
     len: usize,
+    other: bool,
 ) -> Result<Tuple<Ipv6Addr>, DropReason> {
-    let meta = FlowMeta {
-        role: Role::IcmpErrorInner,
-        tcp_flags: 0,
-        fragment: None,
-        len,
+    let meta = inner_meta(len);
+    let swapped = inner.reversed();
+    let mapped = if other {
+        m.map_addrs_4to6(swapped.src, swapped.dst, &meta)
+            .map(|(src, dst)| Tuple {
+                proto: inner.proto,
+                src,
+                src_port: 0,
+                dst,
+                dst_port: 0,
+            })
+    } else {
+        m.map_4to6(&swapped, &meta)
     };
-    m.map_4to6(&inner.reversed(), &meta)
+    mapped
         .map(|t| t.reversed())
         .map_err(|_| DropReason::IcmpBadInner)
 }
@@ -322,55 +353,6 @@ fn is_other(proto_num: u8) -> bool {
         proto_num,
         proto::TCP | proto::UDP | proto::ICMP | proto::ICMPV6
     )
-}
-
-/// [`map_inner_6to4`] for a protocol without ports: addresses only.
-fn map_inner_addrs_6to4<M: Mapper + ?Sized>(
-    m: &mut M,
-    inner: &Tuple<Ipv6Addr>,
-    len: usize,
-) -> Result<Tuple<Ipv4Addr>, DropReason> {
-    let meta = FlowMeta {
-        role: Role::IcmpErrorInner,
-        tcp_flags: 0,
-        fragment: None,
-        len,
-    };
-    // Asked in the error's direction (swapped), answered swapped back.
-    let (d, s) = m
-        .map_addrs_6to4(inner.dst, inner.src, &meta)
-        .map_err(|_| DropReason::IcmpBadInner)?;
-    Ok(Tuple {
-        proto: inner.proto,
-        src: s,
-        src_port: 0,
-        dst: d,
-        dst_port: 0,
-    })
-}
-
-/// [`map_inner_4to6`] for a protocol without ports: addresses only.
-fn map_inner_addrs_4to6<M: Mapper + ?Sized>(
-    m: &mut M,
-    inner: &Tuple<Ipv4Addr>,
-    len: usize,
-) -> Result<Tuple<Ipv6Addr>, DropReason> {
-    let meta = FlowMeta {
-        role: Role::IcmpErrorInner,
-        tcp_flags: 0,
-        fragment: None,
-        len,
-    };
-    let (d, s) = m
-        .map_addrs_4to6(inner.dst, inner.src, &meta)
-        .map_err(|_| DropReason::IcmpBadInner)?;
-    Ok(Tuple {
-        proto: inner.proto,
-        src: s,
-        src_port: 0,
-        dst: d,
-        dst_port: 0,
-    })
 }
 
 /// Reads the ports (or echo identifier) of a quoted transport header.
@@ -498,11 +480,7 @@ pub(crate) fn inner_6to4<M: Mapper + ?Sized>(
         dst: ip.dst_addr(),
         dst_port: dport,
     };
-    let t4 = if other {
-        map_inner_addrs_6to4(m, &t6, claimed)?
-    } else {
-        map_inner_6to4(m, &t6, claimed)?
-    };
+    let t4 = map_inner_6to4(m, &t6, claimed, other)?;
     let l4_len = end - chain.upper_offset;
     let written = 20 + l4_len;
     if out.len() < written {
@@ -606,11 +584,7 @@ pub(crate) fn inner_4to6<M: Mapper + ?Sized>(
         dst: ip.dst_addr(),
         dst_port: dport,
     };
-    let t6 = if other {
-        map_inner_addrs_4to6(m, &t4, claimed)?
-    } else {
-        map_inner_4to6(m, &t4, claimed)?
-    };
+    let t6 = map_inner_4to6(m, &t4, claimed, other)?;
     let frag = ip.more_frags();
     let hdr = ipv6::HEADER_LEN + if frag { ipv6::FRAG_HEADER_LEN } else { 0 };
     let l4_len = end - hl;

@@ -598,14 +598,11 @@ fn admit(
     };
     COUNTERS.accepted.fetch_add(1, Relaxed);
     let (tel, stop) = (tel.clone(), stop.clone());
-    let spawned = std::thread::Builder::new()
-        .name("nat64-metrics-conn".into())
-        .spawn(move || {
-            let _slot = slot;
-            if let Err(e) = http(s, &tel, &stop) {
-                tracing::debug!("metrics client {peer}: {e}");
-            }
-        });
+    let spawned = super::socket::serve_in_thread(slot, "nat64-metrics-conn", move || {
+        if let Err(e) = http(s, &tel, &stop) {
+            tracing::debug!("metrics client {peer}: {e}");
+        }
+    });
     if let Err(e) = spawned {
         COUNTERS.refused_busy.fetch_add(1, Relaxed);
         tracing::warn!("metrics: cannot start a connection thread: {e}");

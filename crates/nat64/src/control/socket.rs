@@ -97,6 +97,22 @@ impl Drop for Slot {
     }
 }
 
+/// Serves a connection on a thread of its own that holds `slot` (freed
+/// when the thread ends): the control socket's and `/metrics`' way.
+pub(crate) fn serve_in_thread(
+    slot: Slot,
+    name: &str,
+    serve: impl FnOnce() + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _slot = slot;
+            serve()
+        })
+        .map(|_| ())
+}
+
 impl Slots {
     pub(crate) fn new(max: usize) -> Slots {
         Slots {
@@ -420,14 +436,11 @@ fn admit(
     };
     COUNTERS.accepted.fetch_add(1, Relaxed);
     let (tel, stop) = (tel.clone(), stop.clone());
-    let spawned = std::thread::Builder::new()
-        .name("nat64-ctl-conn".into())
-        .spawn(move || {
-            let _slot = slot;
-            if let Err(e) = client(s, &tel, &stop) {
-                tracing::debug!("control client (uid {uid}): {e}");
-            }
-        });
+    let spawned = serve_in_thread(slot, "nat64-ctl-conn", move || {
+        if let Err(e) = client(s, &tel, &stop) {
+            tracing::debug!("control client (uid {uid}): {e}");
+        }
+    });
     if let Err(e) = spawned {
         // The closure (connection and slot) was dropped with the error.
         COUNTERS.refused_busy.fetch_add(1, Relaxed);

@@ -115,11 +115,11 @@ impl Installed {
     /// [`nft_ruleset`]): masquerade of the inner pool, and the inbound
     /// filter that keeps the IPv6-only clients unreachable from the IPv4
     /// side except through `[[map]]` addresses. A table of that name left
-    /// by a crashed instance is replaced; one that belongs to a running
-    /// instance (its comment names a live PID) is refused.
+    /// by a crashed instance is replaced. The caller has checked with
+    /// [`check_nft_owner`], before touching anything, that no running
+    /// instance owns it.
     pub fn nft_kernel(&mut self, inner: &str, tun: &str, maps: &[Ipv4Addr]) -> anyhow::Result<()> {
         let table = nft_table_name(tun);
-        check_nft_owner(tun)?;
         let rules = nft_ruleset(&table, inner, tun, maps, std::process::id());
         run_stdin("nft", &["-f", "-"], Some(&rules)).with_context(|| {
             format!(
