@@ -3,6 +3,7 @@
 //! * [`wire`] — zero-copy packet views (IPv4, IPv6 + extension headers,
 //!   TCP/UDP, ICMPv4/v6, checksums).
 //! * [`addr`] — RFC 6052 IPv4-embedded IPv6 addresses.
+//! * [`eam`] — RFC 7757 Explicit Address Mapping table (SIIT).
 //! * [`xlat`] — RFC 7915 translation in place, with the mapping supplied by
 //!   the caller.
 //! * [`state`] — RFC 6146 stateful NAT64: BIB, sessions, pool, timers.
@@ -14,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod eam;
 pub mod state;
 pub mod time;
 pub mod verdict;

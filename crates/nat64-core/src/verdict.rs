@@ -50,6 +50,22 @@ pub enum DropReason {
     /// An IPv4 source that is one of the translator's own pool / inner-pool
     /// / static-map addresses, arriving from outside (loop guard).
     SourceIsOwnAddress,
+    /// An IPv4 address that must never be forwarded, as source or
+    /// destination, produced by extraction or arriving from IPv4: 0.0.0.0/8,
+    /// 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4, 255.255.255.255
+    /// (RFC 6052 §5.1, RFC 1812 §5.3.7, RFC 3927 §7).
+    OutOfScopeV4,
+    /// Stateless (SIIT) mode: an IPv6 source that neither the EAM table nor
+    /// the prefix nor the dynamic pool can translate (RFC 7915 §5.1, RFC 7757
+    /// §3.3).
+    UntranslatableSource,
+    /// Stateless (SIIT) mode: a destination that neither the EAM table nor
+    /// the prefix can translate (RFC 7915 §5.1, RFC 7757 §3.3).
+    UntranslatableDestination,
+    /// A packet to one of the translator's own addresses that it does not
+    /// answer (anything but an echo request; an ICMP error goes back when
+    /// RFC 792 / RFC 4443 name one).
+    ToOwnAddress,
 
     // --- ICMP -------------------------------------------------------------
     /// ICMP type with no translation (RFC 7915 §4.2/§5.2 "silently drop").
@@ -148,6 +164,10 @@ impl DropReason {
         DropReason::SourceRoute,
         DropReason::SourceInPrefix,
         DropReason::SourceIsOwnAddress,
+        DropReason::OutOfScopeV4,
+        DropReason::UntranslatableSource,
+        DropReason::UntranslatableDestination,
+        DropReason::ToOwnAddress,
         DropReason::IcmpUntranslatableType,
         DropReason::IcmpUntranslatableCode,
         DropReason::IcmpUntranslatablePointer,
@@ -198,6 +218,10 @@ impl DropReason {
             DropReason::SourceRoute => "source_route",
             DropReason::SourceInPrefix => "source_in_prefix",
             DropReason::SourceIsOwnAddress => "source_is_own_address",
+            DropReason::OutOfScopeV4 => "out_of_scope_v4",
+            DropReason::UntranslatableSource => "untranslatable_source",
+            DropReason::UntranslatableDestination => "untranslatable_destination",
+            DropReason::ToOwnAddress => "to_own_address",
             DropReason::IcmpUntranslatableType => "icmp_untranslatable_type",
             DropReason::IcmpUntranslatableCode => "icmp_untranslatable_code",
             DropReason::IcmpUntranslatablePointer => "icmp_untranslatable_pointer",
