@@ -106,13 +106,9 @@ impl Eam {
     /// /32 or /128.
     pub fn parse(v4: &str, v6: &str) -> Result<Eam, EamError> {
         let (a4, l4) = split(v4, 32).ok_or_else(|| EamError::V4Syntax(v4.to_string()))?;
-        let a4: Ipv4Addr = a4
-            .parse()
-            .map_err(|_| EamError::V4Syntax(v4.to_string()))?;
+        let a4: Ipv4Addr = a4.parse().map_err(|_| EamError::V4Syntax(v4.to_string()))?;
         let (a6, l6) = split(v6, 128).ok_or_else(|| EamError::V6Syntax(v6.to_string()))?;
-        let a6: Ipv6Addr = a6
-            .parse()
-            .map_err(|_| EamError::V6Syntax(v6.to_string()))?;
+        let a6: Ipv6Addr = a6.parse().map_err(|_| EamError::V6Syntax(v6.to_string()))?;
         Eam::new(a4, l4, a6, l6)
     }
 

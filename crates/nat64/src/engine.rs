@@ -6,8 +6,8 @@ use crate::config::{FilteringMode, NaptMode, Settings, StaticBib};
 use crate::dataplane::worker::Processor;
 use anyhow::Context as _;
 use nat64_core::state::{
-    self, EngineConfig, Filtering, KernelConfig, Limits, NaptConfig, PoolConfig, StaticBinding,
-    SweepStats, Timeouts,
+    self, EngineConfig, Filtering, KernelConfig, Limits, NaptConfig, PoolConfig, SiitConfig,
+    StaticBinding, SweepStats, Timeouts,
 };
 use nat64_core::time::Timestamp;
 use nat64_core::verdict::Verdict;
@@ -64,6 +64,13 @@ pub fn engine_config(s: &Settings, xlat: xlat::Config) -> EngineConfig {
                 maps: s.maps.clone(),
             })
         }
+        NaptMode::None => NaptConfig::Siit(SiitConfig {
+            eam: s.eam.clone(),
+            dynamic_pool: s.inner_pool.map(|n| (n.addr, n.len)),
+            own_v4: Some(s.gateway_v4),
+            own_v6: Some(s.icmp_source_v6),
+            rfc6791: s.rfc6791.clone(),
+        }),
     };
     EngineConfig {
         prefix: s.prefix,
@@ -162,6 +169,10 @@ impl Engine {
     pub fn reload(&self, s: &Settings) -> anyhow::Result<()> {
         self.inner.set_timeouts(timeouts(s));
         self.inner.set_limits(limits(s));
+        if self.inner.is_stateless() {
+            // `none` mode: the merged [[map]] + map-file table, swapped whole.
+            self.inner.set_eam(s.eam.clone());
+        }
         let mut all = self.statics.lock().unwrap_or_else(|p| p.into_inner());
         // An entry the file now lists that was added at run time becomes a
         // file entry (it is already in the engine).

@@ -60,6 +60,18 @@ fn plumb(s: &Settings, tun_name: &str, inst: &mut Installed) -> anyhow::Result<(
                     }
                 }
             }
+            // Stateless: the dynamic pool and the translator's own IPv6
+            // address come here; which side of each EAM lives behind the
+            // TUN only the operator knows (ADR 0009), so those routes are
+            // theirs, as with Tayga.
+            NaptMode::None => {
+                if let Some(ip) = s.inner_pool {
+                    inst.route("-4", &ip.to_string(), tun_name)?;
+                }
+                if !s.prefix.contains(&s.icmp_source_v6) {
+                    inst.route("-6", &format!("{}/128", s.icmp_source_v6), tun_name)?;
+                }
+            }
         }
     }
     if manage_routes && s.tun.mode == TunMode::Create && s.tun.assign_gateway_v4 {
@@ -114,7 +126,7 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
     // Kernel-mode leases: restored before the first packet, then every
     // change is journalled durably (issue 11 #2).
     let restored_leases = match (s.napt, &s.state_file) {
-        (NaptMode::Kernel, Some(path)) => {
+        (NaptMode::Kernel | NaptMode::None, Some(path)) => {
             let leases = crate::leases::load(path)?;
             if !leases.is_empty() {
                 let n = engine.restore_kernel_leases(&leases);
@@ -282,6 +294,14 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
                 "inner-pool {}",
                 s.inner_pool.map(|p| p.to_string()).unwrap_or_default()
             ),
+            NaptMode::None => format!(
+                "(stateless) {} explicit mapping{}{}",
+                s.eam.len(),
+                if s.eam.len() == 1 { "" } else { "s" },
+                s.inner_pool
+                    .map(|p| format!(", dynamic pool {p}"))
+                    .unwrap_or_default()
+            ),
         }
     );
     crate::notify::ready();
@@ -298,7 +318,14 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
                     if let Some(m) = &maplog {
                         m.reopen();
                     }
+                    for w in &new.settings.warnings {
+                        warn!("SIGHUP: {w}");
+                    }
                     match engine.reload(&new.settings) {
+                        Ok(()) if s.napt == NaptMode::None => info!(
+                            "SIGHUP: reloaded timeouts, limits and {} explicit mappings",
+                            new.settings.eam.len()
+                        ),
                         Ok(()) => info!("SIGHUP: reloaded timeouts, limits and static entries"),
                         Err(e) => error!("SIGHUP: reload failed, keeping the old settings: {e:#}"),
                     }
@@ -329,7 +356,7 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
     if let Some(j) = lease_journal {
         j.stop();
     }
-    if let (NaptMode::Kernel, Some(path)) = (s.napt, &s.state_file) {
+    if let (NaptMode::Kernel | NaptMode::None, Some(path)) = (s.napt, &s.state_file) {
         if let Err(e) = crate::leases::write_snapshot(path, &engine.kernel_leases()) {
             warn!("could not save leases to {}: {e:#}", path.display());
         }

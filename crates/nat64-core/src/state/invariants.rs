@@ -177,7 +177,7 @@ fn check_bindings(e: &Engine, c: &Control, view: &Index, r: &mut Report) -> ByV6
         .chain(c.pending.bindings())
         .cloned()
         .collect();
-    let kernel = matches!(e.sh.mode, Mode::Kernel { .. });
+    let kernel = !matches!(e.sh.mode, Mode::Daemon { .. });
     r.ensure(!kernel || all.is_empty(), || {
         format!("kernel mode holds {} BIB entries", all.len())
     });
@@ -444,6 +444,7 @@ fn check_leases(e: &Engine, c: &Control, view: &Index, r: &mut Report) {
     let indexed: Vec<Arc<Lease>> = view.leases().chain(c.pending.leases()).cloned().collect();
     let statics: &[Ipv4Addr] = match &e.sh.mode {
         Mode::Kernel { statics, .. } => statics,
+        Mode::Siit { .. } => &[],
         Mode::Daemon { .. } => {
             r.ensure(indexed.is_empty() && c.leases.is_empty(), || {
                 format!("daemon mode holds {} kernel leases", indexed.len())

@@ -12,6 +12,7 @@
 //! Time is passed in ([`Timestamp`]); nothing here reads a clock, spawns a
 //! thread or does I/O.
 
+mod endpoint;
 mod frag_cache;
 pub mod invariants;
 mod kernel;
@@ -25,8 +26,11 @@ pub use show::{BindingKey, Page, SessionKey};
 pub use tcp_fsm::TcpState;
 
 use crate::addr::Prefix;
+use crate::eam::EamTable;
 use crate::time::Timestamp;
+use crate::verdict::DropReason;
 use crate::xlat::{self, L4Proto};
+use arc_swap::ArcSwap;
 use frag_cache::FragCache;
 use kernel::KernelPool;
 use pool::{BlockChange, Pool, PROTOS};
@@ -161,10 +165,44 @@ impl Default for KernelConfig {
     }
 }
 
+/// The `none` mode: a stateless SIIT translator (RFC 7915, RFC 6052,
+/// RFC 7757; ADR 0009). No ports are managed: every address maps 1:1.
+#[derive(Debug, Clone, Default)]
+pub struct SiitConfig {
+    /// Explicit address mappings, consulted before the RFC 6052 prefix
+    /// (RFC 7757 §3.3); replaced at run time with [`Engine::set_eam`].
+    pub eam: EamTable,
+    /// A dynamic 1:1 pool (Tayga's `dynamic-pool`): an IPv6 source that
+    /// neither the EAM table nor the prefix translates leases an address
+    /// from it, as in `kernel` mode, without any masquerade behind it.
+    pub dynamic_pool: Option<(Ipv4Addr, u8)>,
+    /// The translator's own IPv4 address: an endpoint that answers echo
+    /// requests (Tayga's `ipv4-addr`); carved out of the dynamic pool.
+    pub own_v4: Option<Ipv4Addr>,
+    /// The translator's own IPv6 address (Tayga's `ipv6-addr`).
+    pub own_v6: Option<Ipv6Addr>,
+    /// RFC 6791: IPv4 sources for ICMPv6 errors from IPv6 routers whose
+    /// address has no mapping (one is picked per router by a hash).
+    pub rfc6791: Vec<Ipv4Addr>,
+}
+
+impl PartialEq for SiitConfig {
+    fn eq(&self, o: &Self) -> bool {
+        self.eam.iter().eq(o.eam.iter())
+            && self.dynamic_pool == o.dynamic_pool
+            && self.own_v4 == o.own_v4
+            && self.own_v6 == o.own_v6
+            && self.rfc6791 == o.rfc6791
+    }
+}
+impl Eq for SiitConfig {}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NaptConfig {
     Daemon(PoolConfig),
     Kernel(KernelConfig),
+    /// `napt = "none"`: stateless SIIT.
+    Siit(SiitConfig),
 }
 
 /// A static BIB entry (port forwarding, RFC 6146 §3.1): `v4` on the pool
@@ -392,6 +430,13 @@ pub(crate) enum Mode {
         inner: (u32, u8),
         statics: Vec<Ipv4Addr>,
     },
+    Siit {
+        /// The dynamic pool, if any: `inner` of the lease code.
+        dynamic: Option<(u32, u8)>,
+        own_v4: Option<Ipv4Addr>,
+        own_v6: Option<Ipv6Addr>,
+        rfc6791: Vec<Ipv4Addr>,
+    },
 }
 
 pub(crate) struct Shared {
@@ -410,6 +455,9 @@ pub(crate) struct Shared {
     pub pending: Arc<AtomicUsize>,
     pub frags: Mutex<FragCache>,
     pub held: Mutex<Vec<(u64, Tuple4Key, Vec<u8>)>>,
+    /// The EAM table (empty outside `none` mode): read per packet without a
+    /// lock, replaced whole on reload (ADR 0009).
+    pub eam: ArcSwap<EamTable>,
 }
 
 /// (remote v4, remote port, pool v4, pool port) of a held SYN.
@@ -445,6 +493,30 @@ impl Shared {
     pub fn has_pending(&self) -> bool {
         self.pending.load(std::sync::atomic::Ordering::Acquire) != 0
     }
+    /// RFC 6052 §2.2 embedding of an IPv4 address coming from the IPv4
+    /// side, with §3.1 applied: behind the Well-Known Prefix (and
+    /// `wkp-strict`) a non-global IPv4 address is refused.
+    #[inline]
+    pub fn embed_checked(&self, a: Ipv4Addr) -> Result<Ipv6Addr, DropReason> {
+        if self.wkp_strict && self.prefix.is_well_known() && !crate::addr::is_global_v4(a) {
+            return Err(DropReason::WkpNonGlobal);
+        }
+        Ok(self.prefix.embed(a))
+    }
+    /// `none` mode: `a` lies in the dynamic pool.
+    #[inline]
+    pub fn is_dynamic_v4(&self, a: Ipv4Addr) -> bool {
+        match &self.mode {
+            Mode::Siit {
+                dynamic: Some((n, l)),
+                ..
+            } => {
+                let m = if *l == 0 { 0 } else { u32::MAX << (32 - l) };
+                u32::from(a) & m == *n
+            }
+            _ => false,
+        }
+    }
     /// True when `a` is an address this translator owns on the IPv4 side
     /// (the hairpinning test of RFC 6146 §3.8).
     pub fn is_local_v4(&self, a: Ipv4Addr) -> bool {
@@ -456,6 +528,9 @@ impl Shared {
         match &self.mode {
             Mode::Daemon { prefixes } => prefixes.iter().any(|&(n, l)| inside(n, l)),
             Mode::Kernel { inner, statics } => inside(inner.0, inner.1) || statics.contains(&a),
+            Mode::Siit {
+                dynamic, own_v4, ..
+            } => dynamic.is_some_and(|(n, l)| inside(n, l)) || *own_v4 == Some(a),
         }
     }
 }
@@ -969,6 +1044,33 @@ impl Engine {
                     },
                 )
             }
+            NaptConfig::Siit(x) => {
+                let kp = match x.dynamic_pool {
+                    Some((a, l)) => {
+                        let mut kp = KernelPool::new(a, l).map_err(EngineError::InnerPool)?;
+                        // Tayga carves `ipv4-addr` out of its dynamic pool.
+                        if let Some(own) = x.own_v4 {
+                            kp.reserve(own);
+                        }
+                        Some(kp)
+                    }
+                    None => None,
+                };
+                (
+                    None,
+                    kp,
+                    Mode::Siit {
+                        dynamic: x.dynamic_pool.map(|(a, l)| (u32::from(a), l)),
+                        own_v4: x.own_v4,
+                        own_v6: x.own_v6,
+                        rfc6791: x.rfc6791.clone(),
+                    },
+                )
+            }
+        };
+        let eam = match &cfg.napt {
+            NaptConfig::Siit(x) => x.eam.clone(),
+            _ => EamTable::new(),
         };
         let block_mode = matches!(&cfg.napt, NaptConfig::Daemon(p) if p.port_block_size.is_some());
         let t = cfg.timeouts;
@@ -1018,6 +1120,7 @@ impl Engine {
             pending: pending_hint,
             frags: Mutex::new(FragCache::new(FRAG_CACHE_CAP)),
             held: Mutex::new(Vec::new()),
+            eam: ArcSwap::from_pointee(eam),
         };
         let e = Engine { sh: Arc::new(sh) };
         if let NaptConfig::Kernel(k) = &cfg.napt {
@@ -1240,6 +1343,7 @@ impl Engine {
                     vec![PoolAddrUsage {
                         addr: Ipv4Addr::from(match &self.sh.mode {
                             Mode::Kernel { inner, .. } => inner.0,
+                            Mode::Siit { dynamic, .. } => dynamic.map_or(0, |d| d.0),
                             Mode::Daemon { .. } => 0,
                         }),
                         in_use: PerProto {
@@ -1299,7 +1403,7 @@ impl Engine {
 
     /// Adds a static BIB entry (port forwarding) at run time.
     pub fn add_static(&self, b: StaticBinding) -> Result<(), EngineError> {
-        if matches!(self.sh.mode, Mode::Kernel { .. }) {
+        if !matches!(self.sh.mode, Mode::Daemon { .. }) {
             return Err(EngineError::StaticInKernelMode);
         }
         let mut c = self.sh.lock();
@@ -1381,6 +1485,23 @@ impl Engine {
         c.remove_binding(&b, now);
         c.publish();
         Ok(())
+    }
+
+    /// Replaces the EAM table (`none` mode, SIGHUP): workers see the new
+    /// table from their next packet; nothing else changes, so established
+    /// traffic whose mapping stays the same is not disturbed.
+    pub fn set_eam(&self, t: EamTable) {
+        self.sh.eam.store(Arc::new(t));
+    }
+
+    /// The EAM table in use.
+    pub fn eam(&self) -> Arc<EamTable> {
+        self.sh.eam.load_full()
+    }
+
+    /// True in `none` (SIIT) mode.
+    pub fn is_stateless(&self) -> bool {
+        matches!(self.sh.mode, Mode::Siit { .. })
     }
 
     /// New lifetimes, effective for the next packet of each flow (SIGHUP).

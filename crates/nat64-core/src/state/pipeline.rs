@@ -27,6 +27,7 @@ use super::{
     client_key, Control, Filtering, Mode, Shared, Tuple4Key, MAX_HELD_SYNS, T_EST, T_FRAG, T_ICMP,
     T_TRANS, T_UDP,
 };
+use crate::eam::EamTable;
 use crate::time::Timestamp;
 use crate::verdict::{DropReason, Verdict};
 use crate::xlat::{self, FlowMeta, L4Proto, Mapper, Role, Tuple, Tuple4, Tuple6};
@@ -589,9 +590,11 @@ impl EngineMapper {
     /// the destination; any IPv4 source becomes `prefix || v4`.
     fn kernel_4to6(&mut self, t: &Tuple4, meta: &FlowMeta) -> Result<Tuple6, DropReason> {
         let dl = self.kernel_deadline(t.proto, meta.tcp_flags);
+        // RFC 6052 §3.1, as daemon mode applies it through its sessions.
+        let src6 = self.sh.embed_checked(t.src)?;
         let out = |l: &Lease| Tuple {
             proto: t.proto,
-            src: self.sh.prefix.embed(t.src),
+            src: src6,
             src_port: t.src_port,
             dst: l.v6,
             dst_port: t.dst_port,
@@ -633,16 +636,106 @@ impl EngineMapper {
     }
 }
 
+/// `none` mode (stateless SIIT, RFC 7915 + RFC 6052 + RFC 7757; ADR 0009).
+impl EngineMapper {
+    /// RFC 7757 §3.3 for an IPv6 address: the EAM table first, then the
+    /// RFC 6052 prefix (with §3.1 for the Well-Known Prefix).
+    #[inline]
+    fn siit_v6_to_v4(&self, eam: &EamTable, a: &Ipv6Addr) -> Result<Ipv4Addr, DropReason> {
+        if let Some(v4) = eam.v6_to_v4(a) {
+            return Ok(v4);
+        }
+        Ok(self.sh.prefix.extract_checked(a, self.sh.wkp_strict)?)
+    }
+
+    /// RFC 7757 §3.3 for an IPv4 address: the EAM table first, then
+    /// RFC 6052 embedding.
+    #[inline]
+    fn siit_v4_to_v6(&self, eam: &EamTable, a: Ipv4Addr) -> Result<Ipv6Addr, DropReason> {
+        match eam.v4_to_v6(a) {
+            Some(v6) => Ok(v6),
+            None => self.sh.embed_checked(a),
+        }
+    }
+
+    fn siit_has_dynamic(&self) -> bool {
+        matches!(
+            self.sh.mode,
+            Mode::Siit {
+                dynamic: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// IPv6 → IPv4. A source neither the EAM table nor the prefix
+    /// translates takes a 1:1 lease from the dynamic pool, if there is one
+    /// (Tayga's `dynamic-pool`).
+    fn siit_6to4(&mut self, t: &Tuple6, meta: &FlowMeta) -> Result<Tuple4, DropReason> {
+        let eam = self.sh.eam.load();
+        let dst = self
+            .siit_v6_to_v4(&eam, &t.dst)
+            .map_err(|r| untranslatable(r, DropReason::UntranslatableDestination))?;
+        match self.siit_v6_to_v4(&eam, &t.src) {
+            Ok(src) => Ok(Tuple {
+                proto: t.proto,
+                src,
+                src_port: t.src_port,
+                dst,
+                dst_port: t.dst_port,
+            }),
+            Err(DropReason::NotInPrefix) if self.siit_has_dynamic() => {
+                self.kernel_6to4(t, dst, meta)
+            }
+            Err(r) => Err(untranslatable(r, DropReason::UntranslatableSource)),
+        }
+    }
+
+    /// IPv4 → IPv6. A destination in the dynamic pool must hold a lease.
+    fn siit_4to6(&mut self, t: &Tuple4, meta: &FlowMeta) -> Result<Tuple6, DropReason> {
+        let eam = self.sh.eam.load();
+        let src = self.siit_v4_to_v6(&eam, t.src)?;
+        let dst = match eam.v4_to_v6(t.dst) {
+            Some(v6) => v6,
+            None if self.sh.is_dynamic_v4(t.dst) => self.kernel_4to6(t, meta)?.dst,
+            None => self.sh.embed_checked(t.dst)?,
+        };
+        Ok(Tuple {
+            proto: t.proto,
+            src,
+            src_port: t.src_port,
+            dst,
+            dst_port: t.dst_port,
+        })
+    }
+}
+
+/// An address outside the prefix is untranslatable in SIIT mode (RFC 7915
+/// §5.1); other refusals (the §3.1 rule) keep their own name.
+fn untranslatable(r: DropReason, which: DropReason) -> DropReason {
+    if r == DropReason::NotInPrefix {
+        which
+    } else {
+        r
+    }
+}
+
 impl Mapper for EngineMapper {
     fn map_6to4(&mut self, t: &Tuple6, meta: &FlowMeta) -> Result<Tuple4, DropReason> {
         let now = self.now;
         // 1. §3.4 determine the incoming tuple.
         let t = determine_incoming_tuple_6(&self.sh, t, meta, now)?;
-        let dst4 = self.sh.prefix.extract_checked(&t.dst, self.sh.wkp_strict)?;
         // 2–3. §3.5 filtering and updating, §3.6 outgoing tuple.
         let out = match self.sh.mode {
-            Mode::Kernel { .. } => self.kernel_6to4(&t, dst4, meta)?,
-            Mode::Daemon { .. } => self.filtering_and_updating_6(&t, dst4, meta)?,
+            Mode::Kernel { .. } => {
+                let dst4 = self.sh.prefix.extract_checked(&t.dst, self.sh.wkp_strict)?;
+                self.kernel_6to4(&t, dst4, meta)?
+            }
+            Mode::Daemon { .. } => {
+                let dst4 = self.sh.prefix.extract_checked(&t.dst, self.sh.wkp_strict)?;
+                self.filtering_and_updating_6(&t, dst4, meta)?
+            }
+            Mode::Siit { .. } => self.siit_6to4(&t, meta)?,
         };
         remember_first_fragment(
             &self.sh,
@@ -660,6 +753,7 @@ impl Mapper for EngineMapper {
         let out = match self.sh.mode {
             Mode::Kernel { .. } => self.kernel_4to6(&t, meta)?,
             Mode::Daemon { .. } => self.filtering_and_updating_4(&t, meta)?,
+            Mode::Siit { .. } => self.siit_4to6(&t, meta)?,
         };
         remember_first_fragment(
             &self.sh,
@@ -672,7 +766,32 @@ impl Mapper for EngineMapper {
     }
 
     fn icmp_error_source_4to6(&mut self, router: Ipv4Addr) -> Result<Ipv6Addr, DropReason> {
+        if matches!(self.sh.mode, Mode::Siit { .. }) {
+            // RFC 7757 §3.3: the router may have an explicit mapping.
+            if let Some(v6) = self.sh.eam.load().v4_to_v6(router) {
+                return Ok(v6);
+            }
+        }
         Ok(self.sh.prefix.embed(router))
+    }
+
+    /// RFC 7915 §5.1 / RFC 6791 in `none` mode: the router's own mapping
+    /// when it has one, else an address of the RFC 6791 pool picked by a
+    /// hash of the router (one router, one address: traceroute stays
+    /// readable). The stateful modes keep RFC 6146 §3.4's choice.
+    fn icmp_error_source_6to4(&mut self, router: Ipv6Addr, quoted: Ipv4Addr) -> Ipv4Addr {
+        let Mode::Siit { rfc6791, .. } = &self.sh.mode else {
+            return quoted;
+        };
+        let eam = self.sh.eam.load();
+        match self.siit_v6_to_v4(&eam, &router) {
+            Ok(a) if !xlat::v4_out_of_scope(&a) => a,
+            _ if rfc6791.is_empty() => quoted,
+            _ => {
+                let h = super::pool::mix_v6(&router, 0x6791);
+                rfc6791[(h % rfc6791.len() as u64) as usize]
+            }
+        }
     }
 
     /// Protocols without ports (RFC 7915 §4.5/§5.5): kernel mode maps
@@ -685,10 +804,6 @@ impl Mapper for EngineMapper {
         dst: Ipv6Addr,
         meta: &FlowMeta,
     ) -> Result<(Ipv4Addr, Ipv4Addr), DropReason> {
-        if !matches!(self.sh.mode, Mode::Kernel { .. }) {
-            return Err(DropReason::UnsupportedProtocol);
-        }
-        let dst4 = self.sh.prefix.extract_checked(&dst, self.sh.wkp_strict)?;
         let t = Tuple {
             proto: L4Proto::Udp,
             src,
@@ -696,7 +811,14 @@ impl Mapper for EngineMapper {
             dst,
             dst_port: 0,
         };
-        let out = self.kernel_6to4(&t, dst4, meta)?;
+        let out = match self.sh.mode {
+            Mode::Daemon { .. } => return Err(DropReason::UnsupportedProtocol),
+            Mode::Siit { .. } => self.siit_6to4(&t, meta)?,
+            Mode::Kernel { .. } => {
+                let dst4 = self.sh.prefix.extract_checked(&dst, self.sh.wkp_strict)?;
+                self.kernel_6to4(&t, dst4, meta)?
+            }
+        };
         Ok((out.src, out.dst))
     }
 
@@ -706,9 +828,6 @@ impl Mapper for EngineMapper {
         dst: Ipv4Addr,
         meta: &FlowMeta,
     ) -> Result<(Ipv6Addr, Ipv6Addr), DropReason> {
-        if !matches!(self.sh.mode, Mode::Kernel { .. }) {
-            return Err(DropReason::UnsupportedProtocol);
-        }
         let t = Tuple {
             proto: L4Proto::Udp,
             src,
@@ -716,7 +835,11 @@ impl Mapper for EngineMapper {
             dst,
             dst_port: 0,
         };
-        let out = self.kernel_4to6(&t, meta)?;
+        let out = match self.sh.mode {
+            Mode::Daemon { .. } => return Err(DropReason::UnsupportedProtocol),
+            Mode::Siit { .. } => self.siit_4to6(&t, meta)?,
+            Mode::Kernel { .. } => self.kernel_4to6(&t, meta)?,
+        };
         Ok((out.src, out.dst))
     }
 }
@@ -739,6 +862,13 @@ pub(crate) fn process(
     let from6 = buf.get(start).map(|b| b >> 4) == Some(6);
     if let Err(r) = loop_guard(&m.sh, buf.get(start..start.saturating_add(len)), from6) {
         return Verdict::Drop(r);
+    }
+    if to_own_address(&m.sh, buf.get(start..start.saturating_add(len)), from6) {
+        return if from6 {
+            super::endpoint::answer_v6(buf, start, len)
+        } else {
+            super::endpoint::answer_v4(buf, start, len)
+        };
     }
     let v = xlat::translate_offload(buf, start, len, cfg, m, off);
     match v {
@@ -793,7 +923,14 @@ fn loop_guard(sh: &Shared, pkt: Option<&[u8]>, from6: bool) -> Result<(), DropRe
     let Some(pkt) = pkt else {
         return Ok(());
     };
+    // In SIIT mode IPv6 hosts may own addresses inside the prefix
+    // (IPv4-translatable addresses, RFC 6052 §2.2 / RFC 7915 §1.3): the
+    // hop limit bounds a loop there instead.
+    let stateless = matches!(sh.mode, Mode::Siit { .. });
     if from6 {
+        if stateless {
+            return Ok(());
+        }
         if let Some(src) = pkt.get(8..24).and_then(|b| <[u8; 16]>::try_from(b).ok()) {
             if sh.prefix.contains(&Ipv6Addr::from(src)) {
                 return Err(DropReason::SourceInPrefix);
@@ -805,6 +942,26 @@ fn loop_guard(sh: &Shared, pkt: Option<&[u8]>, from6: bool) -> Result<(), DropRe
         }
     }
     Ok(())
+}
+
+/// `none` mode: is the packet addressed to the translator itself (its
+/// IPv4 address, its IPv6 address, or the IPv4 one embedded in the prefix)?
+fn to_own_address(sh: &Shared, pkt: Option<&[u8]>, from6: bool) -> bool {
+    let (Mode::Siit { own_v4, own_v6, .. }, Some(pkt)) = (&sh.mode, pkt) else {
+        return false;
+    };
+    if from6 {
+        let Some(dst) = pkt.get(24..40).and_then(|b| <[u8; 16]>::try_from(b).ok()) else {
+            return false;
+        };
+        let dst = Ipv6Addr::from(dst);
+        *own_v6 == Some(dst) || own_v4.is_some_and(|a| sh.prefix.embed(a) == dst)
+    } else {
+        let Some(dst) = pkt.get(16..20).and_then(|b| <[u8; 4]>::try_from(b).ok()) else {
+            return false;
+        };
+        *own_v4 == Some(Ipv4Addr::from(dst))
+    }
 }
 
 /// Stores an unsolicited IPv4 SYN (RFC 6146 §3.5.2.2), bounded in count.

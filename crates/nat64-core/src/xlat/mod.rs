@@ -133,6 +133,14 @@ pub trait Mapper {
     /// The IPv6 source for an ICMPv4 error sent by IPv4 router `router`
     /// (normally `prefix || router`, RFC 7915 §4.2 / RFC 6052).
     fn icmp_error_source_4to6(&mut self, router: Ipv4Addr) -> Result<Ipv6Addr, DropReason>;
+    /// The IPv4 source of a translated ICMPv6 error that IPv6 router
+    /// `router` sent. `quoted` is what the quoted packet's destination
+    /// translated to: a stateful translator's own address for the flow
+    /// (RFC 6146 §3.4), the default. A stateless translator translates the
+    /// router's address, or takes one from its RFC 6791 pool.
+    fn icmp_error_source_6to4(&mut self, _router: Ipv6Addr, quoted: Ipv4Addr) -> Ipv4Addr {
+        quoted
+    }
     /// The outgoing IPv4 (source, destination) of a packet of a protocol
     /// without ports (anything but TCP, UDP and ICMP: GRE, ESP, SCTP, DCCP,
     /// ...), which RFC 7915 §5.5 translates at the IP layer. Only a mapping
@@ -273,6 +281,19 @@ pub(crate) fn adjust_other_checksum(proto_num: u8, l4: &mut [u8], old: u32, new:
 pub fn v6_not_for_translation(a: &Ipv6Addr) -> bool {
     let s = a.segments();
     a.is_unspecified() || a.is_loopback() || a.is_multicast() || (s[0] & 0xffc0) == 0xfe80
+}
+
+/// IPv4 addresses that must never be forwarded (RFC 6052 §5.1, RFC 1812
+/// §5.3.7, RFC 3927 §7): 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16,
+/// 224.0.0.0/4 and 255.255.255.255.
+#[inline]
+pub fn v4_out_of_scope(a: &Ipv4Addr) -> bool {
+    let o = a.octets();
+    o[0] == 0
+        || o[0] == 127
+        || (o[0] == 169 && o[1] == 254)
+        || o[0] >= 224 && o[0] < 240
+        || a.is_broadcast()
 }
 
 /// True for IPv4 addresses that are never translated: unspecified, loopback,

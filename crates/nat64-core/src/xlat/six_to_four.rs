@@ -531,7 +531,11 @@ fn icmp_error<M: Mapper + ?Sized>(
     put16(&mut buf[new_start + 20..], 2, c);
     let total4 = 20 + icmp_len;
     // RFC 6146 §3.4 for errors: the quoted packet's tuple drives the outer
-    // addresses: to its source (the IPv4 peer), from its destination (ours).
+    // addresses: to its source (the IPv4 peer), from its destination (ours)
+    // — or, for a stateless mapping, from the router's own translation
+    // (RFC 7915 §5.1, RFC 6791).
+    let router = crate::wire::ipv6::Packet::new_unchecked(&buf[start..]).src_addr();
+    let src4 = m.icmp_error_source_6to4(router, map.dst);
     write_v4_header(
         &mut buf[new_start..new_start + 20],
         &V4Header {
@@ -543,7 +547,7 @@ fn icmp_error<M: Mapper + ?Sized>(
             frag_offset: 0,
             ttl,
             protocol: proto::ICMP,
-            src: map.dst,
+            src: src4,
             dst: map.src,
         },
     );

@@ -90,7 +90,9 @@ pub struct FileConfig {
     /// sends, and (embedded in `prefix`) of its ICMPv6 errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway_v4: Option<String>,
-    /// `daemon` (NAPT in the daemon) or `kernel` (1:1 + host MASQUERADE).
+    /// `daemon` (NAPT in the daemon), `kernel` (1:1 + host MASQUERADE) or
+    /// `none` (stateless SIIT: RFC 6052 + the EAM table of `[[map]]` and
+    /// `map-file`, ADR 0009).
     pub napt: NaptMode,
     /// `kernel` mode: the inner IPv4 range clients are mapped 1:1 into.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -149,6 +151,16 @@ pub struct FileConfig {
     pub static_bib: Vec<StaticEntry>,
     #[serde(rename = "map", skip_serializing_if = "Vec::is_empty")]
     pub maps: Vec<MapEntry>,
+    /// `none` mode: a file of explicit address mappings, one
+    /// `IPV4[/LEN] IPV6[/LEN]` per line (Tayga's `map` lines too), read at
+    /// start and on SIGHUP ([`crate::mapfile`]).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub map_file: String,
+    /// `none` mode: IPv4 sources (addresses or prefixes, at most 256
+    /// addresses) for the ICMP errors of IPv6 routers that have no mapping
+    /// (RFC 6791). Empty: `gateway-v4`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rfc6791_pool: Vec<String>,
 }
 
 impl Default for FileConfig {
@@ -183,6 +195,8 @@ impl Default for FileConfig {
             state_file: None,
             static_bib: Vec::new(),
             maps: Vec::new(),
+            map_file: String::new(),
+            rfc6791_pool: Vec::new(),
         }
     }
 }
@@ -192,6 +206,8 @@ impl Default for FileConfig {
 pub enum NaptMode {
     Daemon,
     Kernel,
+    /// Stateless SIIT (RFC 7915, RFC 6052, RFC 7757): no ports managed.
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -399,7 +415,10 @@ pub struct StaticEntry {
     pub v4: String,
 }
 
-/// A static 1:1 map (`kernel` mode), like Tayga's `map`.
+/// A static 1:1 map, like Tayga's `map`: a host pair in `kernel` mode; in
+/// `none` mode an explicit address mapping of two prefixes with equal
+/// suffix lengths (RFC 7757), e.g. `v4 = "192.0.2.0/24"`,
+/// `v6 = "2001:db8:6::/120"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct MapEntry {
@@ -641,6 +660,11 @@ pub struct Settings {
     pub state_file: Option<PathBuf>,
     pub static_bib: Vec<StaticBib>,
     pub maps: Vec<(Ipv6Addr, Ipv4Addr)>,
+    /// `none` mode: the EAM table (`[[map]]` merged with `map-file`).
+    pub eam: nat64_core::eam::EamTable,
+    pub map_file: Option<PathBuf>,
+    /// `none` mode: RFC 6791 sources (default: gateway-v4).
+    pub rfc6791: Vec<Ipv4Addr>,
     /// Non-fatal remarks (printed at startup and by `check`).
     pub warnings: Vec<String>,
 }
@@ -1019,7 +1043,14 @@ impl FileConfig {
         let ops = self.validate_ops(&mut f);
         let user = self.validate_user(&mut f);
         let static_bib = self.validate_statics(&mut f, prefix, &pool);
-        let maps = self.validate_maps(&mut f, prefix, inner_pool, gateway_v4);
+        let (maps, eam, map_file) = if self.napt == NaptMode::None {
+            let (eam, file) = self.validate_eam(&mut f, gateway_v4);
+            (Vec::new(), eam, file)
+        } else {
+            let maps = self.validate_maps(&mut f, prefix, inner_pool, gateway_v4);
+            (maps, nat64_core::eam::EamTable::new(), None)
+        };
+        let rfc6791 = self.validate_rfc6791(&mut f, gateway_v4);
 
         let udp_zero_checksum = match self.udp_zero_checksum {
             UdpZeroChecksumMode::Calc => UdpZeroChecksum::Calc,
@@ -1061,6 +1092,9 @@ impl FileConfig {
                     state_file: ops.state_file,
                     static_bib,
                     maps,
+                    eam,
+                    map_file,
+                    rfc6791,
                     warnings: f.warnings,
                 })
             }
@@ -1172,14 +1206,34 @@ impl FileConfig {
         };
         match self.napt {
             NaptMode::Daemon => self.validate_daemon_mode(f, prefix, pool),
-            NaptMode::Kernel => self.validate_kernel_mode(f),
+            NaptMode::Kernel => self.validate_kernel_mode(f, "kernel"),
+            NaptMode::None => self.validate_kernel_mode(f, "none"),
+        }
+        if self.napt != NaptMode::None {
+            if !self.map_file.is_empty() {
+                f.err(err(
+                    "map-file",
+                    &self.map_file,
+                    "only applies to napt = \"none\" (stateless SIIT)",
+                    "remove map-file, or set napt = \"none\"",
+                ));
+            }
+            if !self.rfc6791_pool.is_empty() {
+                f.err(err(
+                    "rfc6791-pool",
+                    self.rfc6791_pool.join(", "),
+                    "only applies to napt = \"none\" (in the stateful modes ICMP errors of IPv6 \
+                     routers come from the session's pool address, RFC 6146 §3.4)",
+                    "remove rfc6791-pool, or set napt = \"none\"",
+                ));
+            }
         }
         let inner_pool = if self.napt == NaptMode::Kernel {
             Some(inner_pool.unwrap_or(V4Net::new(100, 64, 0, 0, 16)))
         } else {
             inner_pool
         };
-        if let (Some(ip), NaptMode::Kernel) = (inner_pool, self.napt) {
+        if let (Some(ip), NaptMode::Kernel | NaptMode::None) = (inner_pool, self.napt) {
             let (min, max) = bounds::INNER_POOL_LEN;
             if ip.len > max {
                 f.err(err(
@@ -1279,13 +1333,19 @@ impl FileConfig {
         }
     }
 
-    fn validate_kernel_mode(&self, f: &mut Findings) {
+    /// `kernel` and `none`: the 1:1 modes manage no ports.
+    fn validate_kernel_mode(&self, f: &mut Findings, mode: &str) {
+        let why = if mode == "kernel" {
+            "the host's MASQUERADE picks the IPv4 source"
+        } else {
+            "stateless translation maps addresses 1:1 through [[map]], map-file, the prefix and \
+             inner-pool"
+        };
         if !self.pool.is_empty() {
             f.err(err(
                 "pool",
                 self.pool.join(", "),
-                "is not used with napt = \"kernel\" (the host's MASQUERADE picks the IPv4 \
-                 source)",
+                format!("is not used with napt = \"{mode}\" ({why})"),
                 "remove pool, or set napt = \"daemon\"",
             ));
         }
@@ -1294,17 +1354,28 @@ impl FileConfig {
                 "static",
                 "",
                 "[[static]] BIB entries need napt = \"daemon\"",
-                "use [[map]] v6 = \"...\", v4 = \"...\" (1:1) in kernel mode",
+                format!("use [[map]] v6 = \"...\", v4 = \"...\" (1:1) in {mode} mode"),
             ));
         }
         if let Some(b) = self.ports.block_size {
             f.err(err(
                 "ports.block-size",
                 b,
-                "only applies to napt = \"daemon\" (in kernel mode the host's MASQUERADE picks \
-                 the ports)",
+                format!("only applies to napt = \"daemon\" (in {mode} mode no ports are managed)"),
                 "remove ports.block-size, or set napt = \"daemon\"",
             ));
+        }
+        if mode == "none" {
+            if let Some(s) = self.state_file.as_deref().filter(|s| !s.is_empty()) {
+                if self.inner_pool.is_none() {
+                    f.err(err(
+                        "state-file",
+                        s,
+                        "keeps the leases of inner-pool, which is not set",
+                        "remove state-file, or set inner-pool (the dynamic pool)",
+                    ));
+                }
+            }
         }
     }
 
@@ -1343,7 +1414,7 @@ impl FileConfig {
                 "pick an address outside the pool (e.g. the host's IPv4 address)",
             ));
         }
-        if let Some(n) = inner_pool.filter(|n| n.contains(a)) {
+        if let Some(n) = inner_pool.filter(|n| n.contains(a) && self.napt != NaptMode::None) {
             f.err(err(
                 "gateway-v4",
                 s,
@@ -2090,6 +2161,183 @@ impl FileConfig {
             maps.push((a6, a4));
         }
         maps
+    }
+}
+
+impl FileConfig {
+    /// `none` mode: `[[map]]` entries as explicit address mappings (RFC
+    /// 7757 §3.1: equal suffix lengths, no host bits, no SPEC §5a block,
+    /// not colliding with each other), merged with `map-file`
+    /// ([`crate::mapfile`]: a config entry beats a map-file line, a later
+    /// line an earlier one; each left out is a warning).
+    fn validate_eam(
+        &self,
+        f: &mut Findings,
+        gateway_v4: Option<Ipv4Addr>,
+    ) -> (nat64_core::eam::EamTable, Option<PathBuf>) {
+        use nat64_core::eam::Eam;
+        let mut config: Vec<Eam> = Vec::new();
+        for (i, m) in self.maps.iter().enumerate() {
+            let e = match Eam::parse(&m.v4, &m.v6) {
+                Ok(e) => e,
+                Err(e) => {
+                    f.err(err(
+                        format!("map[{i}]"),
+                        format!("{} = {}", m.v4, m.v6),
+                        e.to_string(),
+                        "write v4 = \"192.0.2.0/24\", v6 = \"2001:db8:6::/120\" (prefixes with \
+                         equal suffix lengths; a bare address is a /32 or /128)",
+                    ));
+                    continue;
+                }
+            };
+            if self.eam_is_bad(f, &format!("map[{i}]"), &e, gateway_v4) {
+                continue;
+            }
+            if let Some(j) = config.iter().position(|x| x.collides(&e)) {
+                f.err(err(
+                    format!("map[{i}]"),
+                    e,
+                    format!("maps the same prefix as map[{j}] = \"{}\"", config[j]),
+                    "keep one of the two (longer, nested prefixes are fine: the longest match \
+                     wins)",
+                ));
+                continue;
+            }
+            config.push(e);
+        }
+        let (file, lines) = if self.map_file.is_empty() {
+            (None, Vec::new())
+        } else {
+            let path = PathBuf::from(&self.map_file);
+            match crate::mapfile::load(&path) {
+                Ok(parsed) => {
+                    for s in parsed.skipped {
+                        f.warn(s);
+                    }
+                    let lines = parsed
+                        .lines
+                        .into_iter()
+                        .filter(|l| {
+                            !self.eam_is_bad(
+                                &mut Findings::default(),
+                                "map-file",
+                                &l.eam,
+                                gateway_v4,
+                            ) || {
+                                f.warn(format!(
+                                    "{} line {} skipped: {} is not a mapping nat64 can use \
+                                     (`nat64 check` with it in [[map]] says why)",
+                                    self.map_file, l.number, l.eam
+                                ));
+                                false
+                            }
+                        })
+                        .collect();
+                    (Some(path), lines)
+                }
+                Err(e) => {
+                    f.err(err(
+                        "map-file",
+                        &self.map_file,
+                        format!("cannot be read: {e}"),
+                        "create the file (one `IPV4[/LEN] IPV6[/LEN]` per line; it may be \
+                         empty) or remove map-file",
+                    ));
+                    (None, Vec::new())
+                }
+            }
+        };
+        let (table, notes) = crate::mapfile::merge(&config, &lines, &self.map_file);
+        for n in notes {
+            f.warn(n);
+        }
+        (table, file)
+    }
+
+    /// An EAM that nat64 refuses: a SPEC §5a IPv4 block, an IPv6 range
+    /// never routed to a translator, or one covering `gateway-v4`.
+    fn eam_is_bad(
+        &self,
+        f: &mut Findings,
+        key: &str,
+        e: &nat64_core::eam::Eam,
+        gateway_v4: Option<Ipv4Addr>,
+    ) -> bool {
+        let (a4, l4) = e.v4();
+        let (a6, l6) = e.v6();
+        let n4 = V4Net { addr: a4, len: l4 };
+        let mut bad = false;
+        if let Some((b, what)) = forbidden_v4(n4, false) {
+            f.err(err(
+                key,
+                e,
+                format!("overlaps {b} ({what}), which nat64 never translates (SPEC §5a)"),
+                "map routable IPv4 space only",
+            ));
+            bad = true;
+        }
+        if let Some(block) = forbidden_v6(a6, l6) {
+            f.err(err(
+                key,
+                e,
+                format!("overlaps {block}, which is never routed to a translator"),
+                "map global or unique-local IPv6 space only",
+            ));
+            bad = true;
+        }
+        if let Some(g) = gateway_v4.filter(|g| n4.contains(*g)) {
+            f.err(err(
+                key,
+                e,
+                format!("covers gateway-v4 {g}, the translator's own address"),
+                "move gateway-v4 out of the mapped range, or split the mapping around it",
+            ));
+            bad = true;
+        }
+        bad
+    }
+
+    /// `rfc6791-pool` (`none` mode): addresses or prefixes outside the
+    /// SPEC §5a blocks, at most 256 addresses; empty means `gateway-v4`.
+    fn validate_rfc6791(&self, f: &mut Findings, gateway_v4: Option<Ipv4Addr>) -> Vec<Ipv4Addr> {
+        let mut out = Vec::new();
+        for (i, p) in self.rfc6791_pool.iter().enumerate() {
+            match parse_v4net(p) {
+                Ok(n) if n.len < 24 => f.err(err(
+                    format!("rfc6791-pool[{i}]"),
+                    p,
+                    "holds more than 256 addresses",
+                    "a few addresses are plenty (RFC 6791 §4): use a /24 or smaller",
+                )),
+                Ok(n) => {
+                    if let Some((b, what)) = forbidden_v4(n, false) {
+                        f.err(err(
+                            format!("rfc6791-pool[{i}]"),
+                            p,
+                            format!("overlaps {b} ({what}); ICMP errors from it would be dropped"),
+                            "use routable addresses of this translator",
+                        ));
+                        continue;
+                    }
+                    let base = u32::from(n.addr);
+                    out.extend((0..(1u32 << (32 - n.len))).map(|k| Ipv4Addr::from(base + k)));
+                }
+                Err((problem, fix)) => f.err(err(format!("rfc6791-pool[{i}]"), p, problem, fix)),
+            }
+        }
+        if out.len() > 256 {
+            f.err(err(
+                "rfc6791-pool",
+                self.rfc6791_pool.join(", "),
+                format!("holds {} addresses", out.len()),
+                "list at most 256 addresses (RFC 6791 §4)",
+            ));
+        }
+        if out.is_empty() && self.napt == NaptMode::None {
+            out.extend(gateway_v4);
+        }
+        out
     }
 }
 
