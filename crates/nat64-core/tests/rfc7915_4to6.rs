@@ -299,7 +299,9 @@ fn rfc7915_4_1_bad_ipv4_header_checksum_dropped() {
 
 /// SPEC §4 / RFC 7915 §4.6 ("addressed to an IPv4 destination representing
 /// a host in the IPv6 domain"): multicast, broadcast, loopback and
-/// unspecified addresses are not translated and never answered.
+/// unspecified addresses are not translated and never answered. They are
+/// counted as `out_of_scope_v4` (RFC 1812 §5.3.7; the full range rule is
+/// in tests/rfc_edge_cases.rs): `not_for_translation` is for IPv6 only.
 #[test]
 fn rfc7915_4_6_multicast_broadcast_loopback_not_translated() {
     let cases = [
@@ -311,11 +313,7 @@ fn rfc7915_4_6_multicast_broadcast_loopback_not_translated() {
     ];
     for h in cases {
         let pkt = udp4_pkt(&h, 1, 2, b"x");
-        assert_eq!(
-            four(&pkt),
-            Out::Drop(DropReason::NotForTranslation),
-            "{h:?}"
-        );
+        assert_eq!(four(&pkt), Out::Drop(DropReason::OutOfScopeV4), "{h:?}");
     }
 }
 

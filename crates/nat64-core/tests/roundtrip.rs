@@ -32,11 +32,14 @@ fn kind() -> impl Strategy<Value = Kind> {
     ]
 }
 
-/// A global-looking unicast IPv4 address (not 0/8, 127/8, multicast,
-/// reserved or broadcast: those are never translated).
+/// A global-looking unicast IPv4 address (not 0/8, 127/8, 169.254/16,
+/// multicast, reserved or broadcast: the out-of-scope ones are never
+/// translated, see `xlat::v4_out_of_scope`).
 fn v4_addr() -> impl Strategy<Value = [u8; 4]> {
     (1u8..=223, any::<u8>(), any::<u8>(), any::<u8>())
-        .prop_filter("loopback", |(a, ..)| *a != 127)
+        .prop_filter("loopback, link-local", |(a, b, ..)| {
+            *a != 127 && !(*a == 169 && *b == 254)
+        })
         .prop_map(|(a, b, c, d)| [a, b, c, d])
 }
 

@@ -55,6 +55,10 @@ enum Command {
         /// as a nat64 lease file (the converted state-file).
         #[arg(long, value_name = "FILE")]
         leases: Option<std::path::PathBuf>,
+        /// What to convert into: `none` (stateless, as Tayga itself) or
+        /// `kernel` (Tayga plus the kernel's NAT44 masquerade, folded in).
+        #[arg(long, value_enum, default_value = "none")]
+        napt: nat64::tayga::Target,
     },
     /// Run the translator over a capture (pcap/pcapng) and write what it
     /// emits as a LINKTYPE_RAW pcap; prints a verdict summary.
@@ -235,7 +239,8 @@ fn main() -> ExitCode {
             file,
             output,
             leases,
-        } => nat64::tayga::cli(file, output.as_deref(), leases.as_deref()),
+            napt,
+        } => nat64::tayga::cli(file, output.as_deref(), leases.as_deref(), *napt),
         Command::Replay {
             config,
             set,

@@ -579,7 +579,13 @@ fn ops_import_tayga_map_works_kernel() {
     .unwrap();
     let conv = t.dir.join("converted.toml");
     let o = std::process::Command::new(bin())
-        .args(["import-tayga", &tayga.to_string_lossy(), "-o"])
+        .args([
+            "import-tayga",
+            "--napt",
+            "kernel",
+            &tayga.to_string_lossy(),
+            "-o",
+        ])
         .arg(&conv)
         .output()
         .unwrap();

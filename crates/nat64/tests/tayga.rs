@@ -1,6 +1,8 @@
 //! `nat64 import-tayga`: Tayga configurations in tayga.conf(5) syntax
 //! (tests/data/tayga-*.conf, examples/tayga.conf) convert into nat64.toml
-//! files that pass the same validation as `nat64 check`.
+//! files that pass the same validation as `nat64 check`: `napt = "none"`
+//! (stateless, as Tayga itself) by default, `napt = "kernel"` with
+//! `--napt kernel`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -56,7 +58,7 @@ fn convert_and_check(conf: &Path, dir: &Path, extra: &[&str]) -> (String, String
 #[test]
 fn tayga_dynamic_pool_becomes_kernel_napt() {
     let dir = scratch("dynpool");
-    let (toml, err) = convert_and_check(&data("tayga-dynpool.conf"), &dir, &[]);
+    let (toml, err) = convert_and_check(&data("tayga-dynpool.conf"), &dir, &["--napt", "kernel"]);
     let loaded = nat64::config::load(dir.join("nat64.toml").to_str().unwrap(), &[]).unwrap();
     let s = &loaded.settings;
     assert_eq!(s.napt, nat64::config::NaptMode::Kernel);
@@ -81,7 +83,11 @@ fn tayga_every_directive_carries_over_or_is_named() {
     let conf_path = dir.join("tayga.conf");
     std::fs::write(&conf_path, conf).unwrap();
     let leases = dir.join("leases");
-    let (toml, err) = convert_and_check(&conf_path, &dir, &["--leases", leases.to_str().unwrap()]);
+    let (toml, err) = convert_and_check(
+        &conf_path,
+        &dir,
+        &["--leases", leases.to_str().unwrap(), "--napt", "kernel"],
+    );
     let loaded = nat64::config::load(dir.join("nat64.toml").to_str().unwrap(), &[]).unwrap();
     let s = &loaded.settings;
     assert_eq!(s.prefix.to_string(), "2001:db8:64::/96");
@@ -119,11 +125,84 @@ fn tayga_every_directive_carries_over_or_is_named() {
     assert!(err.contains("1 line(s) skipped"), "{err}");
 }
 
+/// The default target: Tayga's own stateless model, every directive
+/// carried over (`map` ranges as one explicit mapping each, `map-file` kept
+/// as a file nat64 reads, `dynamic-pool` whole with `ipv4-addr` carved out,
+/// `workers` as TUN queues, `data-dir` holding the lease file).
 #[test]
-fn tayga_without_prefix_is_refused_with_a_fix() {
+fn tayga_every_directive_carries_over_to_siit() {
+    let dir = scratch("fullsiit");
+    let datadir = data("tayga-datadir");
+    let conf = std::fs::read_to_string(data("tayga-full.conf"))
+        .unwrap()
+        .replace("DATADIR", datadir.to_str().unwrap())
+        + "workers 3\n";
+    let conf_path = dir.join("tayga.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let leases = dir.join("leases");
+    let (toml, err) = convert_and_check(&conf_path, &dir, &["--leases", leases.to_str().unwrap()]);
+    let loaded = nat64::config::load(dir.join("nat64.toml").to_str().unwrap(), &[]).unwrap();
+    let s = &loaded.settings;
+    assert_eq!(s.napt, nat64::config::NaptMode::None);
+    assert_eq!(s.prefix.to_string(), "2001:db8:64::/96");
+    assert_eq!(s.inner_pool.unwrap().to_string(), "100.64.0.0/16");
+    assert_eq!(s.gateway_v4.to_string(), "100.65.0.1");
+    assert_eq!(s.icmp_source_v6.to_string(), "2001:db8:ffff::1");
+    assert!(!s.wkp_strict);
+    assert_eq!(s.ipv6_mtu, 1400);
+    assert_eq!(
+        s.udp_zero_checksum,
+        nat64_core::xlat::UdpZeroChecksum::Forward
+    );
+    assert_eq!(s.tun.name, "nat64-lab");
+    assert_eq!(s.tun.queues, 3);
+    // Two `map` directives (one a /30) and the map file's line: three
+    // explicit mappings, none expanded.
+    assert_eq!(s.eam.len(), 3, "{toml}");
+    let m = |a4: [u8; 4]| {
+        s.eam
+            .v4_to_v6(std::net::Ipv4Addr::from(a4))
+            .map(|a| a.to_string())
+    };
+    assert_eq!(m([100, 64, 255, 10]).as_deref(), Some("2001:db8:1::10"));
+    assert_eq!(m([192, 0, 2, 3]).as_deref(), Some("2001:db8:2::3"));
+    assert_eq!(m([100, 64, 255, 20]).as_deref(), Some("2001:db8:1::20"));
+    assert_eq!(
+        s.map_file.as_deref(),
+        Some(datadir.join("static.map").as_path())
+    );
+    assert_eq!(
+        s.state_file.as_deref(),
+        Some(datadir.join("nat64.leases").as_path())
+    );
+    for word in [
+        "`log drop reject`",
+        "strict-frag-hdr",
+        "tun-up",
+        "tun-route",
+        "RFC 6146 timers",
+        "SIGHUP",
+    ] {
+        assert!(err.contains(word), "no warning about {word}:\n{err}");
+    }
+    let l = std::fs::read_to_string(&leases).unwrap();
+    assert!(l.contains("2001:db8:aa::7 100.64.3.7\n"), "{l}");
+}
+
+#[test]
+fn tayga_without_prefix_converts_to_siit_and_is_refused_for_kernel() {
     let o = run(&[
         "import-tayga",
         data("tayga-noprefix.conf").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("no prefix"), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("napt = \"none\""));
+    let o = run(&[
+        "import-tayga",
+        data("tayga-noprefix.conf").to_str().unwrap(),
+        "--napt",
+        "kernel",
     ]);
     assert!(!o.status.success());
     let err = text(&o.stderr);

@@ -15,6 +15,10 @@ pub(crate) struct KernelPool {
     count: u32,
     used: Vec<u64>,
     in_use: u32,
+    /// Addresses never handed out although free (SIIT mode: the IPv4 side
+    /// of explicit address mappings inside the dynamic pool, as Tayga
+    /// carves `map` addresses out of its `dynamic-pool`).
+    blocked: Vec<u64>,
 }
 
 impl KernelPool {
@@ -47,6 +51,7 @@ impl KernelPool {
             count,
             used: vec![0; (size as usize).div_ceil(64)],
             in_use: 0,
+            blocked: Vec::new(),
         })
     }
 
@@ -57,6 +62,22 @@ impl KernelPool {
 
     fn bit(&self, off: u32) -> bool {
         self.used[off as usize / 64] & (1 << (off % 64)) != 0
+    }
+    fn is_blocked(&self, off: u32) -> bool {
+        self.blocked
+            .get(off as usize / 64)
+            .is_some_and(|w| w & (1 << (off % 64)) != 0)
+    }
+
+    /// Replaces the set of blocked addresses with those for which
+    /// `covered` is true (leases already given keep their address).
+    pub fn block_where(&mut self, covered: impl Fn(Ipv4Addr) -> bool) {
+        self.blocked = vec![0; self.used.len()];
+        for off in self.first..self.first + self.count {
+            if covered(Ipv4Addr::from(self.net + off)) {
+                self.blocked[off as usize / 64] |= 1 << (off % 64);
+            }
+        }
     }
     fn set(&mut self, off: u32, v: bool) {
         let w = &mut self.used[off as usize / 64];
@@ -75,7 +96,7 @@ impl KernelPool {
         let start = (mix_v6(v6, 0) % self.count as u64) as u32;
         for i in 0..self.count {
             let off = self.first + (start + i) % self.count;
-            if !self.bit(off) {
+            if !self.bit(off) && !self.is_blocked(off) {
                 self.set(off, true);
                 self.in_use += 1;
                 return Some(Ipv4Addr::from(self.net + off));

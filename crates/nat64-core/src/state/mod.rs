@@ -1048,10 +1048,12 @@ impl Engine {
                 let kp = match x.dynamic_pool {
                     Some((a, l)) => {
                         let mut kp = KernelPool::new(a, l).map_err(EngineError::InnerPool)?;
-                        // Tayga carves `ipv4-addr` out of its dynamic pool.
+                        // Tayga carves `ipv4-addr` and its `map` addresses
+                        // out of its dynamic pool.
                         if let Some(own) = x.own_v4 {
                             kp.reserve(own);
                         }
+                        kp.block_where(|a| x.eam.v4_to_v6(a).is_some());
                         Some(kp)
                     }
                     None => None,
@@ -1491,7 +1493,12 @@ impl Engine {
     /// table from their next packet; nothing else changes, so established
     /// traffic whose mapping stays the same is not disturbed.
     pub fn set_eam(&self, t: EamTable) {
-        self.sh.eam.store(Arc::new(t));
+        let t = Arc::new(t);
+        if let Some(k) = self.sh.lock_fast().kpool.as_mut() {
+            let t = t.clone();
+            k.block_where(move |a| t.v4_to_v6(a).is_some());
+        }
+        self.sh.eam.store(t);
     }
 
     /// The EAM table in use.

@@ -675,8 +675,9 @@ impl EngineMapper {
         let eam = self.sh.eam.load();
         let dst = self
             .siit_v6_to_v4(&eam, &t.dst)
-            .map_err(|r| untranslatable(r, DropReason::UntranslatableDestination))?;
-        match self.siit_v6_to_v4(&eam, &t.src) {
+            .map_err(|r| untranslatable(r, DropReason::UntranslatableDestination))
+            .and_then(in_scope)?;
+        match self.siit_v6_to_v4(&eam, &t.src).and_then(in_scope) {
             Ok(src) => Ok(Tuple {
                 proto: t.proto,
                 src,
@@ -710,6 +711,17 @@ impl EngineMapper {
     }
 }
 
+/// RFC 6052 §5.1 / RFC 1812 §5.3.7: refused before any state is created
+/// for it (the translator checks its output again, for every mapping).
+#[inline]
+fn in_scope(a: Ipv4Addr) -> Result<Ipv4Addr, DropReason> {
+    if xlat::v4_out_of_scope(&a) {
+        Err(DropReason::OutOfScopeV4)
+    } else {
+        Ok(a)
+    }
+}
+
 /// An address outside the prefix is untranslatable in SIIT mode (RFC 7915
 /// §5.1); other refusals (the §3.1 rule) keep their own name.
 fn untranslatable(r: DropReason, which: DropReason) -> DropReason {
@@ -728,11 +740,11 @@ impl Mapper for EngineMapper {
         // 2–3. §3.5 filtering and updating, §3.6 outgoing tuple.
         let out = match self.sh.mode {
             Mode::Kernel { .. } => {
-                let dst4 = self.sh.prefix.extract_checked(&t.dst, self.sh.wkp_strict)?;
+                let dst4 = in_scope(self.sh.prefix.extract_checked(&t.dst, self.sh.wkp_strict)?)?;
                 self.kernel_6to4(&t, dst4, meta)?
             }
             Mode::Daemon { .. } => {
-                let dst4 = self.sh.prefix.extract_checked(&t.dst, self.sh.wkp_strict)?;
+                let dst4 = in_scope(self.sh.prefix.extract_checked(&t.dst, self.sh.wkp_strict)?)?;
                 self.filtering_and_updating_6(&t, dst4, meta)?
             }
             Mode::Siit { .. } => self.siit_6to4(&t, meta)?,
@@ -815,7 +827,7 @@ impl Mapper for EngineMapper {
             Mode::Daemon { .. } => return Err(DropReason::UnsupportedProtocol),
             Mode::Siit { .. } => self.siit_6to4(&t, meta)?,
             Mode::Kernel { .. } => {
-                let dst4 = self.sh.prefix.extract_checked(&dst, self.sh.wkp_strict)?;
+                let dst4 = in_scope(self.sh.prefix.extract_checked(&dst, self.sh.wkp_strict)?)?;
                 self.kernel_6to4(&t, dst4, meta)?
             }
         };

@@ -5,9 +5,7 @@
 //! payload never moves.
 
 use super::icmp::{self, Mapped, Rest};
-use super::{
-    v4_not_for_translation, Config, FlowMeta, FragMeta, L4Proto, Mapper, Offload, Role, Tuple,
-};
+use super::{check_v4_scope, Config, FlowMeta, FragMeta, L4Proto, Mapper, Offload, Role, Tuple};
 use crate::verdict::{DropReason, IcmpError, Verdict};
 use crate::wire::icmp::{is_v4_error, v6};
 use crate::wire::ipv4::{self, be16, put16};
@@ -76,9 +74,13 @@ fn translate<M: Mapper + ?Sized>(
         return Err(DropReason::BadIpv4Checksum);
     }
     let (src4, dst4) = (ip.src_addr(), ip.dst_addr());
-    if v4_not_for_translation(&src4) || v4_not_for_translation(&dst4) {
-        return Err(DropReason::NotForTranslation);
-    }
+    // RFC 6052 §5.1, RFC 1812 §5.3.7, RFC 3927 §7: a packet from or to an
+    // out-of-scope IPv4 address (0/8, 127/8, 169.254/16, 224/4,
+    // 255.255.255.255) is not accepted, whatever its protocol: this covers
+    // the port-less path and ICMPv4 errors (outer header only; the packet
+    // they quote is not checked) too. Before the TTL check, so no ICMP
+    // error is ever addressed to one.
+    check_v4_scope(&src4, &dst4)?;
     let hl = ip.header_len();
     let total = ip.total_len() as usize;
     let upper_len = total - hl;
@@ -447,7 +449,8 @@ fn translate_other<M: Mapper + ?Sized>(
 }
 
 /// RFC 7915 §4.2–4.4: an ICMPv4 error becomes an ICMPv6 error whose quoted
-/// packet is translated too. Output is capped at 1280 bytes (RFC 4443).
+/// packet is translated too. Output is at most 1280 bytes (RFC 4443
+/// §2.4(c)), and exactly that when the quote is long enough.
 #[allow(clippy::too_many_arguments)]
 fn icmp_error<M: Mapper + ?Sized>(
     buf: &mut [u8],
@@ -499,9 +502,12 @@ fn icmp_error<M: Mapper + ?Sized>(
         .saturating_sub(out_body)
         .min(icmp::MAX_ICMPV6_ERROR - 48);
     let out = &mut buf[out_body..out_body + room];
-    // The quoted packet grows by 20 (28 with a Fragment header) bytes.
-    let quoted = &quoted[..quoted.len().min(room.saturating_sub(28))];
-    let (qlen, map) = icmp::inner_4to6(quoted, out, m)?;
+    // As much of the quoted packet as fits: inner_4to6 cuts its translation
+    // (which grows by 20 bytes, 28 when it needs a Fragment header, less
+    // any IPv4 options) to the budget, which leaves room for an RFC 4884
+    // extension when there is one.
+    let budget = icmp::quote_budget(room, extension.len(), 8);
+    let (qlen, map) = icmp::inner_4to6(quoted, &mut out[..budget], m)?;
     // RFC 4884 §5.1: padded to 128 bytes, 64-bit words on IPv6.
     let (body_out, length_attr) = icmp::append_extension(out, qlen, extension, 8);
     let src6 = m.icmp_error_source_4to6(router)?;

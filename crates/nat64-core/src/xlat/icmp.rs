@@ -243,6 +243,25 @@ pub(crate) fn split_extension(body: &[u8], words: u8, unit: usize) -> (&[u8], &[
     }
 }
 
+/// How many of the `room` body bytes an ICMP error (under its 576 / 1280
+/// byte cap) gives the translated quoted datagram, when an RFC 4884
+/// extension of `ext_len` bytes is to follow it in `unit`-byte words (4 for
+/// ICMPv4, 8 for ICMPv6). Without an extension: all of `room`. With one: the
+/// quote is cut to leave room for the extension, at a word boundary so a
+/// full quote needs no padding. When not even the 128-byte minimum quote
+/// (RFC 4884 §5.1) and the extension fit, all of `room`, and
+/// [`append_extension`] leaves the extension out.
+pub(crate) fn quote_budget(room: usize, ext_len: usize, unit: usize) -> usize {
+    if ext_len == 0 {
+        return room;
+    }
+    match room.checked_sub(ext_len) {
+        // 128 is a multiple of both units: rounding down stays >= 128.
+        Some(q) if q >= 128 => q / unit * unit,
+        _ => room,
+    }
+}
+
 /// RFC 4884 §5.1: after the translated datagram (`qlen` bytes of `out`),
 /// pads to at least 128 bytes and a multiple of `unit`, then appends the
 /// extension. Returns the new body length and the length attribute; when
@@ -446,8 +465,9 @@ fn rewrite_inner_l4(
 }
 
 /// RFC 7915 §5.3: translates the IPv6 packet quoted in an ICMPv6 error
-/// (`inner`, possibly truncated) into `out` as IPv4. Returns the number of
-/// bytes written and the mapped tuple (in the quoted packet's direction).
+/// (`inner`, possibly truncated) into `out` as IPv4, cut to `out`'s length.
+/// Returns the number of bytes written and the mapped tuple (in the quoted
+/// packet's direction).
 pub(crate) fn inner_6to4<M: Mapper + ?Sized>(
     inner: &[u8],
     out: &mut [u8],
@@ -481,11 +501,16 @@ pub(crate) fn inner_6to4<M: Mapper + ?Sized>(
         dst_port: dport,
     };
     let t4 = map_inner_6to4(m, &t6, claimed, other)?;
-    let l4_len = end - chain.upper_offset;
-    let written = 20 + l4_len;
-    if out.len() < written {
-        return Err(DropReason::NoBufferRoom);
-    }
+    // As much of the transport part as `out` holds after the 20-byte
+    // header (RFC 1812 §4.3.2.3: the caller sizes `out` to the cap), and at
+    // least the 8 bytes with the ports.
+    let room = out
+        .len()
+        .checked_sub(20)
+        .filter(|&n| n >= 8)
+        .ok_or(DropReason::NoBufferRoom)?;
+    let l4 = &l4[..l4.len().min(room)];
+    let written = 20 + l4.len();
     // Inner IPv4 header (RFC 7915 §5.1 rules, TTL copied, not decremented).
     let ext_len = chain.upper_offset - ipv6::HEADER_LEN;
     let total4 = (claimed - ext_len + 20 - ipv6::HEADER_LEN).min(65535) as u16;
@@ -547,7 +572,7 @@ pub(crate) fn inner_6to4<M: Mapper + ?Sized>(
 }
 
 /// RFC 7915 §4.3: translates the IPv4 packet quoted in an ICMPv4 error into
-/// `out` as IPv6.
+/// `out` as IPv6, cut to `out`'s length.
 pub(crate) fn inner_4to6<M: Mapper + ?Sized>(
     inner: &[u8],
     out: &mut [u8],
@@ -587,11 +612,15 @@ pub(crate) fn inner_4to6<M: Mapper + ?Sized>(
     let t6 = map_inner_4to6(m, &t4, claimed, other)?;
     let frag = ip.more_frags();
     let hdr = ipv6::HEADER_LEN + if frag { ipv6::FRAG_HEADER_LEN } else { 0 };
-    let l4_len = end - hl;
-    let written = hdr + l4_len;
-    if out.len() < written {
-        return Err(DropReason::NoBufferRoom);
-    }
+    // As much of the transport part as `out` holds after the header (RFC
+    // 4443 §2.4(c): the caller sizes `out` to the cap), at least the ports.
+    let room = out
+        .len()
+        .checked_sub(hdr)
+        .filter(|&n| n >= 8)
+        .ok_or(DropReason::NoBufferRoom)?;
+    let l4 = &l4[..l4.len().min(room)];
+    let written = hdr + l4.len();
     let nh = if ip.protocol() == proto::ICMP {
         proto::ICMPV6
     } else {

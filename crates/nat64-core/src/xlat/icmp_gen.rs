@@ -75,7 +75,10 @@ pub fn icmpv6_error(
 }
 
 /// Builds the ICMPv4 error `err` about the IPv4 packet `orig` into `out`,
-/// from `src`, quoting up to 576 bytes in all (RFC 1812 §4.3.2.3).
+/// from `src`, quoting as much of `orig` as fits in 576 bytes (RFC 1812
+/// §4.3.2.3). Refuses to answer an ICMPv4 error, a non-first fragment, or a
+/// packet whose source is out of scope ([`crate::xlat::v4_out_of_scope`]:
+/// no IPv4 packet is ever sent to one; RFC 1812 §4.3.2.7).
 pub fn icmpv4_error(
     orig: &[u8],
     err: IcmpError,
@@ -84,8 +87,8 @@ pub fn icmpv4_error(
 ) -> Result<usize, DropReason> {
     let ip = ipv4::Packet::new_checked(orig)?;
     let dst = ip.src_addr();
-    if dst.is_unspecified() || dst.is_multicast() || dst.is_broadcast() {
-        return Err(DropReason::NotForTranslation);
+    if crate::xlat::v4_out_of_scope(&dst) {
+        return Err(DropReason::OutOfScopeV4);
     }
     let hl = ip.header_len();
     let orig = &orig[..ip.total_len() as usize];

@@ -283,23 +283,43 @@ pub fn v6_not_for_translation(a: &Ipv6Addr) -> bool {
     a.is_unspecified() || a.is_loopback() || a.is_multicast() || (s[0] & 0xffc0) == 0xfe80
 }
 
-/// IPv4 addresses that must never be forwarded (RFC 6052 §5.1, RFC 1812
-/// §5.3.7, RFC 3927 §7): 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16,
-/// 224.0.0.0/4 and 255.255.255.255.
+/// True for IPv4 addresses that are never translated. Since the
+/// out-of-scope rule this is exactly [`v4_out_of_scope`] (it used to name only
+/// unspecified, loopback, multicast and limited broadcast, a subset), and the
+/// translator counts such packets as [`DropReason::OutOfScopeV4`]:
+/// [`DropReason::NotForTranslation`] is now for IPv6 addresses only
+/// ([`v6_not_for_translation`]), so one IPv4 address never splits across two
+/// metric labels.
 #[inline]
-pub fn v4_out_of_scope(a: &Ipv4Addr) -> bool {
-    let o = a.octets();
-    o[0] == 0
-        || o[0] == 127
-        || (o[0] == 169 && o[1] == 254)
-        || o[0] >= 224 && o[0] < 240
-        || a.is_broadcast()
+pub fn v4_not_for_translation(a: &Ipv4Addr) -> bool {
+    v4_out_of_scope(a)
 }
 
-/// True for IPv4 addresses that are never translated: unspecified, loopback,
-/// multicast, limited broadcast.
-pub fn v4_not_for_translation(a: &Ipv4Addr) -> bool {
-    a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast()
+/// True for IPv4 addresses that must never be produced by translation nor
+/// accepted for it, as source or destination (RFC 6052 §5.1, RFC 1812
+/// §5.3.7, RFC 3927 §7): "this network" 0.0.0.0/8, loopback 127.0.0.0/8,
+/// link-local 169.254.0.0/16, multicast 224.0.0.0/4 and the limited
+/// broadcast 255.255.255.255. Other reserved space (240.0.0.0/4, private
+/// ranges) is left to policy. Five compares on the address word, combined
+/// without short-circuiting: it runs for both addresses of every packet.
+#[inline]
+pub fn v4_out_of_scope(a: &Ipv4Addr) -> bool {
+    let x = u32::from_be_bytes(a.octets());
+    let top = x >> 24;
+    (top == 0) | (top == 127) | (x >> 28 == 0xe) | (x >> 16 == 0xa9fe) | (x == u32::MAX)
+}
+
+/// [`v4_out_of_scope`] for the two addresses of an IPv4 header, as the
+/// translator applies it: to the outer header only. The packet quoted in an
+/// ICMP error is not checked (it is data to the receiver; in the 6 → 4
+/// direction its mapped addresses are the outer ones anyway).
+#[inline]
+pub(crate) fn check_v4_scope(src: &Ipv4Addr, dst: &Ipv4Addr) -> Result<(), DropReason> {
+    if v4_out_of_scope(src) | v4_out_of_scope(dst) {
+        Err(DropReason::OutOfScopeV4)
+    } else {
+        Ok(())
+    }
 }
 
 /// Translates the packet at `buf[start..start + len]` in whichever direction

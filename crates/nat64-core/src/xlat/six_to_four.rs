@@ -6,7 +6,8 @@
 
 use super::icmp::{self, Mapped, Rest};
 use super::{
-    v6_not_for_translation, Config, FlowMeta, FragMeta, L4Proto, Mapper, Offload, Role, Tuple,
+    check_v4_scope, v6_not_for_translation, Config, FlowMeta, FragMeta, L4Proto, Mapper, Offload,
+    Role, Tuple,
 };
 use crate::verdict::{DropReason, IcmpError, Verdict};
 use crate::wire::icmp::{is_v6_error, v6};
@@ -222,6 +223,10 @@ fn translate<M: Mapper + ?Sized>(
     };
     // RFC 6146 §3.5 filtering and updating / §3.6 compute outgoing tuple.
     let t4 = m.map_6to4(&t6, &meta)?;
+    // RFC 6052 §5.1, RFC 1812 §5.3.7, RFC 3927 §7: whatever the mapping
+    // answered (it is arbitrary: stateless, stateful, kernel leases), no
+    // IPv4 packet leaves from or to an out-of-scope address.
+    check_v4_scope(&t4.src, &t4.dst)?;
 
     // Sizes, DF and MTU (RFC 7915 §5.1, §5.1.1).
     let total4 = upper_len + 20;
@@ -384,6 +389,8 @@ fn translate_other<M: Mapper + ?Sized>(
         len: total,
     };
     let (src4, dst4) = m.map_addrs_6to4(src6, dst6, &meta)?;
+    // As for every packet: never from or to an out-of-scope IPv4 address.
+    check_v4_scope(&src4, &dst4)?;
     // Sizes, DF and MTU as for every packet (RFC 7915 §5.1, §5.1.1).
     let upper_len = total - chain.upper_offset;
     let total4 = upper_len + 20;
@@ -460,7 +467,8 @@ pub(crate) fn gso_segment_len(l4b: &[u8], proto_num: u8, off: Offload) -> Option
 }
 
 /// RFC 7915 §5.2–5.4: an ICMPv6 error becomes an ICMPv4 error whose quoted
-/// packet is translated too. Output is capped at 576 bytes (RFC 1812).
+/// packet is translated too. Output is at most 576 bytes (RFC 1812
+/// §4.3.2.3), and exactly that when the quote is long enough.
 #[allow(clippy::too_many_arguments)]
 fn icmp_error<M: Mapper + ?Sized>(
     buf: &mut [u8],
@@ -509,10 +517,18 @@ fn icmp_error<M: Mapper + ?Sized>(
     let out_body = new_start + 28;
     let room = (buf.len() - out_body).min(icmp::MAX_ICMPV4_ERROR - 28);
     let out = &mut buf[out_body..out_body + room];
-    // Translate as much of the quoted packet as the size cap allows (the
-    // translation shrinks it by at least 20 bytes, so this always fits).
-    let quoted = &quoted[..quoted.len().min(room)];
-    let (qlen, map) = icmp::inner_6to4(quoted, out, m)?;
+    // RFC 1812 §4.3.2.3: as much of the quoted packet as fits. It is handed
+    // over whole (its translation is at least 20 bytes shorter, so cutting
+    // the IPv6 original to `room` would leave bytes unused); inner_6to4 cuts
+    // the translation to the budget, which leaves room for an RFC 4884
+    // extension when there is one.
+    let budget = icmp::quote_budget(room, extension.len(), 4);
+    let (qlen, map) = icmp::inner_6to4(quoted, &mut out[..budget], m)?;
+    // RFC 6146 §3.4 for errors: the quoted packet's tuple drives the outer
+    // addresses (below); those must be in scope like any packet's. Only the
+    // outer header is checked: the quoted packet's mapped addresses are the
+    // same two, swapped.
+    check_v4_scope(&map.src, &map.dst)?;
     // RFC 4884 §5.1: padded to 128 bytes, 32-bit words on IPv4.
     let (body_out, length_attr) = icmp::append_extension(out, qlen, extension, 4);
 
