@@ -356,3 +356,48 @@ fn rfc7915_5_5_gre_through_kernel_mode_lease_dropped_by_daemon() {
         Verdict::Drop(nat64_core::DropReason::UnsupportedProtocol)
     );
 }
+
+/// RFC 6146 §3.8: a hairpinned packet crossed one router: the hop limit
+/// goes down by one, not two.
+#[test]
+fn rfc6146_3_8_hairpin_decrements_hop_limit_once() {
+    let mut cfg = daemon_cfg(&[("192.0.2.0", 31)]);
+    cfg.wkp_strict = false;
+    cfg.static_bib = vec![StaticBinding {
+        proto: L4Proto::Udp,
+        v6: SocketAddrV6::new(v6("2001:db8::80"), 8080, 0, 0),
+        v4: (v4("192.0.2.1"), 80),
+    }];
+    let e = Engine::new(cfg).unwrap();
+    let mut w = e.worker();
+    let (mut buf, s, l) = framed(udp6(v6("2001:db8::1"), 5000, wkp("192.0.2.1"), 80));
+    let Verdict::Forward { start, len, .. } = w.process(&mut buf, s, l, Timestamp(0)) else {
+        panic!("not forwarded")
+    };
+    let out = SlicedPacket::from_ip(&buf[start..start + len]).unwrap();
+    let Some(NetSlice::Ipv6(h)) = out.net else {
+        panic!("hairpinned packet left as IPv4")
+    };
+    // Sent with hop limit 64 (udp6 above).
+    assert_eq!(h.header().hop_limit(), 63);
+}
+
+/// RFC 6146 §3.8 with §3.5.2.2: a hairpinned IPv4 SYN that finds no
+/// binding is held like one from the IPv4 side (and answered with Port
+/// Unreachable after 6 s), not dropped as `no_binding` at once.
+#[test]
+fn rfc6146_3_8_hairpinned_syn_without_binding_is_held() {
+    let mut cfg = daemon_cfg(&[("192.0.2.0", 31)]);
+    cfg.wkp_strict = false;
+    let e = Engine::new(cfg).unwrap();
+    let mut w = e.worker();
+    let client = v6("2001:db8::1");
+    // The client's own pool address, port 7000: nobody listens there.
+    run(&mut w, udp6(client, 5000, wkp("198.51.100.9"), 53), 0).unwrap();
+    let mine = e.affinity(&client).unwrap();
+    let r = run(&mut w, syn6(client, 6000, wkp(&mine.to_string()), 7000), 0);
+    assert_eq!(r, Err(Verdict::Drop(nat64_core::DropReason::NoBinding)));
+    assert_eq!(e.counts().held_syns, 1);
+    let st = e.sweep(Timestamp(6000));
+    assert_eq!(st.icmp_answers.len(), 1);
+}

@@ -269,3 +269,37 @@ fn siit_eam_addresses_are_never_leased() {
         Err(DropReason::PoolExhausted)
     );
 }
+
+/// Issue 12 §4: `gateway-v4` inside the pool is carved out of allocation,
+/// in daemon and kernel mode, and is no hairpinning target (the host
+/// answers it).
+#[test]
+fn gateway_inside_pool_is_never_allocated() {
+    let mut cfg = daemon_cfg(&[("192.0.2.0", 31)]);
+    cfg.wkp_strict = false;
+    cfg.gateway_v4 = Some(v4("192.0.2.0"));
+    let mut h = H::new(cfg);
+    for i in 1..=20 {
+        let o = h
+            .out(
+                &t6(L4Proto::Udp, &format!("2001:db8::{i}"), 5000, "8.8.8.8", 53),
+                0,
+                0,
+            )
+            .unwrap();
+        assert_eq!(o.src, v4("192.0.2.1"));
+    }
+    assert!(!h.e.is_local_v4(v4("192.0.2.0")));
+    assert!(h.e.is_local_v4(v4("192.0.2.1")));
+    let mut cfg = kernel_cfg(("100.64.0.0", 30), &[]);
+    cfg.gateway_v4 = Some(v4("100.64.0.1"));
+    let mut k = H::new(cfg);
+    let o = k
+        .out(&t6(L4Proto::Udp, "2001:db8::1", 5000, "8.8.8.8", 53), 0, 0)
+        .unwrap();
+    assert_eq!(o.src, v4("100.64.0.2"));
+    assert_eq!(
+        k.out(&t6(L4Proto::Udp, "2001:db8::2", 5000, "8.8.8.8", 53), 0, 0),
+        Err(DropReason::PoolExhausted)
+    );
+}

@@ -84,6 +84,7 @@ pub fn engine_config(s: &Settings, xlat: xlat::Config) -> EngineConfig {
         limits: limits(s),
         xlat,
         static_bib: s.static_bib.iter().map(static_binding).collect(),
+        gateway_v4: Some(s.gateway_v4),
         // Sessions get owner queues when placement is on (ADR 0005).
         flow_queues: if s.tun.place_flows {
             crate::dataplane::tun::queue_count(&s.tun).min(usize::from(u8::MAX)) as u8

@@ -278,7 +278,7 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
         std::thread::sleep(Duration::from_millis(1));
     }
     info!(
-        "nat64 running: prefix {} napt {:?} {} ; send SIGUSR1 for stats",
+        "nat64 running: prefix {} napt {} {} ; send SIGUSR1 for stats",
         s.prefix,
         s.napt,
         match s.napt {

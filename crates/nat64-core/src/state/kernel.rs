@@ -19,6 +19,8 @@ pub(crate) struct KernelPool {
     /// of explicit address mappings inside the dynamic pool, as Tayga
     /// carves `map` addresses out of its `dynamic-pool`).
     blocked: Vec<u64>,
+    /// The translator's own address, never handed out ([`KernelPool::withhold`]).
+    withheld: Option<Ipv4Addr>,
 }
 
 impl KernelPool {
@@ -52,6 +54,7 @@ impl KernelPool {
             used: vec![0; (size as usize).div_ceil(64)],
             in_use: 0,
             blocked: Vec::new(),
+            withheld: None,
         })
     }
 
@@ -67,6 +70,13 @@ impl KernelPool {
         self.blocked
             .get(off as usize / 64)
             .is_some_and(|w| w & (1 << (off % 64)) != 0)
+    }
+
+    /// Never hands out `a` (the translator's own address inside the pool,
+    /// as Tayga carves `ipv4-addr` out of its `dynamic-pool`); a lease
+    /// restored for it is refused.
+    pub fn withhold(&mut self, a: Ipv4Addr) {
+        self.withheld = Some(a);
     }
 
     /// Replaces the set of blocked addresses with those for which
@@ -96,7 +106,10 @@ impl KernelPool {
         let start = (mix_v6(v6, 0) % self.count as u64) as u32;
         for i in 0..self.count {
             let off = self.first + (start + i) % self.count;
-            if !self.bit(off) && !self.is_blocked(off) {
+            if !self.bit(off)
+                && !self.is_blocked(off)
+                && self.withheld != Some(Ipv4Addr::from(self.net + off))
+            {
                 self.set(off, true);
                 self.in_use += 1;
                 return Some(Ipv4Addr::from(self.net + off));
@@ -107,6 +120,9 @@ impl KernelPool {
 
     /// Marks `a` taken (static map or restored lease). False if taken.
     pub fn reserve(&mut self, a: Ipv4Addr) -> bool {
+        if self.withheld == Some(a) {
+            return false;
+        }
         if !self.contains(a) {
             return true;
         }

@@ -225,6 +225,11 @@ pub struct EngineConfig {
     pub limits: Limits,
     pub xlat: xlat::Config,
     pub static_bib: Vec<StaticBinding>,
+    /// The translator's own IPv4 address (`gateway-v4`, the source of its
+    /// ICMPv4 errors). Inside the pool or inner pool it is carved out of
+    /// allocation and is no hairpinning target: one address serves both
+    /// roles, as Tayga's `ipv4-addr` inside its `dynamic-pool`.
+    pub gateway_v4: Option<Ipv4Addr>,
     /// Data-plane queues to spread sessions over: each new session gets an
     /// owner queue, round-robin, that [`Worker::flow_owner`] reports for
     /// its packets (0 or 1: no placement).
@@ -244,6 +249,7 @@ impl Default for EngineConfig {
             limits: Limits::default(),
             xlat: xlat::Config::default(),
             static_bib: Vec::new(),
+            gateway_v4: None,
             flow_queues: 1,
         }
     }
@@ -425,10 +431,12 @@ pub(crate) const PUBLISH_BATCH: usize = 512;
 pub(crate) enum Mode {
     Daemon {
         prefixes: Vec<(u32, u8)>,
+        gateway: Option<Ipv4Addr>,
     },
     Kernel {
         inner: (u32, u8),
         statics: Vec<Ipv4Addr>,
+        gateway: Option<Ipv4Addr>,
     },
     Siit {
         /// The dynamic pool, if any: `inner` of the lease code.
@@ -526,8 +534,14 @@ impl Shared {
             x & m == n
         };
         match &self.mode {
-            Mode::Daemon { prefixes } => prefixes.iter().any(|&(n, l)| inside(n, l)),
-            Mode::Kernel { inner, statics } => inside(inner.0, inner.1) || statics.contains(&a),
+            Mode::Daemon { prefixes, gateway } => {
+                *gateway != Some(a) && prefixes.iter().any(|&(n, l)| inside(n, l))
+            }
+            Mode::Kernel {
+                inner,
+                statics,
+                gateway,
+            } => *gateway != Some(a) && (inside(inner.0, inner.1) || statics.contains(&a)),
             Mode::Siit {
                 dynamic, own_v4, ..
             } => dynamic.is_some_and(|(n, l)| inside(n, l)) || *own_v4 == Some(a),
@@ -1023,24 +1037,38 @@ impl Engine {
         let pending_hint = Arc::new(AtomicUsize::new(0));
         let (pool, kpool, mode) = match &cfg.napt {
             NaptConfig::Daemon(p) => {
-                let pool = Pool::new(
+                let mut pool = Pool::new(
                     &p.prefixes,
                     [p.tcp_ports, p.udp_ports, p.icmp_ids],
                     p.port_block_size,
                 )
                 .map_err(EngineError::Pool)?;
+                if let Some(g) = cfg.gateway_v4 {
+                    pool.withhold(g);
+                }
                 let prefixes = p.prefixes.iter().map(|&(a, l)| (u32::from(a), l)).collect();
-                (Some(pool), None, Mode::Daemon { prefixes })
+                (
+                    Some(pool),
+                    None,
+                    Mode::Daemon {
+                        prefixes,
+                        gateway: cfg.gateway_v4,
+                    },
+                )
             }
             NaptConfig::Kernel(k) => {
-                let kp = KernelPool::new(k.inner_pool.0, k.inner_pool.1)
+                let mut kp = KernelPool::new(k.inner_pool.0, k.inner_pool.1)
                     .map_err(EngineError::InnerPool)?;
+                if let Some(g) = cfg.gateway_v4 {
+                    kp.withhold(g);
+                }
                 (
                     None,
                     Some(kp),
                     Mode::Kernel {
                         inner: (u32::from(k.inner_pool.0), k.inner_pool.1),
                         statics: k.maps.iter().map(|m| m.1).collect(),
+                        gateway: cfg.gateway_v4,
                     },
                 )
             }
@@ -1051,7 +1079,7 @@ impl Engine {
                         // Tayga carves `ipv4-addr` and its `map` addresses
                         // out of its dynamic pool.
                         if let Some(own) = x.own_v4 {
-                            kp.reserve(own);
+                            kp.withhold(own);
                         }
                         kp.block_where(|a| x.eam.v4_to_v6(a).is_some());
                         Some(kp)

@@ -893,7 +893,7 @@ pub(crate) fn process(
                 .map(Ipv4Addr::from);
             match dst {
                 Some(d) if l >= 20 && buf[s] >> 4 == 4 && m.sh.is_local_v4(d) => {
-                    xlat::four_to_six::four_to_six_offload(buf, s, l, cfg, m, off)
+                    hairpin(m, cfg, buf, s, l, now, off)
                 }
                 _ => v,
             }
@@ -920,6 +920,36 @@ pub(crate) fn process(
         }
         _ => v,
     }
+}
+
+/// RFC 6146 §3.8: the IPv4 packet at `buf[s..s + l]`, just translated
+/// from IPv6 and addressed to one of our own IPv4 addresses, goes back to
+/// IPv6 as if it had arrived from outside — with one difference: it
+/// crossed one router, not two, so the hop limit is not decremented again.
+/// A SYN that finds no binding is held like one from the IPv4 side
+/// (§3.5.2.2), to be answered with Port Unreachable if no IPv6 SYN opens
+/// the way within 6 s.
+fn hairpin(
+    m: &mut EngineMapper,
+    cfg: &xlat::Config,
+    buf: &mut [u8],
+    s: usize,
+    l: usize,
+    now: Timestamp,
+    off: xlat::Offload,
+) -> Verdict {
+    let once = xlat::Config {
+        decrement_ttl: false,
+        ..*cfg
+    };
+    m.held = None;
+    let v = xlat::four_to_six::four_to_six_offload(buf, s, l, &once, m, off);
+    if let Verdict::Drop(DropReason::NoBinding | DropReason::FilteredByAddress) = v {
+        if let Some(k) = m.held.take() {
+            hold_syn(&m.sh, k, &buf[s..(s + l).min(buf.len())], now.0);
+        }
+    }
+    v
 }
 
 /// The loop guard (SPEC §5a): a packet read from the TUN whose *source* is

@@ -140,6 +140,8 @@ pub(crate) struct Pool {
     /// Block owner per (address, proto, block index): used to free blocks.
     block_used: HashMap<(u32, u8, u16), u16>,
     seed: u64,
+    /// Index of the address [`Pool::withhold`] took out of allocation.
+    withheld: Option<usize>,
 }
 
 /// Deterministic mixing of a v6 address (spread of sources over addresses).
@@ -222,7 +224,15 @@ impl Pool {
             block,
             block_used: HashMap::new(),
             seed: 0x9e37_79b9_7f4a_7c15,
+            withheld: None,
         })
+    }
+
+    /// Takes `a` out of dynamic allocation (the translator's own address
+    /// inside the pool, as Tayga carves `ipv4-addr` out of its pool): no
+    /// source is given it. A static binding may still name it.
+    pub fn withhold(&mut self, a: Ipv4Addr) {
+        self.withheld = self.index_of(a);
     }
 
     /// True when `a` is one of the pool's addresses.
@@ -253,6 +263,9 @@ impl Pool {
     }
 
     fn has_free(&self, ai: usize, p: L4Proto) -> bool {
+        if self.withheld == Some(ai) {
+            return false;
+        }
         let (lo, hi) = self.ranges[pidx(p)];
         match &self.maps[ai][pidx(p)] {
             None => true,

@@ -210,6 +210,16 @@ pub enum NaptMode {
     None,
 }
 
+impl fmt::Display for NaptMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NaptMode::Daemon => "daemon",
+            NaptMode::Kernel => "kernel",
+            NaptMode::None => "none",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LogFormat {
@@ -1379,7 +1389,7 @@ impl FileConfig {
         }
     }
 
-    /// `gateway-v4`: present, an address, outside the pools, not in a
+    /// `gateway-v4`: present, an address, not all of the pool, not in a
     /// SPEC §5a block (link-local only beside a link-local pool).
     fn validate_gateway(
         &self,
@@ -1406,20 +1416,18 @@ impl FileConfig {
             ));
             return None;
         };
-        if let Some(n) = pool.iter().find(|n| n.contains(a)) {
+        // Inside `pool` or `inner-pool` it is carved out of allocation (as
+        // Tayga carves `ipv4-addr` out of its dynamic pool): one address
+        // can serve both roles, unless it is all the pool has.
+        if pool.len() == 1 && pool[0].len == 32 && pool[0].addr == a {
             f.err(err(
                 "gateway-v4",
                 s,
-                format!("lies inside pool {n}, so it could be handed to a client"),
-                "pick an address outside the pool (e.g. the host's IPv4 address)",
-            ));
-        }
-        if let Some(n) = inner_pool.filter(|n| n.contains(a) && self.napt != NaptMode::None) {
-            f.err(err(
-                "gateway-v4",
-                s,
-                format!("lies inside inner-pool {n}"),
-                "pick an address outside the inner pool",
+                format!(
+                    "is the only address of pool {}, so no client could get one",
+                    pool[0]
+                ),
+                "add addresses to pool, or pick a gateway-v4 outside it",
             ));
         }
         let link_local_pool = pool
@@ -2717,12 +2725,6 @@ mod test {
     }
 
     #[test]
-    fn gateway_inside_pool_refused() {
-        let e = errors("prefix = \"2001:db8:64::/96\"\npool = [\"192.0.2.0/24\"]\ngateway-v4 = \"192.0.2.1\"\n");
-        assert_eq!(e[0].key, "gateway-v4");
-    }
-
-    #[test]
     fn static_entries_parse() {
         let f = FileConfig::parse(
             &(base()
@@ -3445,5 +3447,120 @@ mod test {
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
         }
+    }
+
+    fn siit_base() -> String {
+        "prefix = \"2001:db8:64::/96\"\nnapt = \"none\"\ngateway-v4 = \"192.0.2.1\"\n".to_string()
+    }
+
+    #[test]
+    fn gateway_inside_the_pool_is_accepted_unless_it_is_all_of_it() {
+        let s = accepted(
+            "prefix = \"2001:db8:64::/96\"\npool = [\"192.0.2.0/24\"]\ngateway-v4 = \"192.0.2.1\"\n",
+        );
+        assert_eq!(s.gateway_v4, Ipv4Addr::new(192, 0, 2, 1));
+        accepted(&format!(
+            "{}inner-pool = \"100.64.0.0/16\"\ngateway-v4 = \"100.64.0.1\"\n",
+            "prefix = \"2001:db8:64::/96\"\nnapt = \"kernel\"\n"
+        ));
+        refused(
+            "prefix = \"2001:db8:64::/96\"\npool = [\"192.0.2.1/32\"]\ngateway-v4 = \"192.0.2.1\"\n",
+            "gateway-v4",
+            "only address of pool",
+        );
+    }
+
+    #[test]
+    fn siit_maps_are_explicit_address_mappings() {
+        let s = accepted(&format!(
+            "{}[[map]]\nv4 = \"203.0.113.0/24\"\nv6 = \"2001:db8:1::100/120\"\n\
+             [[map]]\nv4 = \"198.51.0.0/16\"\nv6 = \"2001:db8:2::/112\"\n",
+            siit_base()
+        ));
+        assert_eq!(s.napt, NaptMode::None);
+        assert_eq!(s.eam.len(), 2);
+        assert!(s.maps.is_empty());
+        assert_eq!(s.rfc6791, vec![Ipv4Addr::new(192, 0, 2, 1)]);
+        assert_eq!(
+            s.eam.v4_to_v6(Ipv4Addr::new(198, 51, 255, 254)),
+            Some("2001:db8:2::fffe".parse().unwrap())
+        );
+        refused(
+            &format!(
+                "{}[[map]]\nv4 = \"203.0.113.0/24\"\nv6 = \"2001:db8:1::/112\"\n",
+                siit_base()
+            ),
+            "map[0]",
+            "suffix lengths differ",
+        );
+        refused(
+            &format!(
+                "{}[[map]]\nv4 = \"203.0.113.7\"\nv6 = \"2001:db8:1::7\"\n\
+                 [[map]]\nv4 = \"203.0.113.7\"\nv6 = \"2001:db8:1::8\"\n",
+                siit_base()
+            ),
+            "map[1]",
+            "same prefix as map[0]",
+        );
+        refused(
+            &format!(
+                "{}[[map]]\nv4 = \"192.0.2.0/24\"\nv6 = \"2001:db8:1::/120\"\n",
+                siit_base()
+            ),
+            "map[0]",
+            "covers gateway-v4",
+        );
+        refused(
+            &format!(
+                "{}[[map]]\nv4 = \"127.0.0.0/24\"\nv6 = \"2001:db8:1::/120\"\n",
+                siit_base()
+            ),
+            "map[0]",
+            "127.0.0.0/8",
+        );
+    }
+
+    #[test]
+    fn siit_map_file_merges_and_names_what_it_leaves_out() {
+        let d = scratch("mapfile");
+        let mf = d.join("eam.map");
+        std::fs::write(
+            &mf,
+            "203.0.113.7 2001:db8:1::70\nbogus line\nmap 198.51.100.9 2001:db8:9::9\n",
+        )
+        .unwrap();
+        let s = accepted(&format!(
+            "{}map-file = \"{}\"\nrfc6791-pool = [\"203.0.113.250/31\"]\n\
+             [[map]]\nv4 = \"203.0.113.7\"\nv6 = \"2001:db8:1::7\"\n",
+            siit_base(),
+            mf.display()
+        ));
+        assert_eq!(s.eam.len(), 2);
+        assert_eq!(
+            s.eam.v4_to_v6(Ipv4Addr::new(203, 0, 113, 7)),
+            Some("2001:db8:1::7".parse().unwrap()),
+            "the config file's entry wins"
+        );
+        assert_eq!(s.rfc6791.len(), 2);
+        let w = s.warnings.join("\n");
+        assert!(
+            w.contains("line 1") && w.contains("config file wins"),
+            "{w}"
+        );
+        assert!(w.contains("line 2 skipped"), "{w}");
+        refused(
+            &format!(
+                "{}map-file = \"{}\"\n",
+                siit_base(),
+                d.join("missing").display()
+            ),
+            "map-file",
+            "cannot be read",
+        );
+        refused(
+            &format!("{}map-file = \"{}\"\n", base(), mf.display()),
+            "map-file",
+            "only applies to napt",
+        );
     }
 }
