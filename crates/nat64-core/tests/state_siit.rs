@@ -28,6 +28,7 @@ fn siit(eams: &[(&str, &str)], dynamic: Option<(&str, u8)>) -> EngineConfig {
             own_v4: Some(v4("192.0.2.1")),
             own_v6: Some(v6("2001:db8:ff::1")),
             rfc6791: vec![v4("192.0.2.250"), v4("192.0.2.251")],
+            clat: false,
         }),
         ..EngineConfig::default()
     }
@@ -301,5 +302,116 @@ fn gateway_inside_pool_is_never_allocated() {
     assert_eq!(
         k.out(&t6(L4Proto::Udp, "2001:db8::2", 5000, "8.8.8.8", 53), 0, 0),
         Err(DropReason::PoolExhausted)
+    );
+}
+
+/// RFC 7757 §4.2.2 (set A) with the vectors of its Appendix B.1 (Figures 8
+/// and 11): two IPv6 hosts with explicit mappings talk through the
+/// translator by RFC 6052 addresses; each packet hairpins, the source by
+/// RFC 6052 (§4.2.1 rule 1), the hop limit decremented once.
+#[test]
+fn rfc7757_4_2_2_intrinsic_hairpinning_appendix_b() {
+    let mut eam = EamTable::new();
+    eam.insert(Eam::parse("192.0.2.1", "2001:db8:aaaa::").unwrap());
+    eam.insert(Eam::parse("192.0.2.2", "2001:db8:bbbb::b").unwrap());
+    let cfg = EngineConfig {
+        prefix: "64:ff9b::/96".parse().unwrap(),
+        wkp_strict: false, // the RFC's examples embed documentation space
+        napt: NaptConfig::Siit(SiitConfig {
+            eam,
+            ..SiitConfig::default()
+        }),
+        ..EngineConfig::default()
+    };
+    let e = Engine::new(cfg).unwrap();
+    let mut w = e.worker();
+    let send = |w: &mut Worker, src: &str, dst: &str| {
+        let mut pkt = Vec::new();
+        PacketBuilder::ipv6(v6(src).octets(), v6(dst).octets(), 64)
+            .udp(1000, 2000)
+            .write(&mut pkt, b"eam")
+            .unwrap();
+        let mut buf = placed(&pkt);
+        let v = w.process(&mut buf, HEADROOM, pkt.len(), Timestamp(0));
+        let Verdict::Forward { start, len, .. } = v else {
+            panic!("{v:?}")
+        };
+        let s = SlicedPacket::from_ip(&buf[start..start + len]).unwrap();
+        let Some(etherparse::NetSlice::Ipv6(h)) = s.net else {
+            panic!("not hairpinned: left as IPv4")
+        };
+        let Some(TransportSlice::Udp(u)) = s.transport else {
+            panic!()
+        };
+        let want = u
+            .to_header()
+            .calc_checksum_ipv6(&h.header().to_header(), u.payload())
+            .unwrap();
+        assert_eq!(u.checksum(), want);
+        (
+            h.header().source_addr(),
+            h.header().destination_addr(),
+            h.header().hop_limit(),
+        )
+    };
+    // Figure 8.
+    assert_eq!(
+        send(&mut w, "2001:db8:aaaa::", "64:ff9b::c000:202"),
+        (v6("64:ff9b::c000:201"), v6("2001:db8:bbbb::b"), 63)
+    );
+    // Figure 11: the reply.
+    assert_eq!(
+        send(&mut w, "2001:db8:bbbb::b", "64:ff9b::c000:201"),
+        (v6("64:ff9b::c000:202"), v6("2001:db8:aaaa::"), 63)
+    );
+}
+
+/// RFC 6877 §6.3: the CLAT translates this host's IPv4 address to its own
+/// IPv6 address and every other IPv4 address into the PLAT's prefix; no
+/// other IPv4 source or IPv6 destination is translated.
+#[test]
+fn rfc6877_clat_maps_host_address_and_plat_prefix_only() {
+    let mut eam = EamTable::new();
+    eam.insert(Eam::parse("192.0.0.1", "2001:db8:1::c1a7").unwrap());
+    let cfg = EngineConfig {
+        prefix: PREFIX.parse().unwrap(),
+        napt: NaptConfig::Siit(SiitConfig {
+            eam,
+            clat: true,
+            ..SiitConfig::default()
+        }),
+        ..EngineConfig::default()
+    };
+    let mut h = H::new(cfg);
+    let out = h
+        .inb(
+            &t4(L4Proto::Tcp, v4("192.0.0.1"), 40000, v4("198.51.100.2"), 80),
+            0x02,
+            0,
+        )
+        .unwrap();
+    assert_eq!(
+        (out.src, out.dst),
+        (v6("2001:db8:1::c1a7"), v6("2001:db8:64::c633:6402"))
+    );
+    assert_eq!(
+        h.inb(
+            &t4(L4Proto::Tcp, v4("192.0.0.5"), 40000, v4("198.51.100.2"), 80),
+            0x02,
+            0
+        ),
+        Err(DropReason::UntranslatableSource)
+    );
+    let back = h
+        .out(&tup6("2001:db8:64::c633:6402", "2001:db8:1::c1a7"), 0, 0)
+        .unwrap();
+    assert_eq!((back.src, back.dst), (v4("198.51.100.2"), v4("192.0.0.1")));
+    assert_eq!(
+        h.out(
+            &tup6("2001:db8:64::c633:6402", "2001:db8:64::c633:6403"),
+            0,
+            0
+        ),
+        Err(DropReason::UntranslatableDestination)
     );
 }

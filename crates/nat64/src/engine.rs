@@ -70,6 +70,17 @@ pub fn engine_config(s: &Settings, xlat: xlat::Config) -> EngineConfig {
             own_v4: Some(s.gateway_v4),
             own_v6: Some(s.icmp_source_v6),
             rfc6791: s.rfc6791.clone(),
+            clat: false,
+        }),
+        // RFC 6877: SIIT with one explicit mapping, clat-v4 = clat-v6, and
+        // the PLAT's prefix for everything else.
+        NaptMode::Clat => NaptConfig::Siit(SiitConfig {
+            eam: s.eam.clone(),
+            dynamic_pool: None,
+            own_v4: None,
+            own_v6: None,
+            rfc6791: s.rfc6791.clone(),
+            clat: true,
         }),
     };
     EngineConfig {

@@ -42,6 +42,20 @@ fn stats_line(engine: &Engine, all: &[Arc<Stats>]) -> String {
 /// Installs the routes (and nft table) the settings ask for.
 fn plumb(s: &Settings, tun_name: &str, inst: &mut Installed) -> anyhow::Result<()> {
     let manage_routes = s.manage_routes.unwrap_or(s.tun.mode == TunMode::Create);
+    if let (true, Some(c)) = (manage_routes, &s.clat) {
+        // RFC 6877: IPv4 of local applications comes in by the default
+        // route, answers to the CLAT's IPv6 address by a host route; the
+        // PLAT's prefix stays on the uplink.
+        inst.route("-6", &format!("{}/128", c.v6), tun_name)?;
+        if s.tun.mode == TunMode::Create {
+            inst.address(&format!("{}/32", c.v4), tun_name)?;
+        }
+        inst.default_v4_route(tun_name)?;
+        if let Some(up) = &c.uplink {
+            inst.proxy_ndp(&c.v6.to_string(), up)?;
+        }
+        return Ok(());
+    }
     if manage_routes {
         inst.route("-6", &s.prefix.to_string(), tun_name)?;
         match s.napt {
@@ -64,7 +78,7 @@ fn plumb(s: &Settings, tun_name: &str, inst: &mut Installed) -> anyhow::Result<(
             // address come here; which side of each EAM lives behind the
             // TUN only the operator knows (ADR 0009), so those routes are
             // theirs, as with Tayga.
-            NaptMode::None => {
+            NaptMode::None | NaptMode::Clat => {
                 if let Some(ip) = s.inner_pool {
                     inst.route("-4", &ip.to_string(), tun_name)?;
                 }
@@ -293,6 +307,17 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
             NaptMode::Kernel => format!(
                 "inner-pool {}",
                 s.inner_pool.map(|p| p.to_string()).unwrap_or_default()
+            ),
+            NaptMode::Clat => format!(
+                "(464XLAT customer side) {} as {}",
+                s.clat
+                    .as_ref()
+                    .map(|c| c.v4.to_string())
+                    .unwrap_or_default(),
+                s.clat
+                    .as_ref()
+                    .map(|c| c.v6.to_string())
+                    .unwrap_or_default()
             ),
             NaptMode::None => format!(
                 "(stateless) {} explicit mapping{}{}",

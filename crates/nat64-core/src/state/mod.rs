@@ -184,6 +184,11 @@ pub struct SiitConfig {
     /// RFC 6791: IPv4 sources for ICMPv6 errors from IPv6 routers whose
     /// address has no mapping (one is picked per router by a hash).
     pub rfc6791: Vec<Ipv4Addr>,
+    /// The customer side of 464XLAT (RFC 6877): the IPv4 side is this host
+    /// alone, so only EAM-mapped IPv4 addresses are translated as IPv4
+    /// sources (4 → 6) and IPv6 destinations (6 → 4); everything else on
+    /// the IPv6 side is the PLAT's prefix.
+    pub clat: bool,
 }
 
 impl PartialEq for SiitConfig {
@@ -193,6 +198,7 @@ impl PartialEq for SiitConfig {
             && self.own_v4 == o.own_v4
             && self.own_v6 == o.own_v6
             && self.rfc6791 == o.rfc6791
+            && self.clat == o.clat
     }
 }
 impl Eq for SiitConfig {}
@@ -444,6 +450,7 @@ pub(crate) enum Mode {
         own_v4: Option<Ipv4Addr>,
         own_v6: Option<Ipv6Addr>,
         rfc6791: Vec<Ipv4Addr>,
+        clat: bool,
     },
 }
 
@@ -1094,6 +1101,7 @@ impl Engine {
                         own_v4: x.own_v4,
                         own_v6: x.own_v6,
                         rfc6791: x.rfc6791.clone(),
+                        clat: x.clat,
                     },
                 )
             }

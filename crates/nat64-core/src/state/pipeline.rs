@@ -46,6 +46,9 @@ pub(crate) struct EngineMapper {
     /// Owner queue of the session of the packet being processed
     /// ([`NO_OWNER`]: none).
     pub(crate) owner: core::cell::Cell<u8>,
+    /// SIIT: the packet is being hairpinned (RFC 7757 §4.2.2), so its
+    /// IPv4 source is translated by RFC 6052 alone (§4.2.1 rule 1).
+    hairpin_simple: bool,
 }
 
 /// [`EngineMapper::owner`] when the packet has no session.
@@ -236,6 +239,7 @@ impl EngineMapper {
             rh,
             now: 0,
             held: None,
+            hairpin_simple: false,
             owner: core::cell::Cell::new(NO_OWNER),
         }
     }
@@ -668,15 +672,24 @@ impl EngineMapper {
         )
     }
 
+    fn is_clat(&self) -> bool {
+        matches!(self.sh.mode, Mode::Siit { clat: true, .. })
+    }
+
     /// IPv6 → IPv4. A source neither the EAM table nor the prefix
     /// translates takes a 1:1 lease from the dynamic pool, if there is one
     /// (Tayga's `dynamic-pool`).
     fn siit_6to4(&mut self, t: &Tuple6, meta: &FlowMeta) -> Result<Tuple4, DropReason> {
         let eam = self.sh.eam.load();
-        let dst = self
-            .siit_v6_to_v4(&eam, &t.dst)
-            .map_err(|r| untranslatable(r, DropReason::UntranslatableDestination))
-            .and_then(in_scope)?;
+        let dst = if self.is_clat() {
+            // RFC 6877: only this host's own IPv4 address is behind us.
+            eam.v6_to_v4(&t.dst)
+                .ok_or(DropReason::UntranslatableDestination)?
+        } else {
+            self.siit_v6_to_v4(&eam, &t.dst)
+                .map_err(|r| untranslatable(r, DropReason::UntranslatableDestination))
+                .and_then(in_scope)?
+        };
         match self.siit_v6_to_v4(&eam, &t.src).and_then(in_scope) {
             Ok(src) => Ok(Tuple {
                 proto: t.proto,
@@ -695,7 +708,16 @@ impl EngineMapper {
     /// IPv4 → IPv6. A destination in the dynamic pool must hold a lease.
     fn siit_4to6(&mut self, t: &Tuple4, meta: &FlowMeta) -> Result<Tuple6, DropReason> {
         let eam = self.sh.eam.load();
-        let src = self.siit_v4_to_v6(&eam, t.src)?;
+        let src = if self.is_clat() {
+            eam.v4_to_v6(t.src)
+                .ok_or(DropReason::UntranslatableSource)?
+        } else if self.hairpin_simple {
+            // RFC 7757 §4.2.1 rule 1 on a hairpinned packet: the source by
+            // RFC 6052, not by EAM.
+            self.sh.embed_checked(t.src)?
+        } else {
+            self.siit_v4_to_v6(&eam, t.src)?
+        };
         let dst = match eam.v4_to_v6(t.dst) {
             Some(v6) => v6,
             None if self.sh.is_dynamic_v4(t.dst) => self.kernel_4to6(t, meta)?.dst,
@@ -882,6 +904,14 @@ pub(crate) fn process(
             super::endpoint::answer_v4(buf, start, len)
         };
     }
+    // RFC 7757 §4.2.2 needs to know how the IPv6 destination translated.
+    let dst6 = match (&m.sh.mode, from6) {
+        (Mode::Siit { clat: false, .. }, true) => buf
+            .get(start + 24..start + 40)
+            .and_then(|d| <[u8; 16]>::try_from(d).ok())
+            .map(Ipv6Addr::from),
+        _ => None,
+    };
     let v = xlat::translate_offload(buf, start, len, cfg, m, off);
     match v {
         Verdict::Forward {
@@ -894,6 +924,12 @@ pub(crate) fn process(
             match dst {
                 Some(d) if l >= 20 && buf[s] >> 4 == 4 && m.sh.is_local_v4(d) => {
                     hairpin(m, cfg, buf, s, l, now, off)
+                }
+                Some(d) if l >= 20 && eam_hairpin(&m.sh, dst6, d, &buf[s..s + l]) => {
+                    m.hairpin_simple = true;
+                    let v = hairpin(m, cfg, buf, s, l, now, off);
+                    m.hairpin_simple = false;
+                    v
                 }
                 _ => v,
             }
@@ -920,6 +956,28 @@ pub(crate) fn process(
         }
         _ => v,
     }
+}
+
+/// RFC 7757 §4.2.2 "intrinsic" hairpinning, set A: a packet that is not an
+/// ICMP error (A1), whose IPv6 destination `dst6` translated by RFC 6052
+/// rather than by EAM (A2), to an IPv4 address the EAM table holds (A3),
+/// goes straight back to IPv6 — the destination is an IPv6 host behind this
+/// very translator. (Set B, ICMP errors about such packets, is not
+/// hairpinned: they leave as IPv4.)
+fn eam_hairpin(sh: &Shared, dst6: Option<Ipv6Addr>, dst4: Ipv4Addr, pkt4: &[u8]) -> bool {
+    let Some(dst6) = dst6 else {
+        return false;
+    };
+    let eam = sh.eam.load();
+    if eam.is_empty() || eam.v6_to_v4(&dst6).is_some() || eam.find_v4(dst4).is_none() {
+        return false;
+    }
+    let hl = usize::from(pkt4[0] & 0x0f) * 4;
+    let icmp_error = pkt4[9] == crate::wire::proto::ICMP
+        && pkt4
+            .get(hl)
+            .is_some_and(|t| crate::wire::icmp::is_v4_error(*t));
+    !icmp_error
 }
 
 /// RFC 6146 §3.8: the IPv4 packet at `buf[s..s + l]`, just translated

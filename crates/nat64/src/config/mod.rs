@@ -20,6 +20,7 @@ use std::time::Duration;
 
 pub mod derive;
 pub mod layers;
+pub mod rfc7050;
 
 pub use derive::Derived;
 pub use layers::{Layers, Origin};
@@ -61,6 +62,12 @@ manage-forwarding = true
 name = "nat64"
 mtu = 1400
 "#;
+
+/// `clat` mode: the IPv4 address of local applications (RFC 7335).
+pub const DEFAULT_CLAT_V4: &str = "192.0.0.1";
+/// `clat` mode's default `gateway-v4` (the next address of RFC 7335's
+/// 192.0.0.0/29): the source of ICMPv4 errors to local applications.
+pub const DEFAULT_CLAT_GATEWAY: &str = "192.0.0.2";
 
 /// `kernel` mode's default inner pool (a slice of 100.64.0.0/10).
 pub const DEFAULT_INNER_POOL: &str = "100.64.0.0/16";
@@ -161,6 +168,18 @@ pub struct FileConfig {
     /// (RFC 6791). Empty: `gateway-v4`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rfc6791_pool: Vec<String>,
+    /// `clat` mode: the CLAT's own IPv6 address (RFC 6877 §6.3), the source
+    /// of every translated packet: a dedicated address of the uplink's /64
+    /// (nat64 answers neighbour solicitations for it on `clat-uplink`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clat_v6: Option<String>,
+    /// `clat` mode: the IPv4 address local applications use (RFC 7335:
+    /// 192.0.0.1 of 192.0.0.0/29), given to the TUN.
+    pub clat_v4: String,
+    /// `clat` mode: the uplink interface on which nat64 answers neighbour
+    /// solicitations for `clat-v6` (proxy NDP); "" leaves that to you.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub clat_uplink: String,
 }
 
 impl Default for FileConfig {
@@ -197,6 +216,9 @@ impl Default for FileConfig {
             maps: Vec::new(),
             map_file: String::new(),
             rfc6791_pool: Vec::new(),
+            clat_v6: None,
+            clat_v4: DEFAULT_CLAT_V4.into(),
+            clat_uplink: String::new(),
         }
     }
 }
@@ -208,6 +230,9 @@ pub enum NaptMode {
     Kernel,
     /// Stateless SIIT (RFC 7915, RFC 6052, RFC 7757): no ports managed.
     None,
+    /// The customer side of 464XLAT (RFC 6877): local IPv4 applications
+    /// reach IPv4 through the PLAT's prefix, as `clat-v6`.
+    Clat,
 }
 
 impl fmt::Display for NaptMode {
@@ -216,6 +241,7 @@ impl fmt::Display for NaptMode {
             NaptMode::Daemon => "daemon",
             NaptMode::Kernel => "kernel",
             NaptMode::None => "none",
+            NaptMode::Clat => "clat",
         })
     }
 }
@@ -625,6 +651,14 @@ impl RunAs {
     }
 }
 
+/// `clat` mode settings (RFC 6877).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClatSettings {
+    pub v6: Ipv6Addr,
+    pub v4: Ipv4Addr,
+    pub uplink: Option<String>,
+}
+
 /// A validated static BIB entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StaticBib {
@@ -675,6 +709,9 @@ pub struct Settings {
     pub map_file: Option<PathBuf>,
     /// `none` mode: RFC 6791 sources (default: gateway-v4).
     pub rfc6791: Vec<Ipv4Addr>,
+    /// `clat` mode: (the CLAT's IPv6 address, the local IPv4 address, the
+    /// uplink for proxy NDP).
+    pub clat: Option<ClatSettings>,
     /// Non-fatal remarks (printed at startup and by `check`).
     pub warnings: Vec<String>,
 }
@@ -1029,6 +1066,9 @@ impl FileConfig {
         if eff.napt == NaptMode::Kernel && eff.inner_pool.is_none() {
             eff.inner_pool = Some(DEFAULT_INNER_POOL.to_string());
         }
+        if eff.napt == NaptMode::Clat && eff.gateway_v4.is_none() {
+            eff.gateway_v4 = Some(DEFAULT_CLAT_GATEWAY.to_string());
+        }
         if eff.ipv4_mtu.is_none() && eff.tun.mode == TunMode::Create {
             eff.ipv4_mtu = Some(eff.tun.mtu);
         }
@@ -1053,9 +1093,17 @@ impl FileConfig {
         let ops = self.validate_ops(&mut f);
         let user = self.validate_user(&mut f);
         let static_bib = self.validate_statics(&mut f, prefix, &pool);
+        let clat = self.validate_clat(&mut f, prefix);
         let (maps, eam, map_file) = if self.napt == NaptMode::None {
             let (eam, file) = self.validate_eam(&mut f, gateway_v4);
             (Vec::new(), eam, file)
+        } else if let Some(c) = &clat {
+            // The CLAT is SIIT with one explicit mapping (RFC 6877 §6.3).
+            let mut t = nat64_core::eam::EamTable::new();
+            if let Ok(e) = nat64_core::eam::Eam::new(c.v4, 32, c.v6, 128) {
+                t.insert(e);
+            }
+            (Vec::new(), t, None)
         } else {
             let maps = self.validate_maps(&mut f, prefix, inner_pool, gateway_v4);
             (maps, nat64_core::eam::EamTable::new(), None)
@@ -1105,6 +1153,7 @@ impl FileConfig {
                     eam,
                     map_file,
                     rfc6791,
+                    clat,
                     warnings: f.warnings,
                 })
             }
@@ -1218,8 +1267,44 @@ impl FileConfig {
             NaptMode::Daemon => self.validate_daemon_mode(f, prefix, pool),
             NaptMode::Kernel => self.validate_kernel_mode(f, "kernel"),
             NaptMode::None => self.validate_kernel_mode(f, "none"),
+            NaptMode::Clat => self.validate_kernel_mode(f, "clat"),
         }
-        if self.napt != NaptMode::None {
+        if self.napt == NaptMode::Clat {
+            if let Some(ip) = &self.inner_pool {
+                f.err(err(
+                    "inner-pool",
+                    ip,
+                    "is not used with napt = \"clat\" (local applications share clat-v4)",
+                    "remove inner-pool",
+                ));
+            }
+            if !self.maps.is_empty() {
+                f.err(err(
+                    "map",
+                    "",
+                    "[[map]] entries are not used with napt = \"clat\" (its one mapping is \
+                     clat-v4 = clat-v6)",
+                    "remove the [[map]] entries, or use napt = \"none\"",
+                ));
+            }
+        }
+        if self.napt != NaptMode::Clat {
+            for (k, set) in [
+                ("clat-v6", self.clat_v6.is_some()),
+                ("clat-uplink", !self.clat_uplink.is_empty()),
+                ("clat-v4", self.clat_v4 != DEFAULT_CLAT_V4),
+            ] {
+                if set {
+                    f.err(err(
+                        k,
+                        "",
+                        "only applies to napt = \"clat\"",
+                        format!("remove {k}, or set napt = \"clat\""),
+                    ));
+                }
+            }
+        }
+        if self.napt != NaptMode::None && self.napt != NaptMode::Clat {
             if !self.map_file.is_empty() {
                 f.err(err(
                     "map-file",
@@ -1397,7 +1482,8 @@ impl FileConfig {
         pool: &[V4Net],
         inner_pool: Option<V4Net>,
     ) -> Option<Ipv4Addr> {
-        let Some(s) = &self.gateway_v4 else {
+        let clat_default = (self.napt == NaptMode::Clat).then(|| DEFAULT_CLAT_GATEWAY.to_string());
+        let Some(s) = self.gateway_v4.as_ref().or(clat_default.as_ref()) else {
             f.err(err(
                 "gateway-v4",
                 "",
@@ -2342,10 +2428,86 @@ impl FileConfig {
                 "list at most 256 addresses (RFC 6791 §4)",
             ));
         }
-        if out.is_empty() && self.napt == NaptMode::None {
+        if out.is_empty() && matches!(self.napt, NaptMode::None | NaptMode::Clat) {
             out.extend(gateway_v4);
         }
         out
+    }
+
+    /// `clat` mode (RFC 6877): `clat-v6` present, a unicast address outside
+    /// the PLAT's prefix; `clat-v4` an address (RFC 7335 suggests
+    /// 192.0.0.1); `clat-uplink` an interface name.
+    fn validate_clat(&self, f: &mut Findings, prefix: Option<Prefix>) -> Option<ClatSettings> {
+        if self.napt != NaptMode::Clat {
+            return None;
+        }
+        let v6 = match &self.clat_v6 {
+            None => {
+                f.err(err(
+                    "clat-v6",
+                    "",
+                    "is missing; napt = \"clat\" translates local IPv4 to this IPv6 address",
+                    "add clat-v6 = \"...\": an unused address of the uplink's /64 (RFC 6877 \
+                     §6.3), e.g. the /64 of `ip -6 addr show` with ::c1a7 as the host part",
+                ));
+                None
+            }
+            Some(s) => match s.parse::<Ipv6Addr>() {
+                Err(_) => {
+                    f.err(err(
+                        "clat-v6",
+                        s,
+                        "is not an IPv6 address",
+                        "write a plain address such as \"2001:db8:1::c1a7\"",
+                    ));
+                    None
+                }
+                Ok(a) => {
+                    if let Some(block) = forbidden_v6(a, 128) {
+                        f.err(err(
+                            "clat-v6",
+                            s,
+                            format!("is in {block}, not a routable unicast address"),
+                            "use a global or unique-local address of the uplink's /64",
+                        ));
+                    } else if prefix.is_some_and(|p| p.contains(&a)) {
+                        f.err(err(
+                            "clat-v6",
+                            s,
+                            "lies inside the PLAT's prefix",
+                            "use an address of this host's /64",
+                        ));
+                    }
+                    Some(a)
+                }
+            },
+        };
+        let v4 = match self.clat_v4.parse::<Ipv4Addr>() {
+            Ok(a) if forbidden_v4(V4Net { addr: a, len: 32 }, false).is_none() => Some(a),
+            _ => {
+                f.err(err(
+                    "clat-v4",
+                    &self.clat_v4,
+                    "is not a usable IPv4 address",
+                    format!("use \"{DEFAULT_CLAT_V4}\" (RFC 7335)"),
+                ));
+                None
+            }
+        };
+        let uplink = (!self.clat_uplink.is_empty()).then(|| self.clat_uplink.clone());
+        if let Some(problem) = uplink.as_deref().and_then(tun_name_problem) {
+            f.err(err(
+                "clat-uplink",
+                &self.clat_uplink,
+                format!("is not an interface name: {problem}"),
+                "name the interface that carries the host's IPv6 default route (e.g. \"eth0\")",
+            ));
+        }
+        Some(ClatSettings {
+            v6: v6?,
+            v4: v4?,
+            uplink,
+        })
     }
 }
 
@@ -2523,6 +2685,8 @@ pub struct Loaded {
     pub layers: Layers,
     /// The prefix, when it was derived from an interface.
     pub derived: Option<Derived>,
+    /// The prefix, when it was discovered through DNS64 (RFC 7050).
+    pub discovered: Option<rfc7050::Discovered>,
 }
 
 impl Loaded {
@@ -2530,6 +2694,12 @@ impl Loaded {
     /// it came from (`nat64 check`).
     pub fn annotated_toml(&self) -> anyhow::Result<String> {
         let mut notes = std::collections::BTreeMap::new();
+        if self.discovered.is_some() {
+            notes.insert(
+                "prefix".to_string(),
+                format!("discovered through {} (RFC 7050)", rfc7050::SPELLING),
+            );
+        }
         if let Some(d) = &self.derived {
             notes.insert("prefix".to_string(), d.describe());
         }
@@ -2546,9 +2716,13 @@ impl Loaded {
             .layers
             .origin("prefix")
             .map_or("default".to_string(), |o| o.to_string());
-        match &self.derived {
-            Some(d) => format!("{}; {layer}", d.describe()),
-            None => layer,
+        match (&self.derived, &self.discovered) {
+            (Some(d), _) => format!("{}; {layer}", d.describe()),
+            (None, Some(_)) => format!(
+                "discovered through {} (RFC 7050); {layer}",
+                rfc7050::SPELLING
+            ),
+            (None, None) => layer,
         }
     }
 }
@@ -2558,6 +2732,19 @@ impl Loaded {
 pub fn load(arg: &str, sets: &[String]) -> anyhow::Result<Loaded> {
     let (source, mut file, layers) = load_layers(arg, sets)?;
     let src = source.to_string();
+    // RFC 7050: the PLAT's prefix through DNS64 (a CLAT's usual source).
+    let mut discovered = None;
+    if file.prefix.trim() == rfc7050::SPELLING {
+        match rfc7050::discover() {
+            Ok(d) => {
+                file.prefix = d.prefix.to_string();
+                discovered = Some(d);
+            }
+            Err((problem, fix)) => {
+                return Err(one_error(&src, err("prefix", rfc7050::SPELLING, problem, fix)).into())
+            }
+        }
+    }
     let derived = match derive::FromInterface::parse(&file.prefix) {
         None => None,
         Some(Err(problem)) => {
@@ -2593,12 +2780,27 @@ pub fn load(arg: &str, sets: &[String]) -> anyhow::Result<Loaded> {
             ));
         }
     }
+    if let Some(d) = &discovered {
+        if d.all.len() > 1 {
+            settings.warnings.push(format!(
+                "{} names {} NAT64 prefixes ({}); using the first (RFC 7050 §3)",
+                rfc7050::SPELLING,
+                d.all.len(),
+                d.all
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
     Ok(Loaded {
         source,
         file,
         settings,
         layers,
         derived,
+        discovered,
     })
 }
 

@@ -87,6 +87,9 @@ pub enum Item {
     NftTable(String),
     /// An address `addr/len` on `dev` (the TUN's own IPv4 address).
     Address { addr: String, dev: String },
+    /// A proxy neighbour entry: `dev` answers neighbour solicitations for
+    /// `addr` (the CLAT's IPv6 address on its uplink).
+    ProxyNdp { addr: String, dev: String },
 }
 
 /// What was installed, to be removed on exit.
@@ -153,6 +156,42 @@ impl Installed {
         Ok(true)
     }
 
+    /// Makes `dev` answer neighbour solicitations for `addr` (RFC 4861
+    /// §7.2.8 proxy): `net.ipv6.conf.DEV.proxy_ndp = 1` and a proxy entry.
+    /// The CLAT's address (RFC 6877 §6.3) is routed into the TUN, so
+    /// without this the uplink router could not find it.
+    pub fn proxy_ndp(&mut self, addr: &str, dev: &str) -> anyhow::Result<()> {
+        sysctl_set(&format!("net/ipv6/conf/{dev}/proxy_ndp"), "1").with_context(|| {
+            format!("enabling proxy NDP on {dev} for {addr} (check clat-uplink names the uplink)")
+        })?;
+        run("ip", &["-6", "neigh", "replace", "proxy", addr, "dev", dev])
+            .with_context(|| format!("adding the proxy neighbour entry {addr} on {dev}"))?;
+        info!("answering neighbour solicitations for {addr} on {dev}");
+        self.items.push(Item::ProxyNdp {
+            addr: addr.to_string(),
+            dev: dev.to_string(),
+        });
+        Ok(())
+    }
+
+    /// `ip -4 route add default dev DEV` unless the host has an IPv4
+    /// default route already (a CLAT only serves hosts without IPv4; an
+    /// existing route is left alone, with a warning). Returns whether it was
+    /// added.
+    pub fn default_v4_route(&mut self, dev: &str) -> anyhow::Result<bool> {
+        let present = output("ip", &["-4", "route", "show", "default"])?;
+        if !present.trim().is_empty() {
+            warn!(
+                "this host has an IPv4 default route ({}); the CLAT's default route into {dev} \
+                 is not installed, so only routes you add reach it",
+                present.trim()
+            );
+            return Ok(false);
+        }
+        self.route("-4", "default", dev)?;
+        Ok(true)
+    }
+
     pub fn items(&self) -> &[Item] {
         &self.items
     }
@@ -167,6 +206,9 @@ impl Installed {
                 }
                 Item::NftTable(name) => run("nft", &["delete", "table", "ip", name]),
                 Item::Address { addr, dev } => run("ip", &["addr", "del", addr, "dev", dev]),
+                Item::ProxyNdp { addr, dev } => {
+                    run("ip", &["-6", "neigh", "del", "proxy", addr, "dev", dev])
+                }
             };
             match r {
                 Ok(()) => info!("removed {it:?}"),
