@@ -387,4 +387,46 @@ fn main() {
     sll2.extend_from_slice(&[0; 18]);
     sll2.extend_from_slice(&flow[0]);
     put("pcap", "sll2_pcapng", &pcapng(276, &[sll2]));
+
+    // SIIT / CLAT: [mode][n][n × (a, b, c, d, len)][knobs][packet]; EAM i
+    // maps a.b.c.d/len to 2001:db8:e<i>::a.b.c.d/(96 + len).
+    let plat: Prefix = "2001:db8:64::/96".parse().expect("prefix");
+    let host6 = "2001:db8:e0::c000:205".parse::<Ipv6Addr>().expect("addr");
+    let host4 = Ipv4Addr::new(192, 0, 2, 5);
+    let eam24 = [1u8, 192, 0, 2, 0, 24];
+    let siit = [
+        (
+            "udp_out",
+            [0u8].iter().chain(&eam24).copied().collect::<Vec<u8>>(),
+            udp6(host6, plat.embed(R4), b"siit"),
+        ),
+        (
+            "udp_in",
+            [0u8].iter().chain(&eam24).copied().collect(),
+            udp4(R4, host4, b"siit"),
+        ),
+        (
+            "echo_to_own",
+            vec![0, 0],
+            echo6(C6, "2001:db8:ff::1".parse().expect("addr")),
+        ),
+        (
+            "hairpin",
+            [0u8, 2, 192, 0, 2, 0, 24, 198, 51, 100, 0, 24].to_vec(),
+            udp6(host6, plat.embed(Ipv4Addr::new(198, 51, 100, 7)), b"pin"),
+        ),
+        (
+            "clat_out",
+            [1u8, 1, 192, 0, 0, 1, 32].to_vec(),
+            tcp4(Ipv4Addr::new(192, 0, 0, 1), R4, 0x02, b""),
+        ),
+        (
+            "ptb_from_router",
+            [0u8].iter().chain(&eam24).copied().collect(),
+            ptb6(C6, host6, &udp6(host6, plat.embed(R4), b"quoted")[..48]),
+        ),
+    ];
+    for (name, head, p) in &siit {
+        put("siit", name, &[&head[..], &[0x0c][..], p].concat());
+    }
 }

@@ -104,7 +104,7 @@ pub fn run_offload(data: &[u8], six_to_four: bool, off: Offload) {
     }
 }
 
-fn fix_checksums(p: &mut [u8], knobs: u8) {
+pub fn fix_checksums(p: &mut [u8], knobs: u8) {
     use nat64_core::wire::checksum;
     if p.len() >= 20 && p[0] >> 4 == 4 {
         let hl = ((p[0] & 0x0f) as usize) * 4;

@@ -43,6 +43,11 @@ fn reply_v4(buf: &mut [u8], start: usize, len: usize) -> Result<Verdict, DropRea
     let hl = ip.header_len();
     let total = ip.total_len() as usize;
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    // Nothing is answered to a source no reply may go to (RFC 1812
+    // §4.3.2.7 / §5.3.7).
+    if crate::xlat::v4_out_of_scope(&src) {
+        return Err(DropReason::OutOfScopeV4);
+    }
     if ip.frag_offset() != 0 {
         return Err(DropReason::ToOwnAddress);
     }
@@ -102,6 +107,11 @@ fn reply_v6(buf: &mut [u8], start: usize, len: usize) -> Result<Verdict, DropRea
         .ok_or(DropReason::NoBufferRoom)?;
     let ip = ipv6::Packet::new_checked(&*pkt)?;
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    // RFC 4443 §2.4(e): never answer an unspecified or multicast source
+    // (found by the `siit` fuzz target).
+    if crate::xlat::v6_not_for_translation(&src) {
+        return Err(DropReason::NotForTranslation);
+    }
     let total = ip.total_len();
     let chain = ipv6::walk_chain(&pkt[..total])?;
     if chain.frag.is_some() {
@@ -333,6 +343,28 @@ mod test {
         assert_eq!(
             answer_v4(&mut pkt, 0, n),
             Verdict::Drop(DropReason::ToOwnAddress)
+        );
+    }
+
+    /// Found by the `siit` fuzz target: a multicast source was answered
+    /// with a Parameter Problem that cannot be sent (RFC 4443 §2.4(e)).
+    #[test]
+    fn rfc4443_2_4_e_no_answer_to_a_multicast_source() {
+        let mut pkt = vec![0u8; 44];
+        pkt[0] = 0x60;
+        pkt[5] = 4;
+        pkt[6] = 19;
+        pkt[7] = 64;
+        pkt[8..24].copy_from_slice(&"ff02::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        pkt[24..40].copy_from_slice(
+            &"2001:db8:ff::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        assert_eq!(
+            answer_v6(&mut pkt, 0, 44),
+            Verdict::Drop(DropReason::NotForTranslation)
         );
     }
 }
