@@ -15,7 +15,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (offloads on)"
 cargo test --workspace --locked
 # The namespace suites again with every offload off (TUN virtio-net header
-# and veth TSO/GSO/GRO): correctness must not depend on them (SPEC §7).
+# and veth TSO/GSO/GRO): correctness must not depend on them (ADR 0004).
 echo "== end-to-end suites with offloads off"
 NAT64_E2E_OFFLOAD=off cargo test -p nat64 --locked --test e2e --test ops_e2e
 # Fuzz the whole pipeline (engine with invariants, offloads, config,

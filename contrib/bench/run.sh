@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# contrib/bench/run.sh - nat64 benchmark beside kernel forwarding (SPEC §8).
+# contrib/bench/run.sh - nat64 benchmark beside kernel forwarding (docs/benchmarks.md).
 # A benchmark, not a test: it prints numbers and never fails on them.
 #
 # One invocation builds nat64 (release), one topology per mode, and measures

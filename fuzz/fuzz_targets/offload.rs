@@ -1,5 +1,5 @@
 #![no_main]
-//! RFC 7915 with TUN offload metadata (SPEC §7, ADR 0004): arbitrary
+//! RFC 7915 with TUN offload metadata (ADR 0004): arbitrary
 //! packets with a random `Offload { gso_size, csum_partial }`, both
 //! directions. No panic; a Forward lies in the buffer and is a whole IP
 //! packet; ICMP errors and fragments can be built (see `common.rs`).

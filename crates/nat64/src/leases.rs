@@ -1,4 +1,4 @@
-//! The kernel-mode lease file (`state-file`, SPEC §5): which IPv6 client
+//! The kernel-mode lease file (`state-file`, docs/operator.md §2.2): which IPv6 client
 //! has which inner IPv4 address, so that neither a restart nor a crash
 //! renumbers clients. Renumbering is not cosmetic: the kernel's conntrack
 //! keeps translating the old address, so after it one client's replies are

@@ -1,4 +1,4 @@
-//! The mapping log (SPEC §6, `mapping-log = "/path"`): one line per
+//! The mapping log (docs/operator.md §4, `mapping-log = "/path"`): one line per
 //! binding created or expired, for abuse tracing ("who had
 //! 203.0.113.5:40123 at 14:02?").
 //!

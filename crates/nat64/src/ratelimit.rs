@@ -1,4 +1,4 @@
-//! Token bucket for translator-originated ICMP errors (SPEC §4: "rate-limited
+//! Token bucket for translator-originated ICMP errors (RFC 4443 §2.4(f), RFC 1812 §4.3.2.8: "rate-limited
 //! by a token bucket, counted"). Consulted only on the error path, so a
 //! mutex is fine here.
 

@@ -181,7 +181,7 @@ fn icmp_two_sources_kernel() {
     icmp_two_sources(Napt::Kernel)
 }
 
-/// SPEC §7: traffic the translator host itself originates is translated.
+/// Traffic the translator host itself originates is translated.
 fn ping_from_xlat_host(napt: Napt) {
     let Some((t, _)) = setup("hostping", napt, "") else {
         return;
@@ -359,7 +359,7 @@ fn udp_fragmented_kernel() {
 
 // ----------------------------------------------------------- ICMP / MTU ---
 
-/// SPEC §4: the translator's own Time Exceeded comes from prefix||gateway-v4.
+/// RFC 7915 §4.2 / RFC 6052: the translator's own Time Exceeded comes from prefix||gateway-v4.
 fn traceroute(napt: Napt) {
     let Some((t, _)) = setup("traceroute", napt, "") else {
         return;
@@ -394,7 +394,7 @@ fn traceroute_shows_gateway_kernel() {
     traceroute(Napt::Kernel)
 }
 
-/// SPEC §8 / RFC 7915 §4.2: the IPv4 path behind the translator has MTU
+/// RFC 7915 §4.2: the IPv4 path behind the translator has MTU
 /// 1400 (xlat's link to server4). A TCP *upload* from the IPv6 client sends
 /// 1440-byte segments: 1500-byte IPv6 packets become 1480-byte IPv4 packets
 /// with DF, the xlat kernel answers Fragmentation Needed (MTU 1400) to the
@@ -497,7 +497,7 @@ fn static_bib_port_forward_daemon() {
     assert_eq!(out, "hello from client6\n");
 }
 
-/// SPEC §4 pool affinity: 50 IPv6 sources, two flows each; every source
+/// Pool affinity (RFC 6146 §3.5.1.1, paired address pooling): 50 IPv6 sources, two flows each; every source
 /// keeps one pool address and the sources spread over the pool.
 #[test]
 fn pool_affinity_50_sources_daemon() {
@@ -632,7 +632,7 @@ fn malformed_packets_dropped_and_counted_daemon() {
 
 // ---------------------------------------------------------- kernel mode ---
 
-/// SPEC §5: kernel mode installs `table ip nat64_nat64` while running, the server
+/// docs/operator.md §2.2: kernel mode installs `table ip nat64_nat64` while running, the server
 /// sees the xlat's egress address, and SIGTERM removes the table.
 #[test]
 fn kernel_nft_table_lifecycle_and_masquerade() {
@@ -742,7 +742,7 @@ fn sighup_adds_static_entry_daemon() {
     assert_eq!(out, "reloaded\n");
 }
 
-/// SPEC §5: a kernel-mode [[map]] works from the IPv4 side too: an IPv4
+/// docs/operator.md §2.2: a kernel-mode [[map]] works from the IPv4 side too: an IPv4
 /// client reaches the statically mapped IPv6 host.
 #[test]
 fn kernel_static_map_reachable_from_ipv4() {

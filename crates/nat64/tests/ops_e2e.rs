@@ -1,4 +1,4 @@
-//! End-to-end acceptance tests of the operations surface (SPEC §6): the
+//! End-to-end acceptance tests of the operations surface (docs/operator.md §4): the
 //! control socket (`nat64 show`, `nat64 binding`), Prometheus `/metrics`,
 //! the mapping log, SIGHUP under load, `import-tayga` output run for real,
 //! and `nat64 replay` against captures. Same namespace topology as

@@ -1,5 +1,5 @@
 //! `prefix = "from-interface:NAME[@RANGE]"`: the NAT64 prefix follows the
-//! address of an overlay node (SPEC §2, ADR 0008).
+//! address of an overlay node (RFC 6052 §2.2, ADR 0008).
 //!
 //! Mycelium (and overlays built like it) route to a node only the /64 that
 //! node's key gives it: a node announces its own /64, peers refuse a route

@@ -1,4 +1,4 @@
-//! `nat64.toml`: the daemon's configuration (SPEC §6).
+//! `nat64.toml`: the daemon's configuration (docs/operator.md §2–§3).
 //!
 //! Two layers:
 //! * [`FileConfig`] mirrors the TOML file one to one (kebab-case keys,
@@ -72,7 +72,7 @@ pub const DEFAULT_CLAT_GATEWAY: &str = "192.0.0.2";
 /// `kernel` mode's default inner pool (a slice of 100.64.0.0/10).
 pub const DEFAULT_INNER_POOL: &str = "100.64.0.0/16";
 
-/// Default metrics listen address (SPEC §6: loopback only by default).
+/// Default metrics listen address (loopback only by default, docs/operator.md §4.2).
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9164";
 /// Default control socket path.
 pub const DEFAULT_CONTROL: &str = "/run/nat64/control.sock";
@@ -814,7 +814,7 @@ fn within<T: PartialOrd + fmt::Display + Copy>(
 
 // ------------------------------------------------------- address classes ---
 
-/// SPEC §5a: IPv4 addresses that must never be produced or accepted in any
+/// docs/operator.md §2.6: IPv4 addresses that must never be produced or accepted in any
 /// mode. Link-local is the exception where it is the pool itself.
 const FORBIDDEN_V4: &[(V4Net, &str)] = &[
     (V4Net::new(0, 0, 0, 0, 8), "\"this network\", RFC 6890"),
@@ -830,7 +830,7 @@ const FORBIDDEN_V4: &[(V4Net, &str)] = &[
 
 const LINK_LOCAL_V4: V4Net = V4Net::new(169, 254, 0, 0, 16);
 
-/// The SPEC §5a block `net` overlaps, if any (`link_local_ok`: a pool, or
+/// The never-translated block (docs/operator.md §2.6) `net` overlaps, if any (`link_local_ok`: a pool, or
 /// an address inside a link-local pool).
 fn forbidden_v4(net: V4Net, link_local_ok: bool) -> Option<(V4Net, &'static str)> {
     FORBIDDEN_V4
@@ -1193,7 +1193,7 @@ impl FileConfig {
         }
     }
 
-    /// `pool`: each entry a prefix outside the SPEC §5a blocks, no overlaps,
+    /// `pool`: each entry a prefix outside the never-translated blocks (docs/operator.md §2.6), no overlaps,
     /// at most [`bounds::POOL_ADDRS`] addresses in all.
     fn validate_pool(&self, f: &mut Findings) -> Vec<V4Net> {
         let mut pool = Vec::new();
@@ -1206,7 +1206,7 @@ impl FileConfig {
                             p,
                             format!(
                                 "overlaps {b} ({what}), which nat64 never translates to or from \
-                                 (SPEC §5a)"
+                                 (docs/operator.md §2.6)"
                             ),
                             "use addresses routed to this host, e.g. \"192.0.2.0/28\" in a lab",
                         ));
@@ -1350,7 +1350,7 @@ impl FileConfig {
                     "inner-pool",
                     ip,
                     format!(
-                        "overlaps {b} ({what}), which nat64 never translates to or from (SPEC \
+                        "overlaps {b} ({what}), which nat64 never translates to or from (docs/operator.md \
                          §5a)"
                     ),
                     "use a private or shared range such as \"100.64.0.0/16\"",
@@ -1475,7 +1475,7 @@ impl FileConfig {
     }
 
     /// `gateway-v4`: present, an address, not all of the pool, not in a
-    /// SPEC §5a block (link-local only beside a link-local pool).
+    /// never-translated block (link-local only beside a link-local pool).
     fn validate_gateway(
         &self,
         f: &mut Findings,
@@ -1525,7 +1525,7 @@ impl FileConfig {
                 "gateway-v4",
                 s,
                 format!(
-                    "is in {b} ({what}): ICMP errors from it would be dropped or misread (SPEC \
+                    "is in {b} ({what}): ICMP errors from it would be dropped or misread (docs/operator.md \
                      §5a)"
                 ),
                 "use a unicast address of this host outside the pool (e.g. \"192.0.2.1\" in a \
@@ -2069,7 +2069,7 @@ impl FileConfig {
                         f.err(err(
                             k("v4"),
                             &s.v4,
-                            format!("is in {b} ({what}), which nat64 never translates (SPEC §5a)"),
+                            format!("is in {b} ({what}), which nat64 never translates (docs/operator.md §2.6)"),
                             "use an address from `pool`",
                         ));
                     } else if !pool.is_empty() && !in_pool {
@@ -2182,7 +2182,7 @@ impl FileConfig {
     }
 
     /// `[[map]]`: a unicast IPv6 host outside the prefix, an IPv4 address
-    /// outside the SPEC §5a blocks and other than gateway-v4, each once.
+    /// outside the never-translated blocks (docs/operator.md §2.6) and other than gateway-v4, each once.
     fn validate_maps(
         &self,
         f: &mut Findings,
@@ -2233,7 +2233,9 @@ impl FileConfig {
                 f.err(err(
                     format!("map[{i}].v4"),
                     &m.v4,
-                    format!("is in {b} ({what}), which nat64 never translates (SPEC §5a)"),
+                    format!(
+                        "is in {b} ({what}), which nat64 never translates (docs/operator.md §2.6)"
+                    ),
                     "use an address from inner-pool, or another routable address",
                 ));
             } else if gateway_v4 == Some(a4) {
@@ -2260,7 +2262,7 @@ impl FileConfig {
 
 impl FileConfig {
     /// `none` mode: `[[map]]` entries as explicit address mappings (RFC
-    /// 7757 §3.1: equal suffix lengths, no host bits, no SPEC §5a block,
+    /// 7757 §3.1: equal suffix lengths, no host bits, no never-translated block,
     /// not colliding with each other), merged with `map-file`
     /// ([`crate::mapfile`]: a config entry beats a map-file line, a later
     /// line an earlier one; each left out is a warning).
@@ -2349,7 +2351,7 @@ impl FileConfig {
         (table, file)
     }
 
-    /// An EAM that nat64 refuses: a SPEC §5a IPv4 block, an IPv6 range
+    /// An EAM that nat64 refuses: a never-translated IPv4 block (docs/operator.md §2.6), an IPv6 range
     /// never routed to a translator, or one covering `gateway-v4`.
     fn eam_is_bad(
         &self,
@@ -2366,7 +2368,9 @@ impl FileConfig {
             f.err(err(
                 key,
                 e,
-                format!("overlaps {b} ({what}), which nat64 never translates (SPEC §5a)"),
+                format!(
+                    "overlaps {b} ({what}), which nat64 never translates (docs/operator.md §2.6)"
+                ),
                 "map routable IPv4 space only",
             ));
             bad = true;
@@ -2393,7 +2397,7 @@ impl FileConfig {
     }
 
     /// `rfc6791-pool` (`none` mode): addresses or prefixes outside the
-    /// SPEC §5a blocks, at most 256 addresses; empty means `gateway-v4`.
+    /// never-translated blocks, at most 256 addresses; empty means `gateway-v4`.
     fn validate_rfc6791(&self, f: &mut Findings, gateway_v4: Option<Ipv4Addr>) -> Vec<Ipv4Addr> {
         let mut out = Vec::new();
         for (i, p) in self.rfc6791_pool.iter().enumerate() {
@@ -3154,7 +3158,7 @@ mod test {
 
     #[test]
     fn pool_link_local_allowed() {
-        // SPEC §5a: 169.254.0.0/16 is refused "unless it is the pool".
+        // docs/operator.md §2.6: 169.254.0.0/16 is refused "unless it is the pool".
         let s = accepted(&base().replace("192.0.2.0/24", "169.254.10.0/24"));
         assert_eq!(s.pool[0].to_string(), "169.254.10.0/24");
     }

@@ -1,4 +1,4 @@
-//! Prometheus `/metrics` (SPEC §6), encoded by `prometheus-client` in the
+//! Prometheus `/metrics` (docs/operator.md §4.2), encoded by `prometheus-client` in the
 //! OpenMetrics text format, which Prometheus scrapes natively.
 //!
 //! Every value is read when scraped ([`Collector`]): the per-worker

@@ -1,4 +1,4 @@
-//! Operations (SPEC §6): the control socket behind `nat64 show` and
+//! Operations (docs/operator.md §4): the control socket behind `nat64 show` and
 //! `nat64 binding` ([`socket`], [`client`]), the Prometheus endpoint
 //! ([`metrics`]) and what both read ([`Telemetry`]).
 //!

@@ -1,4 +1,4 @@
-//! The data plane: one worker thread per TUN queue (SPEC §7), each reading a
+//! The data plane: one worker thread per TUN queue (ADR 0005), each reading a
 //! packet into a buffer with [`xlat::HEADROOM`] bytes in front, translating
 //! it in place and writing the result back to the TUN.
 

@@ -5,7 +5,11 @@
 //!  v6c 2001:db8:1::2/64 ---- v6x 2001:db8:1::1/64
 //!                               v4x 198.51.100.1/24 ---------- v4s 198.51.100.2/24
 //!  route 2001:db8:64::/96 via xlat                             route pool via xlat (daemon mode)
+//!                                                              route 203.0.113.0/24 via xlat (SIIT)
 //! ```
+//!
+//! In SIIT mode (`Napt::Siit`, `napt = "none"`) the client is 203.0.113.2
+//! to IPv4 through the EAM 203.0.113.0/28 = 2001:db8:1::/124.
 //!
 //! Namespace names carry the test process id and a counter so tests run in
 //! parallel. [`Topo`]'s `Drop` stops every process it started **by PID**
@@ -35,10 +39,48 @@ pub const GATEWAY4: &str = "192.0.2.1";
 pub const GATEWAY4_V6: &str = "2001:db8:64::c000:201";
 pub const INNER_POOL: &str = "100.64.0.0/16";
 
+/// The client side's explicit address mapping (RFC 7757) that
+/// [`Topo::config`] adds in SIIT mode unless the test brings its own
+/// `[[map]]`: CLIENT6 (::2) is 203.0.113.2, CLIENT6_B (::3) 203.0.113.3.
+pub const SIIT_EAM_V4: &str = "203.0.113.0/28";
+pub const SIIT_EAM_V6: &str = "2001:db8:1::/124";
+/// CLIENT6 as the IPv4 server sees it through [`SIIT_EAM_V4`].
+pub const CLIENT4_EAM: &str = "203.0.113.2";
+pub const CLIENT4_EAM_B: &str = "203.0.113.3";
+
+/// The stateful modes. The stateful suites `match` on it exhaustively, so
+/// the stateless mode is not a variant of its own: [`Napt::Siit`] is a
+/// [`Mode`], and [`Topo::new`] takes either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Napt {
     Daemon,
     Kernel,
+}
+
+impl Napt {
+    /// `napt = "none"`: stateless SIIT (RFC 7915 + RFC 6052 + RFC 7757).
+    #[allow(non_upper_case_globals)]
+    pub const Siit: Mode = Mode::Siit;
+}
+
+/// What the translator of a [`Topo`] runs as: a [`Napt`] mode, or SIIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Daemon,
+    Kernel,
+    /// `napt = "none"`; the IPv4 server routes 203.0.113.0/24 (the
+    /// client's EAM range) to the xlat namespace, which routes it into the
+    /// TUN once nat64 runs ([`Topo::start_nat64`]).
+    Siit,
+}
+
+impl From<Napt> for Mode {
+    fn from(n: Napt) -> Mode {
+        match n {
+            Napt::Daemon => Mode::Daemon,
+            Napt::Kernel => Mode::Kernel,
+        }
+    }
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -96,7 +138,7 @@ pub struct Topo {
     pub x: String,
     pub s4: String,
     pub dir: PathBuf,
-    pub napt: Napt,
+    pub napt: Mode,
     children: Mutex<Vec<(String, Child)>>,
     created: Mutex<Vec<String>>,
 }
@@ -141,7 +183,8 @@ fn ip(args: &[&str]) {
 impl Topo {
     /// Builds the three namespaces and their links. `None` (after a SKIP
     /// notice) when not root.
-    pub fn new(test: &str, napt: Napt) -> Option<Topo> {
+    pub fn new(test: &str, napt: impl Into<Mode>) -> Option<Topo> {
+        let napt: Mode = napt.into();
         if !root_or_skip(test) {
             return None;
         }
@@ -242,7 +285,7 @@ impl Topo {
             }
         }
         ip(&["-n", &t.c6, "-6", "route", "add", PREFIX, "via", XLAT6]);
-        if napt == Napt::Daemon {
+        if matches!(napt, Mode::Daemon | Mode::Siit) {
             ip(&["-n", &t.s4, "route", "add", POOL, "via", XLAT4]);
         }
         Some(t)
@@ -358,20 +401,29 @@ impl Topo {
             c.push_str("control = \"\"\n");
         }
         match self.napt {
-            Napt::Daemon => {
+            Mode::Daemon => {
                 if !extra.contains("pool =") {
                     let _ = writeln!(c, "pool = [\"{POOL}\"]");
                 }
             }
-            Napt::Kernel => {
+            Mode::Kernel => {
                 let _ = writeln!(
                     c,
                     "napt = \"kernel\"\ninner-pool = \"{INNER_POOL}\"\nstate-file = \"{}\"",
                     self.dir.join("leases").display()
                 );
             }
+            Mode::Siit => c.push_str("napt = \"none\"\n"),
         }
         c.push_str(extra);
+        // SIIT: the client's EAM, after `extra`'s top-level keys (a table
+        // header ends them), unless the test brings its own `[[map]]`.
+        if self.napt == Mode::Siit && !extra.contains("[[map]]") {
+            let _ = writeln!(
+                c,
+                "\n[[map]]\nv4 = \"{SIIT_EAM_V4}\"\nv6 = \"{SIIT_EAM_V6}\""
+            );
+        }
         if !extra.contains("[tun]") {
             let _ = writeln!(
                 c,
@@ -392,6 +444,12 @@ impl Topo {
         let t0 = Instant::now();
         loop {
             if self.log("nat64.log").contains("nat64 running") {
+                if self.napt == Mode::Siit {
+                    // nat64 routes no EAM range (as Tayga): the operator
+                    // does, here the client's (and every test EAM inside
+                    // 203.0.113.0/24).
+                    self.route_into_tun(POOL, config);
+                }
                 return pid;
             }
             assert!(
@@ -405,6 +463,37 @@ impl Topo {
                 self.nat64_log_tail()
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `ip route replace V4NET dev TUN` in the xlat namespace, TUN being
+    /// `config`'s `[tun] name` (what SIIT operators do for EAM ranges).
+    pub fn route_into_tun(&self, v4net: &str, config: &str) {
+        let tun = tun_name(config);
+        self.ok(&self.x, &format!("ip route replace {v4net} dev {tun}"));
+    }
+
+    /// Waits (10 s limit) until no IPv6 address in the client and xlat
+    /// namespaces is tentative. Until the xlat's link-local address has
+    /// passed DAD (a second or two after the namespaces are made) its
+    /// kernel sends no Neighbor Solicitation, so the first packet it
+    /// forwards to a client address it has not resolved yet waits for a
+    /// retransmission: seconds, longer than a one-shot probe waits.
+    pub fn wait_dad(&self) {
+        let t0 = Instant::now();
+        for ns in [&self.c6, &self.x] {
+            loop {
+                let r = self.sh(ns, "ip -6 addr show tentative");
+                if r.ok && r.stdout.trim().is_empty() {
+                    break;
+                }
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "addresses still tentative in {ns} after 10 s:\n{}",
+                    r.stdout
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 
@@ -599,6 +688,23 @@ impl Topo {
         }
         panic!("nothing listens on {kind}/{port} in {ns}");
     }
+}
+
+/// The `[tun] name` of a config written by [`Topo::config`] (or by hand).
+pub fn tun_name(config: &str) -> String {
+    let mut in_tun = false;
+    for l in config.lines().map(str::trim) {
+        if l.starts_with('[') {
+            in_tun = l == "[tun]";
+        } else if in_tun {
+            if let Some(v) = l.strip_prefix("name").map(str::trim_start) {
+                if let Some(v) = v.strip_prefix('=') {
+                    return v.trim().trim_matches('"').to_string();
+                }
+            }
+        }
+    }
+    "nat64".to_string()
 }
 
 pub fn parse_stats(line: &str) -> HashMap<String, u64> {
