@@ -764,3 +764,107 @@ fn gre_tunnel_over_siit(t: &Topo) {
     );
     eprintln!("GRE tunnel across SIIT: 3 of 3 pings answered");
 }
+
+// ------------------------------------------------------ import-tayga run ---
+
+/// Issue 12 §2, as a Tayga user would: a tayga.conf with every directive
+/// (`map` host and range lines, a `map-file` under `data-dir`,
+/// `dynamic-pool` holding `ipv4-addr`, `ipv6-addr`, `wkpf-strict`,
+/// `udp-cksum-mode`, `offlink-mtu`, `workers`, `log`), converted by `nat64
+/// import-tayga` and run as it comes out (only `control` and `metrics` are
+/// turned off: parallel tests share the default socket). The traffic gets
+/// Tayga's translation: each mapped host its mapped address, the unmapped
+/// host a dynamic-pool address (never `ipv4-addr`), the reverse direction by
+/// the map, and the translator's own address answers pings.
+#[test]
+fn import_tayga_full_config_runs_and_translates_like_tayga() {
+    let Some(t) = topo("siittayga", Napt::Siit) else {
+        return;
+    };
+    t.http_server4(0);
+    // A third client address, mapped by the map file.
+    t.ok(&t.c6, "ip addr add 2001:db8:1::11/64 dev v6c nodad");
+    let data = t.dir.join("tayga-data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("eam.map"),
+        "# provisioned\nmap 203.0.113.17 2001:db8:1::11\n",
+    )
+    .unwrap();
+    let tayga = t.dir.join("tayga.conf");
+    std::fs::write(
+        &tayga,
+        format!(
+            "tun-device nat64\n\
+             ipv4-addr 203.0.113.129\n\
+             ipv6-addr {OWN6}\n\
+             prefix {PREFIX}\n\
+             dynamic-pool 203.0.113.128/25\n\
+             map 203.0.113.2 {CLIENT6}\n\
+             map 203.0.113.32/28 2001:db8:1::20/124\n\
+             map-file eam.map\n\
+             data-dir {}\n\
+             wkpf-strict no\n\
+             udp-cksum-mode calc\n\
+             offlink-mtu 1280\n\
+             workers 2\n\
+             log drop reject\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let conv = t.dir.join("converted.toml");
+    let o = std::process::Command::new(bin())
+        .args(["import-tayga", &tayga.to_string_lossy(), "-o"])
+        .arg(&conv)
+        .output()
+        .unwrap();
+    let warnings = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{warnings}");
+    assert!(warnings.contains("`log drop reject`"), "{warnings}");
+    let text = std::fs::read_to_string(&conv).unwrap();
+    assert!(text.contains("napt = \"none\""), "{text}");
+    assert!(
+        text.contains("v4 = \"203.0.113.32/28\"\nv6 = \"2001:db8:1::20/124\""),
+        "a range is one explicit mapping:\n{text}"
+    );
+    let pid = t.start_nat64(&format!("control = \"\"\nmetrics = \"\"\n{text}"));
+    t.wait_path();
+    // What the IPv4 server sees for each client source.
+    let seen_as = |src: &str| {
+        let before = http_clients(&t.log("http4.log")).len();
+        t.ok(
+            &t.c6,
+            &format!(
+                "curl -sS --max-time 10 --interface {src} -o /dev/null \
+                 http://[{SERVER4_V6}]:8080/index.html"
+            ),
+        );
+        http_clients(&t.log("http4.log"))
+            .get(before)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(seen_as(CLIENT6), "203.0.113.2", "the `map` line");
+    assert_eq!(seen_as("2001:db8:1::11"), "203.0.113.17", "the map file");
+    let dynamic: Ipv4Addr = seen_as(CLIENT6_B).parse().expect("an IPv4 client");
+    assert!(
+        u32::from(dynamic) >> 7 == u32::from(Ipv4Addr::new(203, 0, 113, 128)) >> 7
+            && dynamic != Ipv4Addr::new(203, 0, 113, 129),
+        "dynamic-pool, ipv4-addr carved out: {dynamic}"
+    );
+    // Reverse direction by the map, and the translator's own addresses.
+    wait_ok(&t, &t.s4, "ping -n -c 1 -W 1 203.0.113.2");
+    // prefix || 203.0.113.129 (cb.00.71.81), written out.
+    let own = "2001:db8:64::cb00:7181";
+    wait_ok(&t, &t.c6, &format!("ping -6 -n -c 1 -W 1 {own}"));
+    t.ok(&t.c6, &format!("ip -6 route add {OWN6} via {XLAT6}"));
+    wait_ok(&t, &t.c6, &format!("ping -6 -n -c 1 -W 1 {OWN6}"));
+    // The lease of the dynamic client is kept where Tayga kept its own.
+    assert_eq!(t.stop_nat64(pid), 0);
+    let leases = std::fs::read_to_string(data.join("nat64.leases")).unwrap_or_default();
+    assert!(
+        leases.contains(&format!("{CLIENT6_B} {dynamic}")),
+        "lease file: {leases}"
+    );
+}
