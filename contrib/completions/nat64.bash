@@ -469,7 +469,7 @@ _nat64() {
             return 0
             ;;
         nat64__subcmd__import__subcmd__tayga)
-            opts="-o -h --output --leases --log --help"
+            opts="-o -h --output --leases --napt --log --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -485,6 +485,10 @@ _nat64() {
                     ;;
                 --leases)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --napt)
+                    COMPREPLY=($(compgen -W "none kernel" -- "${cur}"))
                     return 0
                     ;;
                 --log)

@@ -45,8 +45,10 @@ complete -c nat64 -n "__fish_nat64_using_subcommand check" -l log -d 'Log filter
 complete -c nat64 -n "__fish_nat64_using_subcommand check" -s h -l help -d 'Print help'
 complete -c nat64 -n "__fish_nat64_using_subcommand import-tayga" -s o -l output -d 'Write the nat64.toml here instead of standard output' -r -F
 complete -c nat64 -n "__fish_nat64_using_subcommand import-tayga" -l leases -d 'Write the dynamic mappings of Tayga\'s data-dir/dynamic.map here, as a nat64 lease file (the converted state-file)' -r -F
+complete -c nat64 -n "__fish_nat64_using_subcommand import-tayga" -l napt -d 'What to convert into: `none` (stateless, as Tayga itself) or `kernel` (Tayga plus the kernel\'s NAT44 masquerade, folded in)' -r -f -a "none\t'`napt = "none"`: stateless, as Tayga itself'
+kernel\t'`napt = "kernel"`: Tayga plus the kernel\'s NAT44 masquerade'"
 complete -c nat64 -n "__fish_nat64_using_subcommand import-tayga" -l log -d 'Log filter (tracing EnvFilter syntax; RUST_LOG overrides)' -r
-complete -c nat64 -n "__fish_nat64_using_subcommand import-tayga" -s h -l help -d 'Print help'
+complete -c nat64 -n "__fish_nat64_using_subcommand import-tayga" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nat64 -n "__fish_nat64_using_subcommand replay" -s c -l config -d 'Config file, or a built-in profile name (`geomind`)' -r
 complete -c nat64 -n "__fish_nat64_using_subcommand replay" -l set -d 'Override one key of the configuration (repeatable), e.g. `--set tun.mtu=1280 --set prefix=2001:db8:64::/96`' -r
 complete -c nat64 -n "__fish_nat64_using_subcommand replay" -l until -d 'Keep the clock (timers, held SYNs) running until this many seconds after the first packet' -r
