@@ -546,10 +546,12 @@ fn kernel_mode_one_to_one_leases() {
     assert_ne!(a.src, c.src);
     let back = h.inb(&t4(Udp, v4(R2), 53, c.src, 5353), 0, S).unwrap();
     assert_eq!((back.dst, back.dst_port), (v6(C2), 5353));
-    // A static map works both ways; a v4 host may start the flow.
+    // A static map works both ways; a v4 host may start the flow (a
+    // global one: behind the Well-Known Prefix RFC 6052 §3.1 refuses
+    // 10.1.2.3, see state_siit.rs).
     let inb = h
         .inb(
-            &t4(Tcp, v4("10.1.2.3"), 40000, v4("192.0.2.100"), 22),
+            &t4(Tcp, v4("9.9.9.9"), 40000, v4("192.0.2.100"), 22),
             SYN,
             0,
         )
@@ -557,7 +559,7 @@ fn kernel_mode_one_to_one_leases() {
     assert_eq!(inb.dst, v6("2001:db8::100"));
     assert_eq!(
         inb.src,
-        nat64_core::addr::Prefix::WELL_KNOWN.embed(v4("10.1.2.3"))
+        nat64_core::addr::Prefix::WELL_KNOWN.embed(v4("9.9.9.9"))
     );
     let out = h.out(&t6(Udp, "2001:db8::100", 1, R1, 2), 0, 0).unwrap();
     assert_eq!(out.src, v4("192.0.2.100"));
