@@ -519,7 +519,8 @@ impl Run {
         self.buf.fill(0);
         self.buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(pkt);
         let w = &mut self.workers[worker as usize & 1];
-        let v = w.process(&mut self.buf, HEADROOM, pkt.len(), Timestamp(self.now));
+        let nat64_core::state::Processed { verdict: v, owner } =
+            w.process(&mut self.buf, HEADROOM, pkt.len(), Timestamp(self.now));
         if let Verdict::Forward { start, len, .. } = v {
             let out = self
                 .buf
@@ -544,8 +545,8 @@ impl Run {
                     "Forward of {len} bytes whose header says {declared}"
                 ));
             }
-            if w.flow_owner().is_some_and(|o| o >= 2) {
-                return Err(format!("flow owner {:?} of 2 queues", w.flow_owner()));
+            if owner.is_some_and(|o| o >= 2) {
+                return Err(format!("flow owner {owner:?} of 2 queues"));
             }
             if self.emitted.len() >= 64 {
                 self.emitted.remove(0);

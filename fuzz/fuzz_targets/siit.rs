@@ -123,7 +123,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(pkt);
         common::fix_checksums(&mut buf[HEADROOM..], knobs);
         let orig = buf[HEADROOM..HEADROOM + pkt.len()].to_vec();
-        let v = w.process(&mut buf, HEADROOM, pkt.len(), Timestamp(round * 1000));
+        let v = w
+            .process(&mut buf, HEADROOM, pkt.len(), Timestamp(round * 1000))
+            .verdict;
         check(v, &buf, &orig, &mut scratch);
         if let Err(v) = invariants::check(&e) {
             panic!("invariants after round {round}: {v}");

@@ -196,7 +196,7 @@ impl FromStr for Prefix {
 
 /// The IPv4 blocks RFC 6052 §3.1 forbids behind the Well-Known Prefix
 /// (RFC 1918 and the special-purpose blocks of RFC 5735 §3 / RFC 6890), as
-/// (network, prefix length). See SPEC §2.
+/// (network, prefix length).
 pub const NON_GLOBAL_V4: &[([u8; 4], u8)] = &[
     ([0, 0, 0, 0], 8),
     ([10, 0, 0, 0], 8),

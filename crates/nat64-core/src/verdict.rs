@@ -45,7 +45,8 @@ pub enum DropReason {
     /// IPv4 packet carries an unexpired source route option (RFC 7915 §4.1).
     SourceRoute,
     /// An IPv6 source inside the translation prefix: spoofed, or a packet of
-    /// ours looping back into the translator (SPEC §5a loop guard).
+    /// ours looping back into the translator (the loop guard,
+    /// `state::pipeline::loop_guard`; docs/operator.md §7).
     SourceInPrefix,
     /// An IPv4 source that is one of the translator's own pool / inner-pool
     /// / static-map addresses, arriving from outside (loop guard).

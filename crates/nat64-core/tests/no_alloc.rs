@@ -1,5 +1,4 @@
-//! SPEC §7: "no lock, allocation or syscall per packet beyond the TUN
-//! read/write on the established-flow path" and `xlat` ("Nothing here
+//! ADR 0001 ("No heap allocation per packet") and `xlat` ("Nothing here
 //! allocates"). A counting global allocator proves that translating a
 //! packet each way allocates nothing.
 //!

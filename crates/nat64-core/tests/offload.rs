@@ -1,4 +1,4 @@
-//! TUN offload semantics (SPEC §7, ADR 0004): GSO super-packets are
+//! TUN offload semantics (ADR 0004): GSO super-packets are
 //! translated whole, judged by their segment size, and partial checksums
 //! (virtio-net `NEEDS_CSUM`) are adjusted for the pseudo-header only.
 //! Fixtures and the expected checksums come from etherparse.

@@ -297,7 +297,7 @@ fn rfc7915_4_1_bad_ipv4_header_checksum_dropped() {
     assert_eq!(four(&pkt), Out::Drop(DropReason::BadIpv4Checksum));
 }
 
-/// SPEC §4 / RFC 7915 §4.6 ("addressed to an IPv4 destination representing
+/// RFC 7915 §4.6 ("addressed to an IPv4 destination representing
 /// a host in the IPv6 domain"): multicast, broadcast, loopback and
 /// unspecified addresses are not translated and never answered. They are
 /// counted as `out_of_scope_v4` (RFC 1812 §5.3.7; the full range rule is
@@ -910,7 +910,7 @@ fn rfc7915_4_5_udp_zero_checksum_fragment_dropped() {
     assert_eq!(out.reason(), Some(DropReason::UdpZeroChecksumFragment));
 }
 
-/// SPEC §3 `udp-zero-checksum = "forward"`: forwarded with checksum 0.
+/// RFC 7915 §4.5 with `udp-zero-checksum = "forward"`: forwarded with checksum 0.
 #[test]
 fn rfc7915_4_5_udp_zero_checksum_forward_mode() {
     let cfg = Config {

@@ -455,7 +455,7 @@ fn rfc6946_4_atomic_fragment_icmpv6_translated_whole() {
     assert_icmp4(rest);
 }
 
-/// SPEC §4 / RFC 7915 §5.6 ("addressed to an IPv6 address representing a
+/// RFC 7915 §5.6 ("addressed to an IPv6 address representing a
 /// host in the IPv4 domain"): link-local and multicast traffic the kernel
 /// sends into the TUN is not for translation: dropped silently, never
 /// answered.

@@ -94,7 +94,7 @@ fn addrs(p: &[u8]) -> Addrs {
 
 fn run(w: &mut Worker, pkt: Vec<u8>, now: u64) -> Result<Addrs, Verdict> {
     let (mut buf, s, l) = framed(pkt);
-    match w.process(&mut buf, s, l, Timestamp(now)) {
+    match w.process(&mut buf, s, l, Timestamp(now)).verdict {
         Verdict::Forward { start, len, .. } => Ok(addrs(&buf[start..start + len])),
         v => Err(v),
     }
@@ -201,7 +201,7 @@ fn e2e_kernel_mode_translates_addresses_only() {
     );
 }
 
-/// SPEC §5a loop guard (issue 11 #1): the spoofed packet
+/// The loop guard (`state::pipeline::loop_guard`, issue 11 #1): the spoofed packet
 /// `IPv6(src=PREFIX::c633:6402, dst=PREFIX::c633:6402)/UDP(7→7)` used to be
 /// translated, and with an echo service on the IPv4 side it circulated
 /// forever. An IPv6 source inside the prefix is dropped, in both modes.
@@ -223,7 +223,7 @@ fn spec_5a_ipv6_source_inside_prefix_dropped() {
     }
 }
 
-/// SPEC §5a loop guard: an IPv4 packet from outside whose source is one of
+/// The loop guard (`state::pipeline::loop_guard`): an IPv4 packet from outside whose source is one of
 /// the translator's own addresses (daemon pool; kernel inner pool) is
 /// dropped; hairpinning between own addresses still works (it never
 /// crosses the TUN).
@@ -329,7 +329,8 @@ fn rfc7915_5_5_gre_through_kernel_mode_lease_dropped_by_daemon() {
     let e = Engine::new(kernel_cfg(("100.64.0.0", 16), &[])).unwrap();
     let mut w = e.worker();
     let (mut buf, s, l) = framed(proto6(v6("2001:db8::1"), wkp("8.8.8.8"), 47, body));
-    let Verdict::Forward { start, len, .. } = w.process(&mut buf, s, l, Timestamp(0)) else {
+    let Verdict::Forward { start, len, .. } = w.process(&mut buf, s, l, Timestamp(0)).verdict
+    else {
         panic!("GRE not translated in kernel mode");
     };
     let (ip, rest) = etherparse::Ipv4Header::from_slice(&buf[start..start + len]).unwrap();
@@ -340,7 +341,8 @@ fn rfc7915_5_5_gre_through_kernel_mode_lease_dropped_by_daemon() {
     assert_eq!(e.counts().kernel_leases, 1);
     // The answer comes back through the lease.
     let (mut buf, s, l) = framed(proto4(v4("8.8.8.8"), inner, 47, body));
-    let Verdict::Forward { start, len, .. } = w.process(&mut buf, s, l, Timestamp(1)) else {
+    let Verdict::Forward { start, len, .. } = w.process(&mut buf, s, l, Timestamp(1)).verdict
+    else {
         panic!("GRE answer not translated");
     };
     let (ip6, rest) = etherparse::Ipv6Header::from_slice(&buf[start..start + len]).unwrap();
@@ -352,7 +354,7 @@ fn rfc7915_5_5_gre_through_kernel_mode_lease_dropped_by_daemon() {
     let mut w = e.worker();
     let (mut buf, s, l) = framed(proto6(v6("2001:db8::1"), wkp("8.8.8.8"), 47, body));
     assert_eq!(
-        w.process(&mut buf, s, l, Timestamp(0)),
+        w.process(&mut buf, s, l, Timestamp(0)).verdict,
         Verdict::Drop(nat64_core::DropReason::UnsupportedProtocol)
     );
 }
@@ -371,7 +373,8 @@ fn rfc6146_3_8_hairpin_decrements_hop_limit_once() {
     let e = Engine::new(cfg).unwrap();
     let mut w = e.worker();
     let (mut buf, s, l) = framed(udp6(v6("2001:db8::1"), 5000, wkp("192.0.2.1"), 80));
-    let Verdict::Forward { start, len, .. } = w.process(&mut buf, s, l, Timestamp(0)) else {
+    let Verdict::Forward { start, len, .. } = w.process(&mut buf, s, l, Timestamp(0)).verdict
+    else {
         panic!("not forwarded")
     };
     let out = SlicedPacket::from_ip(&buf[start..start + len]).unwrap();
@@ -400,4 +403,44 @@ fn rfc6146_3_8_hairpinned_syn_without_binding_is_held() {
     assert_eq!(e.counts().held_syns, 1);
     let st = e.sweep(Timestamp(6000));
     assert_eq!(st.icmp_answers.len(), 1);
+}
+
+/// ADR 0005: with `flow_queues` set, sessions get owner queues round-robin
+/// at creation, and every later packet of the flow, either direction,
+/// reports the same owner in its `Processed`; without it there is one
+/// queue (owner 0).
+#[test]
+fn sessions_get_owner_queues_round_robin() {
+    let owner = |w: &mut Worker, pkt: Vec<u8>| {
+        let (mut buf, s, l) = framed(pkt);
+        let p = w.process(&mut buf, s, l, Timestamp(0));
+        assert!(matches!(p.verdict, Verdict::Forward { .. }), "{p:?}");
+        p.owner
+    };
+    let mut cfg = daemon_cfg(&[("192.0.2.1", 32)]);
+    cfg.flow_queues = 3;
+    let e = Engine::new(cfg).unwrap();
+    let mut w = e.worker();
+    let c1 = v6("2001:db8::1");
+    let owners: Vec<_> = (40000..40005)
+        .map(|p| owner(&mut w, udp6(c1, p, wkp("8.8.8.8"), 53)))
+        .collect();
+    assert_eq!(owners, [Some(0), Some(1), Some(2), Some(0), Some(1)]);
+    assert_eq!(owner(&mut w, udp6(c1, 40002, wkp("8.8.8.8"), 53)), Some(2));
+    assert_eq!(
+        owner(&mut w, udp4(v4("8.8.8.8"), 53, v4("192.0.2.1"), 40002)),
+        Some(2),
+        "the reply reports the same owner"
+    );
+    let e = Engine::new(daemon_cfg(&[("192.0.2.1", 32)])).unwrap();
+    let mut w = e.worker();
+    owner(&mut w, udp6(c1, 40000, wkp("8.8.8.8"), 53));
+    assert_eq!(
+        owner(&mut w, udp6(c1, 40001, wkp("8.8.8.8"), 53)),
+        Some(0),
+        "one queue by default"
+    );
+    // A drop reaches no session.
+    let (mut buf, s, l) = framed(udp4(v4("8.8.4.4"), 53, v4("192.0.2.1"), 1));
+    assert_eq!(w.process(&mut buf, s, l, Timestamp(0)).owner, None);
 }

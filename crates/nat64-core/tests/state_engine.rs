@@ -638,34 +638,6 @@ fn engine_is_send_sync_and_worker_send() {
     s::<Worker>();
 }
 
-/// ADR 0005: with `flow_queues` set, sessions get owner queues round-robin
-/// at creation, and every later packet of the flow, either direction,
-/// reports the same owner; without it there is one queue (owner 0).
-#[test]
-fn sessions_get_owner_queues_round_robin() {
-    let mut cfg = daemon_cfg(&[("192.0.2.1", 32)]);
-    cfg.flow_queues = 3;
-    let mut h = H::new(cfg);
-    let mut owners = Vec::new();
-    for port in 40000..40005 {
-        h.out(&t6(Udp, C1, port, R1, 53), 0, 0).unwrap();
-        owners.push(h.w.flow_owner());
-    }
-    assert_eq!(owners, [Some(0), Some(1), Some(2), Some(0), Some(1)]);
-    let out = h.out(&t6(Udp, C1, 40002, R1, 53), 0, S).unwrap();
-    assert_eq!(h.w.flow_owner(), Some(2));
-    h.inb(&out.reversed(), 0, 2 * S).unwrap();
-    assert_eq!(
-        h.w.flow_owner(),
-        Some(2),
-        "the reply reports the same owner"
-    );
-    let mut h = one_addr();
-    h.out(&t6(Udp, C1, 40000, R1, 53), 0, 0).unwrap();
-    h.out(&t6(Udp, C1, 40001, R1, 53), 0, 0).unwrap();
-    assert_eq!(h.w.flow_owner(), Some(0), "one queue by default");
-}
-
 /// Issue 11 #9: with `client-prefix-len = 128`, sources spoofed from one
 /// /64 used to fill the whole table. The site guard (a /64 by default)
 /// caps one site, and near full a site holding more than its fair share

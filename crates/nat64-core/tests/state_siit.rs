@@ -154,7 +154,9 @@ fn siit_own_addresses_answer_echo_and_refuse_udp() {
             .write(&mut pkt, b"x")
             .unwrap();
         let mut buf = placed(&pkt);
-        let v = w.process(&mut buf, HEADROOM, pkt.len(), Timestamp(0));
+        let v = w
+            .process(&mut buf, HEADROOM, pkt.len(), Timestamp(0))
+            .verdict;
         let Verdict::Forward { start, len, .. } = v else {
             panic!("{me}: {v:?}")
         };
@@ -174,7 +176,8 @@ fn siit_own_addresses_answer_echo_and_refuse_udp() {
         .unwrap();
     let mut buf = placed(&pkt);
     assert_eq!(
-        w.process(&mut buf, HEADROOM, pkt.len(), Timestamp(0)),
+        w.process(&mut buf, HEADROOM, pkt.len(), Timestamp(0))
+            .verdict,
         Verdict::Icmp {
             error: IcmpError::DestUnreachableV4 { code: 3 },
             reason: DropReason::ToOwnAddress
@@ -332,7 +335,9 @@ fn rfc7757_4_2_2_intrinsic_hairpinning_appendix_b() {
             .write(&mut pkt, b"eam")
             .unwrap();
         let mut buf = placed(&pkt);
-        let v = w.process(&mut buf, HEADROOM, pkt.len(), Timestamp(0));
+        let v = w
+            .process(&mut buf, HEADROOM, pkt.len(), Timestamp(0))
+            .verdict;
         let Verdict::Forward { start, len, .. } = v else {
             panic!("{v:?}")
         };

@@ -10,7 +10,6 @@ use nat64_core::state::{
     StaticBinding, SweepStats, Timeouts,
 };
 use nat64_core::time::Timestamp;
-use nat64_core::verdict::Verdict;
 use nat64_core::xlat;
 use std::time::Duration;
 
@@ -279,12 +278,7 @@ impl Processor for Worker {
         len: usize,
         now: Timestamp,
         off: nat64_core::xlat::Offload,
-    ) -> Verdict {
+    ) -> state::Processed {
         self.inner.process_offload(buf, start, len, now, off)
-    }
-
-    #[inline]
-    fn flow_queue(&self) -> Option<usize> {
-        self.inner.flow_owner().map(usize::from)
     }
 }

@@ -474,13 +474,16 @@ impl Replayer {
             }
         }
         let version = ip.first().map_or(0, |b| b >> 4);
-        let verdict = self.worker.process(
-            &mut self.buf,
-            HEADROOM,
-            n,
-            now,
-            nat64_core::xlat::Offload::NONE,
-        );
+        let verdict = self
+            .worker
+            .process(
+                &mut self.buf,
+                HEADROOM,
+                n,
+                now,
+                nat64_core::xlat::Offload::NONE,
+            )
+            .verdict;
         match verdict {
             Verdict::Forward {
                 start,

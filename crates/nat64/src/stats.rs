@@ -36,6 +36,12 @@ impl Class {
     /// Classifies an IP packet from its first header only (no extension
     /// header walk: IPv6 packets with extension headers, fragments among
     /// them, count as `other`).
+    /// True for packets read as IPv6.
+    #[inline]
+    pub fn is_from_v6(self) -> bool {
+        usize::from(self.0) / PROTOS.len() == 0
+    }
+
     #[inline]
     pub fn of(pkt: &[u8]) -> Class {
         let (dir, proto) = match pkt.first().map(|b| b >> 4) {
@@ -96,6 +102,8 @@ pub struct Stats {
     /// Translator-originated ICMP errors sent / suppressed by the limiter.
     pub icmp_sent: AtomicU64,
     pub icmp_rate_limited: AtomicU64,
+    /// Echo requests to the translator's own addresses answered (SIIT).
+    pub echo_answered: AtomicU64,
     /// ICMP errors that could not be built (e.g. quoting a non-IP packet).
     pub icmp_build_failed: AtomicU64,
     /// GSO super-packets read from the TUN (offload on; ADR 0004).
@@ -126,6 +134,7 @@ impl Default for Stats {
             reassembled: AtomicU64::new(0),
             icmp_sent: AtomicU64::new(0),
             icmp_rate_limited: AtomicU64::new(0),
+            echo_answered: AtomicU64::new(0),
             icmp_build_failed: AtomicU64::new(0),
             rx_gso: AtomicU64::new(0),
             steered: AtomicU64::new(0),
@@ -159,6 +168,19 @@ impl Stats {
     pub fn count_translated(&self, c: Class) {
         self.translated[c.index()].fetch_add(1, Relaxed);
     }
+    /// A forwarded packet `out` of input class `c`: a translation when the
+    /// IP version changed; otherwise the translator answered it itself (an
+    /// echo reply from one of its own addresses, SIIT mode): `echo_answered`,
+    /// not a translation.
+    #[inline]
+    pub fn count_forwarded(&self, c: Class, out: &[u8]) {
+        let out6 = out.first().map(|b| b >> 4) == Some(6);
+        if c.is_from_v6() != out6 {
+            self.count_translated(c);
+        } else {
+            self.echo_answered.fetch_add(1, Relaxed);
+        }
+    }
     #[inline]
     pub fn inc(c: &AtomicU64) {
         c.fetch_add(1, Relaxed);
@@ -183,6 +205,7 @@ pub struct Totals {
     pub reassembled: u64,
     pub icmp_sent: u64,
     pub icmp_rate_limited: u64,
+    pub echo_answered: u64,
     pub icmp_build_failed: u64,
     pub tun_read_errors: u64,
     pub tun_write_errors: u64,
@@ -227,6 +250,7 @@ impl Totals {
             reassembled: s(|w| &w.reassembled),
             icmp_sent: s(|w| &w.icmp_sent),
             icmp_rate_limited: s(|w| &w.icmp_rate_limited),
+            echo_answered: s(|w| &w.echo_answered),
             icmp_build_failed: s(|w| &w.icmp_build_failed),
             tun_read_errors: s(|w| &w.tun_read_errors),
             tun_write_errors: s(|w| &w.tun_write_errors),
@@ -249,8 +273,8 @@ impl Totals {
         let mut s = format!(
             "rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} translated_6to4={} \
              translated_4to6={} fragments_out={} fragments_held={} reassembled={} icmp_sent={} \
-             icmp_rate_limited={} icmp_build_failed={} tun_read_errors={} tun_write_errors={} \
-             drops_total={}",
+             icmp_rate_limited={} icmp_build_failed={} echo_answered={} tun_read_errors={} \
+             tun_write_errors={} drops_total={}",
             self.rx_packets,
             self.rx_bytes,
             self.tx_packets,
@@ -263,6 +287,7 @@ impl Totals {
             self.icmp_sent,
             self.icmp_rate_limited,
             self.icmp_build_failed,
+            self.echo_answered,
             self.tun_read_errors,
             self.tun_write_errors,
             self.drops_total()

@@ -213,6 +213,7 @@ fn siit_ping_curl_both_ways_and_own_addresses() {
             t.log(log).contains("listening on")
         });
     }
+    let before = t.stats(pid);
     for own in [GATEWAY4_V6, OWN6] {
         let out = t.ok(
             &t.c6,
@@ -221,6 +222,18 @@ fn siit_ping_curl_both_ways_and_own_addresses() {
         assert_eq!(received(&out), 3, "{own}: {out}\n{}", t.nat64_log_tail());
         assert!(out.contains(&format!("bytes from {own}:")), "{out}");
     }
+    // Answered, not translated.
+    let after = t.stats(pid);
+    assert_eq!(
+        counter(&after, "echo_answered") - counter(&before, "echo_answered"),
+        6,
+        "{after:?}"
+    );
+    assert_eq!(
+        counter(&after, "translated_6to4"),
+        counter(&before, "translated_6to4"),
+        "{after:?}"
+    );
     std::thread::sleep(Duration::from_millis(300));
     for d in dumps {
         t.signal(d, libc::SIGTERM);

@@ -1,4 +1,4 @@
-//! The fragment cache (RFC 6146 §3.4, SPEC §4): a non-first fragment has no
+//! The fragment cache (RFC 6146 §3.4, §3.5 on fragments): a non-first fragment has no
 //! transport header, so the ports its first fragment carried are remembered
 //! under (source, destination, protocol, identification) for a short time.
 //!

@@ -1,4 +1,4 @@
-//! The `kernel` NAPT backend's address pool (SPEC §5): each IPv6 source gets
+//! The `kernel` NAPT backend's address pool (docs/operator.md §2.2): each IPv6 source gets
 //! one inner IPv4 address from `inner-pool`; the host kernel's MASQUERADE
 //! does the ports. Allocation starts at a slot derived from the IPv6
 //! address (a fixed hash, not seeded per process), so a client tends to get

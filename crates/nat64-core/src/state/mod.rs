@@ -87,7 +87,7 @@ impl Default for Timeouts {
     }
 }
 
-/// Session limits (SPEC §4: DoS guard). A client is the IPv6 source address
+/// Session limits (RFC 6146 §5: a DoS guard). A client is the IPv6 source address
 /// masked to `client_prefix_len` bits; a site is the coarser
 /// `site_prefix_len` (a /64 by default: one subnet, one household, one
 /// overlay node), so that sources spoofed from one /64 cannot fill the
@@ -124,7 +124,7 @@ pub(crate) fn near_full(total: usize, max: usize) -> bool {
     total >= max - max / 8
 }
 
-/// The `daemon` NAPT pool (SPEC §4).
+/// The `daemon` NAPT pool (RFC 6146 §3.5.1; docs/operator.md §2.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
     pub prefixes: Vec<(Ipv4Addr, u8)>,
@@ -148,7 +148,7 @@ impl Default for PoolConfig {
     }
 }
 
-/// The `kernel` NAPT backend (SPEC §5).
+/// The `kernel` NAPT backend (docs/operator.md §2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelConfig {
     pub inner_pool: (Ipv4Addr, u8),
@@ -237,7 +237,7 @@ pub struct EngineConfig {
     /// roles, as Tayga's `ipv4-addr` inside its `dynamic-pool`.
     pub gateway_v4: Option<Ipv4Addr>,
     /// Data-plane queues to spread sessions over: each new session gets an
-    /// owner queue, round-robin, that [`Worker::flow_owner`] reports for
+    /// owner queue, round-robin, that [`Processed::owner`] reports for
     /// its packets (0 or 1: no placement).
     pub flow_queues: u8,
 }
@@ -1724,7 +1724,7 @@ impl Worker {
         start: usize,
         len: usize,
         now: Timestamp,
-    ) -> crate::Verdict {
+    ) -> Processed {
         self.process_offload(buf, start, len, now, xlat::Offload::NONE)
     }
 
@@ -1737,8 +1737,7 @@ impl Worker {
         len: usize,
         now: Timestamp,
         off: xlat::Offload,
-    ) -> crate::Verdict {
-        self.m.owner.set(pipeline::NO_OWNER);
+    ) -> Processed {
         pipeline::process(&mut self.m, &self.cfg, buf, start, len, now, off)
     }
 
@@ -1752,16 +1751,20 @@ impl Worker {
     pub fn set_now(&mut self, now: Timestamp) {
         self.m.now = now.0;
     }
+}
 
-    /// The owner queue of the session the last processed packet belonged
-    /// to (daemon mode; `EngineConfig::flow_queues`): the data plane writes
-    /// it through that queue so that the kernel steers the flow there
-    /// (ADR 0005). None for packets without a session (kernel mode, ICMP
-    /// errors, drops).
-    pub fn flow_owner(&self) -> Option<u8> {
-        let o = self.m.owner.get();
-        (o != pipeline::NO_OWNER).then_some(o)
-    }
+/// What [`Worker::process`] did with one packet: everything the data plane
+/// needs, returned with the call rather than read afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Processed {
+    /// Forward, answer with an ICMP error, or drop (RFC 7915, RFC 6146).
+    pub verdict: crate::Verdict,
+    /// The owner queue of the session the packet belongs to (daemon mode;
+    /// `EngineConfig::flow_queues`): the data plane writes a forwarded
+    /// packet through that queue so that the kernel steers the flow there
+    /// (ADR 0005). None for packets that reached no session (kernel and
+    /// SIIT modes, the translator's own addresses, most drops).
+    pub owner: Option<u8>,
 }
 
 /// Every protocol the tables know.

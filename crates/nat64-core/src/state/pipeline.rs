@@ -9,10 +9,13 @@
 //!    BIB entry and session, apply filtering, the TCP state machine and the
 //!    timers. The kernel-mode equivalent is the lease lookup.
 //! 3. [`compute_outgoing_tuple_4`] / [`compute_outgoing_tuple_6`] — §3.6.
-//! 4. Translation — §3.7: RFC 7915 in [`crate::xlat`], which calls steps
-//!    1–3 through the [`Mapper`] trait.
+//! 4. Translation — §3.7: RFC 7915 in [`crate::xlat`], which classifies
+//!    the packet read-only (the incoming tuple), calls steps 1–3 through
+//!    the [`Mapper`] trait, then rewrites the packet once, in place.
 //! 5. [`process`] — §3.8 hairpinning: an IPv6 packet whose destination is
-//!    one of our own IPv4 addresses is translated back to IPv6 in place.
+//!    one of our own IPv4 addresses is translated back to IPv6 in place;
+//!    §3.5.2.2: a refused IPv4 SYN is held ([`hold_if_syn`]). It returns a
+//!    [`Processed`]: the verdict and the owner queue of the session.
 //!
 //! Steps 1–3 take no lock for an established flow: the index is read
 //! through a wait-free handle and the session's deadline and TCP state are
@@ -24,12 +27,13 @@ use super::frag_cache::FragKey;
 use super::table::{Binding, Index, Lease, Session};
 use super::tcp_fsm::{self, Dir, Lifetime, TcpState};
 use super::{
-    client_key, Control, Filtering, Mode, Shared, Tuple4Key, MAX_HELD_SYNS, T_EST, T_FRAG, T_ICMP,
-    T_TRANS, T_UDP,
+    client_key, Control, Filtering, Mode, Processed, Shared, Tuple4Key, MAX_HELD_SYNS, T_EST,
+    T_FRAG, T_ICMP, T_TRANS, T_UDP,
 };
 use crate::eam::EamTable;
 use crate::time::Timestamp;
 use crate::verdict::{DropReason, Verdict};
+use crate::wire::{ipv4, ipv6};
 use crate::xlat::{self, FlowMeta, L4Proto, Mapper, Role, Tuple, Tuple4, Tuple6};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -41,18 +45,14 @@ pub(crate) struct EngineMapper {
     pub(crate) sh: Arc<Shared>,
     rh: left_right::ReadHandle<Index>,
     pub(crate) now: u64,
-    /// Set when an IPv4 SYN was refused and should be held (§3.5.2.2).
-    held: Option<Tuple4Key>,
-    /// Owner queue of the session of the packet being processed
-    /// ([`NO_OWNER`]: none).
-    pub(crate) owner: core::cell::Cell<u8>,
+    /// Owner queue of the session the packet being processed reached (ADR
+    /// 0005), set by §3.5 and returned by [`process`] in its
+    /// [`Processed`]; never read from outside the call.
+    owner: core::cell::Cell<Option<u8>>,
     /// SIIT: the packet is being hairpinned (RFC 7757 §4.2.2), so its
     /// IPv4 source is translated by RFC 6052 alone (§4.2.1 rule 1).
     hairpin_simple: bool,
 }
-
-/// [`EngineMapper::owner`] when the packet has no session.
-pub(crate) const NO_OWNER: u8 = u8::MAX;
 
 /// RFC 6146 §3.5.4 / §3.4: for ICMP queries the identifier is the port on
 /// each side; the remote has none.
@@ -206,7 +206,8 @@ fn remember_first_fragment(
     }
 }
 
-/// Refuses a new session over the global or per-client limit (SPEC §4).
+/// Refuses a new session over the global or per-client limit (RFC 6146 §5
+/// "Security Considerations": a DoS guard; [`super::Limits`]).
 fn check_limits(c: &mut Control, v6: &Ipv6Addr) -> Result<(), DropReason> {
     if c.total_sessions >= c.limits.max_sessions {
         c.session_limit_hits += 1;
@@ -238,9 +239,8 @@ impl EngineMapper {
             sh,
             rh,
             now: 0,
-            held: None,
             hairpin_simple: false,
-            owner: core::cell::Cell::new(NO_OWNER),
+            owner: core::cell::Cell::new(None),
         }
     }
 
@@ -295,7 +295,7 @@ impl EngineMapper {
         if let Some(g) = self.rh.enter() {
             if let Some(s) = g.session6(t.proto, &t.src, t.src_port, dst4, rp) {
                 if meta.role == Role::IcmpErrorInner || self.update(s, Dir::V6, meta.tcp_flags) {
-                    self.owner.set(s.owner);
+                    self.owner.set(Some(s.owner));
                     return Ok(compute_outgoing_tuple_4(s, t, dst4));
                 }
             }
@@ -345,7 +345,7 @@ impl EngineMapper {
                 c.publish();
             }
             return if self.update(&s, Dir::V6, meta.tcp_flags) {
-                self.owner.set(s.owner);
+                self.owner.set(Some(s.owner));
                 Ok(compute_outgoing_tuple_4(&s, t, dst4))
             } else {
                 Err(DropReason::NoMapping)
@@ -393,7 +393,7 @@ impl EngineMapper {
             }
         };
         let s = c.add_session(&b, dst4, rp, state, self.lifetime(t.proto));
-        self.owner.set(s.owner);
+        self.owner.set(Some(s.owner));
         c.publish_batched();
         Ok(compute_outgoing_tuple_4(&s, t, dst4))
     }
@@ -408,7 +408,7 @@ impl EngineMapper {
         if let Some(g) = self.rh.enter() {
             if let Some(s) = g.session4(t.proto, t.dst, t.dst_port, t.src, rp) {
                 if meta.role == Role::IcmpErrorInner || self.update(s, Dir::V4, meta.tcp_flags) {
-                    self.owner.set(s.owner);
+                    self.owner.set(Some(s.owner));
                     return Ok(compute_outgoing_tuple_6(
                         &self.sh, s.proto, s.v6, s.v6_port, t,
                     ));
@@ -443,11 +443,6 @@ impl EngineMapper {
     /// §3.5.1 / §3.5.2.2: a packet from IPv4 with no session. Needs a BIB
     /// entry and the filter's consent.
     fn new_flow_4(&mut self, t: &Tuple4, rp: u16, meta: &FlowMeta) -> Result<Tuple6, DropReason> {
-        // Only SYNs to our own addresses are worth holding (§3.5.2.2).
-        let syn = t.proto == L4Proto::Tcp
-            && meta.tcp_flags & tcp_fsm::SYN != 0
-            && meta.role == Role::Outer
-            && self.sh.is_local_v4(t.dst);
         let mut c = self.sh.lock_fast();
         c.last_now = c.last_now.max(self.now);
         let existing = c.find(|v| v.session4(t.proto, t.dst, t.dst_port, t.src, rp));
@@ -456,7 +451,7 @@ impl EngineMapper {
                 c.publish();
             }
             return if self.update(&s, Dir::V4, meta.tcp_flags) {
-                self.owner.set(s.owner);
+                self.owner.set(Some(s.owner));
                 Ok(compute_outgoing_tuple_6(
                     &self.sh, s.proto, s.v6, s.v6_port, t,
                 ))
@@ -464,14 +459,10 @@ impl EngineMapper {
                 Err(DropReason::NoMapping)
             };
         }
-        let hold = (t.src, t.src_port, t.dst, t.dst_port);
         let binding = c.find(|v| v.binding4(t.proto, t.dst, t.dst_port));
         let Some((b, _)) = binding else {
             // §3.5.2.2: an IPv4 SYN without a BIB entry is held 6 s for a
-            // simultaneous open, then answered with Port Unreachable.
-            if syn {
-                self.held = Some(hold);
-            }
+            // simultaneous open ([`syn_to_hold`], after the call).
             return Err(DropReason::NoBinding);
         };
         // §3.5.1 / RFC 4787 §5: address-dependent filtering lets in only
@@ -485,9 +476,6 @@ impl EngineMapper {
                 u32::from(t.src),
             ))
         {
-            if syn {
-                self.held = Some(hold);
-            }
             return Err(DropReason::FilteredByAddress);
         }
         let state = match t.proto {
@@ -505,7 +493,7 @@ impl EngineMapper {
         }
         check_limits(&mut c, &b.v6)?;
         let s = c.add_session(&b, t.src, rp, state, self.lifetime(t.proto));
-        self.owner.set(s.owner);
+        self.owner.set(Some(s.owner));
         c.publish_batched();
         Ok(compute_outgoing_tuple_6(
             &self.sh, s.proto, s.v6, s.v6_port, t,
@@ -878,10 +866,15 @@ impl Mapper for EngineMapper {
     }
 }
 
-/// One packet through the whole pipeline, with RFC 6146 §3.8 hairpinning:
-/// after IPv6 → IPv4, a destination that is our own IPv4 address is
-/// translated straight back to IPv6 (in place, no second trip through the
-/// TUN), as if the IPv4 packet had arrived from outside.
+/// One packet through the whole pipeline, in Jool's order (`core.c`):
+/// the loop guard and the translator's own addresses, then RFC 7915 §3.7
+/// translation with the mode's mapping (§3.4–§3.6) behind the [`Mapper`]
+/// seam, then RFC 6146 §3.8 hairpinning: after IPv6 → IPv4, a destination
+/// that is our own IPv4 address is translated straight back to IPv6 (in
+/// place, no second trip through the TUN), as if the IPv4 packet had
+/// arrived from outside. A refused IPv4 SYN is held here (§3.5.2.2,
+/// [`syn_to_hold`]). The result carries all the data plane needs: the
+/// verdict and the owner queue of the packet's session.
 pub(crate) fn process(
     m: &mut EngineMapper,
     cfg: &xlat::Config,
@@ -890,9 +883,25 @@ pub(crate) fn process(
     len: usize,
     now: Timestamp,
     off: xlat::Offload,
-) -> Verdict {
+) -> Processed {
     m.now = now.0;
-    m.held = None;
+    m.owner.set(None);
+    let verdict = process_verdict(m, cfg, buf, start, len, now, off);
+    Processed {
+        verdict,
+        owner: m.owner.get(),
+    }
+}
+
+fn process_verdict(
+    m: &mut EngineMapper,
+    cfg: &xlat::Config,
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    now: Timestamp,
+    off: xlat::Offload,
+) -> Verdict {
     let from6 = buf.get(start).map(|b| b >> 4) == Some(6);
     if let Err(r) = loop_guard(&m.sh, buf.get(start..start.saturating_add(len)), from6) {
         return Verdict::Drop(r);
@@ -907,9 +916,9 @@ pub(crate) fn process(
     // RFC 7757 §4.2.2 needs to know how the IPv6 destination translated.
     let dst6 = match (&m.sh.mode, from6) {
         (Mode::Siit { clat: false, .. }, true) => buf
-            .get(start + 24..start + 40)
-            .and_then(|d| <[u8; 16]>::try_from(d).ok())
-            .map(Ipv6Addr::from),
+            .get(start..start.saturating_add(len))
+            .and_then(|p| ipv6::Packet::new_checked(p).ok())
+            .map(|ip| ip.dst_addr()),
         _ => None,
     };
     let v = xlat::translate_offload(buf, start, len, cfg, m, off);
@@ -918,14 +927,12 @@ pub(crate) fn process(
             start: s, len: l, ..
         } if from6 => {
             let dst = buf
-                .get(s + 16..s + 20)
-                .and_then(|d| <[u8; 4]>::try_from(d).ok())
-                .map(Ipv4Addr::from);
+                .get(s..s + l)
+                .and_then(|p| ipv4::Packet::new_checked(p).ok())
+                .map(|ip| ip.dst_addr());
             match dst {
-                Some(d) if l >= 20 && buf[s] >> 4 == 4 && m.sh.is_local_v4(d) => {
-                    hairpin(m, cfg, buf, s, l, now, off)
-                }
-                Some(d) if l >= 20 && eam_hairpin(&m.sh, dst6, d, &buf[s..s + l]) => {
+                Some(d) if m.sh.is_local_v4(d) => hairpin(m, cfg, buf, s, l, now, off),
+                Some(d) if eam_hairpin(&m.sh, dst6, d, &buf[s..s + l]) => {
                     m.hairpin_simple = true;
                     let v = hairpin(m, cfg, buf, s, l, now, off);
                     m.hairpin_simple = false;
@@ -949,9 +956,7 @@ pub(crate) fn process(
             reason: r,
         },
         Verdict::Drop(DropReason::NoBinding | DropReason::FilteredByAddress) if !from6 => {
-            if let Some(k) = m.held.take() {
-                hold_syn(&m.sh, k, &buf[start..(start + len).min(buf.len())], now.0);
-            }
+            hold_if_syn(&m.sh, &buf[start..(start + len).min(buf.len())], now.0);
             v
         }
         _ => v,
@@ -1000,17 +1005,14 @@ fn hairpin(
         decrement_ttl: false,
         ..*cfg
     };
-    m.held = None;
     let v = xlat::four_to_six::four_to_six_offload(buf, s, l, &once, m, off);
     if let Verdict::Drop(DropReason::NoBinding | DropReason::FilteredByAddress) = v {
-        if let Some(k) = m.held.take() {
-            hold_syn(&m.sh, k, &buf[s..(s + l).min(buf.len())], now.0);
-        }
+        hold_if_syn(&m.sh, &buf[s..(s + l).min(buf.len())], now.0);
     }
     v
 }
 
-/// The loop guard (SPEC §5a): a packet read from the TUN whose *source* is
+/// The loop guard (docs/operator.md §7, issue 11 #1): a packet read from the TUN whose *source* is
 /// one of the translator's own addresses cannot come from a real host. An
 /// IPv6 source inside the prefix is what this translator writes on the
 /// IPv6 side (`prefix || IPv4`): such a packet coming back in is either
@@ -1062,6 +1064,42 @@ fn to_own_address(sh: &Shared, pkt: Option<&[u8]>, from6: bool) -> bool {
         };
         *own_v4 == Some(Ipv4Addr::from(dst))
     }
+}
+
+/// RFC 6146 §3.5.2.2: the IPv4 packet `pkt`, which §3.5 refused for want
+/// of a BIB entry (or by address-dependent filtering), is held 6 s for a
+/// simultaneous open when it is a TCP SYN to one of our own addresses in
+/// `daemon` mode; the sweep answers it with Port Unreachable if no IPv6 SYN
+/// opens the way. Read from the packet (untouched by a dropped
+/// translation), after the mapping's answer, not reported by it.
+fn hold_if_syn(sh: &Shared, pkt: &[u8], now: u64) {
+    if let Some(k) = syn_to_hold(sh, pkt) {
+        hold_syn(sh, k, pkt, now);
+    }
+}
+
+/// The key of a SYN [`hold_if_syn`] holds: (remote, remote port, own
+/// address, own port).
+fn syn_to_hold(sh: &Shared, pkt: &[u8]) -> Option<Tuple4Key> {
+    if !matches!(sh.mode, Mode::Daemon { .. }) {
+        return None;
+    }
+    let ip = ipv4::Packet::new_checked(pkt).ok()?;
+    if ip.protocol() != crate::wire::proto::TCP || ip.frag_offset() != 0 {
+        return None;
+    }
+    let tcp = ip.payload();
+    if tcp.len() < crate::wire::l4::TCP_HEADER_LEN {
+        return None;
+    }
+    let tcp = crate::wire::l4::Ports::new_unchecked(tcp);
+    let dst = ip.dst_addr();
+    (tcp.tcp_flags() & tcp_fsm::SYN != 0 && sh.is_local_v4(dst)).then_some((
+        ip.src_addr(),
+        tcp.src_port(),
+        dst,
+        tcp.dst_port(),
+    ))
 }
 
 /// Stores an unsolicited IPv4 SYN (RFC 6146 §3.5.2.2), bounded in count.

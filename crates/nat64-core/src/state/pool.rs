@@ -1,4 +1,5 @@
-//! The `daemon`-mode NAPT pool (SPEC §4): IPv4 addresses from one or more
+//! The `daemon`-mode NAPT pool (RFC 6146 §3.5.1, RFC 4787 §4; docs/operator.md
+//! §2.1): IPv4 addresses from one or more
 //! prefixes, a port (or ICMP identifier) range per protocol, pool affinity,
 //! port preservation and parity, and optional port blocks.
 //!

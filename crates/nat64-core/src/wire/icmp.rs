@@ -1,6 +1,7 @@
 //! ICMPv4 (RFC 792) and ICMPv6 (RFC 4443) headers. Both share the layout
 //! type(1) code(1) checksum(2) rest-of-header(4).
 
+use super::checksum;
 use super::ipv4::{be16, put16};
 
 pub const HEADER_LEN: usize = 8;
@@ -113,5 +114,47 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
     pub fn set_rest(&mut self, v: u32) {
         self.buffer.as_mut()[4..8].copy_from_slice(&v.to_be_bytes())
+    }
+
+    /// The one echo rewrite of a translation, for the packet itself and
+    /// for the one quoted in an ICMP error (RFC 7915 §4.2/§5.2, §4.3/§5.3):
+    /// writes type, code and identifier and adjusts the checksum (RFC 1624).
+    /// `old_sum`/`new_sum` are the pseudo-header sums before and after:
+    /// ICMPv6 covers one (RFC 4443 §2.3), ICMPv4 none, so one side is 0.
+    /// With `partial` the field holds only the pseudo-header sum (checksum
+    /// offload, ADR 0004) and only that part is adjusted. Returns the new
+    /// checksum field.
+    #[inline(always)]
+    pub fn translate_echo(
+        &mut self,
+        msg_type: u8,
+        code: u8,
+        ident: u16,
+        old_sum: u32,
+        new_sum: u32,
+        partial: bool,
+    ) -> u16 {
+        let old =
+            u32::from(u16::from_be_bytes([self.msg_type(), self.code()])) + u32::from(self.ident());
+        self.set_msg_type(msg_type);
+        self.set_code(code);
+        self.set_ident(ident);
+        let c = if partial {
+            checksum::adjust_partial(self.checksum(), old_sum, new_sum)
+        } else {
+            let new = u32::from(u16::from_be_bytes([msg_type, code])) + u32::from(ident);
+            checksum::adjust(self.checksum(), old_sum + old, new_sum + new)
+        };
+        self.set_checksum(c);
+        c
+    }
+
+    /// Computes and writes the checksum over the whole message (this view)
+    /// and the pseudo-header sum `pseudo` (0 for ICMPv4).
+    pub fn fill_checksum(&mut self, pseudo: u32) -> u16 {
+        self.set_checksum(0);
+        let c = !checksum::fold(checksum::accumulate(pseudo, self.buffer.as_ref()));
+        self.set_checksum(c);
+        c
     }
 }

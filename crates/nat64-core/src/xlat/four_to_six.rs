@@ -7,8 +7,8 @@
 use super::icmp::{self, Mapped, Rest};
 use super::{check_v4_scope, Config, FlowMeta, FragMeta, L4Proto, Mapper, Offload, Role, Tuple};
 use crate::verdict::{DropReason, IcmpError, Verdict};
-use crate::wire::icmp::{is_v4_error, v6};
-use crate::wire::ipv4::{self, be16, put16};
+use crate::wire::icmp::{self as icmp_wire, is_v4_error, v6};
+use crate::wire::ipv4;
 use crate::wire::ipv6::{self, nh};
 use crate::wire::{checksum, l4, proto};
 use core::net::Ipv6Addr;
@@ -57,14 +57,13 @@ pub fn four_to_six_offload<M: Mapper + ?Sized>(
     translate(buf, start, len, cfg, m, off).unwrap_or_else(Verdict::Drop)
 }
 
-fn translate<M: Mapper + ?Sized>(
-    buf: &mut [u8],
+fn classify(
+    buf: &[u8],
     start: usize,
     len: usize,
     cfg: &Config,
-    m: &mut M,
     off: Offload,
-) -> Result<Verdict, DropReason> {
+) -> Result<Classified, DropReason> {
     let pkt = start
         .checked_add(len)
         .and_then(|end| buf.get(start..end))
@@ -94,20 +93,20 @@ fn translate<M: Mapper + ?Sized>(
 
     // RFC 7915 §4.1 TTL: decrement as a router; expiry answers Time Exceeded.
     if cfg.decrement_ttl && ip.ttl() <= 1 {
-        return Ok(icmp::error_or_drop(
+        return Ok(Classified::Answer(icmp::error_or_drop(
             no_icmp,
             IcmpError::TimeExceeded,
             DropReason::HopLimitExceeded,
-        ));
+        )));
     }
     // RFC 7915 §4.1: options are ignored, except an unexpired source route:
     // drop and answer Destination Unreachable / Source Route Failed.
     if ip.has_unexpired_source_route() {
-        return Ok(icmp::error_or_drop(
+        return Ok(Classified::Answer(icmp::error_or_drop(
             no_icmp,
             IcmpError::DestUnreachableV4 { code: 5 },
             DropReason::SourceRoute,
-        ));
+        )));
     }
     // RFC 7915 §4.5: TCP, UDP and ICMP are translated with their ports;
     // any other protocol at the IP layer alone (1:1 mappings only).
@@ -136,11 +135,12 @@ fn translate<M: Mapper + ?Sized>(
         ip.ttl()
     };
     let tc = if cfg.copy_tos { ip.tos() } else { 0 };
+    let header = Header { hl, total, tc, ttl };
     if is_icmp_error {
-        return icmp_error(buf, start, hl, total, tc, ttl, src4, cfg, m);
+        return Ok(Classified::IcmpError(header));
     }
     if other {
-        return translate_other(buf, start, hl, total, tc, ttl, cfg, m);
+        return Ok(Classified::Other(header));
     }
 
     // RFC 6146 §3.4 determine the incoming tuple.
@@ -158,10 +158,17 @@ fn translate<M: Mapper + ?Sized>(
         };
         (p, 0, 0, 0, None)
     } else {
+        let ports = l4::Ports::new_unchecked(l4s);
         match protocol {
-            proto::TCP => (L4Proto::Tcp, be16(l4s, 0), be16(l4s, 2), l4s[13], None),
+            proto::TCP => (
+                L4Proto::Tcp,
+                ports.src_port(),
+                ports.dst_port(),
+                ports.tcp_flags(),
+                None,
+            ),
             proto::UDP => {
-                if be16(l4s, 6) == 0 {
+                if ports.udp_checksum() == 0 {
                     // RFC 7915 §4.5: zero-checksum IPv4 UDP.
                     match cfg.udp_zero_checksum {
                         super::UdpZeroChecksum::Drop => return Err(DropReason::UdpZeroChecksum),
@@ -172,15 +179,15 @@ fn translate<M: Mapper + ?Sized>(
                         super::UdpZeroChecksum::Forward => {}
                     }
                 }
-                (L4Proto::Udp, be16(l4s, 0), be16(l4s, 2), 0, None)
+                (L4Proto::Udp, ports.src_port(), ports.dst_port(), 0, None)
             }
             _ => {
-                let rest = u32::from_be_bytes([l4s[4], l4s[5], l4s[6], l4s[7]]);
-                let t = match icmp::map_v4_to_v6(l4s[0], l4s[1], rest)? {
+                let echo = icmp_wire::Packet::new_unchecked(l4s);
+                let t = match icmp::map_v4_to_v6(echo.msg_type(), echo.code(), echo.rest())? {
                     Mapped::Echo { msg_type } => msg_type,
                     Mapped::Error { .. } => return Err(DropReason::IcmpUntranslatableType),
                 };
-                let id = be16(l4s, 4);
+                let id = echo.ident();
                 (L4Proto::Icmp, id, id, 0, Some(t))
             }
         }
@@ -202,8 +209,102 @@ fn translate<M: Mapper + ?Sized>(
         dst: dst4,
         dst_port: dport,
     };
-    let t6 = m.map_4to6(&t4, &meta)?;
+    Ok(Classified::Flow(Incoming {
+        header,
+        tuple: t4,
+        meta,
+        echo: echo6,
+        udp_calc,
+    }))
+}
 
+/// RFC 7915 §4 in RFC 6146's order (Jool's `core.c`): [`classify`]
+/// (read-only, §3.4 the incoming tuple), the mode's mapping behind
+/// [`Mapper`] (§3.5 filtering and updating, §3.6 the outgoing tuple), then
+/// one in-place [`rewrite`] from the incoming and outgoing tuples (§3.7).
+fn translate<M: Mapper + ?Sized>(
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    cfg: &Config,
+    m: &mut M,
+    off: Offload,
+) -> Result<Verdict, DropReason> {
+    let inc = match classify(buf, start, len, cfg, off)? {
+        Classified::Answer(v) => return Ok(v),
+        Classified::IcmpError(h) => {
+            let router = ipv4::Packet::new_unchecked(&buf[start..]).src_addr();
+            return icmp_error(buf, start, h.hl, h.total, h.tc, h.ttl, router, cfg, m);
+        }
+        Classified::Other(h) => {
+            return translate_other(buf, start, h.hl, h.total, h.tc, h.ttl, cfg, m)
+        }
+        Classified::Flow(inc) => inc,
+    };
+    // RFC 6146 §3.5 filtering and updating / §3.6 compute outgoing tuple.
+    let t6 = m.map_4to6(&inc.tuple, &inc.meta)?;
+    rewrite(buf, start, &inc, &t6, cfg, off)
+}
+
+/// What [`classify`] found in an IPv4 packet.
+enum Classified {
+    /// Refused before any mapping, with an ICMPv4 error for the source
+    /// (RFC 7915 §4.1: TTL, source route); the packet is untouched.
+    Answer(Verdict),
+    /// An ICMPv4 error (RFC 7915 §4.2–§4.4): its quoted packet drives the
+    /// mapping.
+    IcmpError(Header),
+    /// A protocol without ports (RFC 7915 §4.5): mapped by address.
+    Other(Header),
+    /// TCP, UDP or an ICMP echo with its incoming tuple.
+    Flow(Incoming),
+}
+
+/// The IPv4 header facts every path needs.
+struct Header {
+    /// Header length (with options) and packet length.
+    hl: usize,
+    total: usize,
+    /// Traffic Class to write (the TOS unless `copy_tos` is off), hop limit.
+    tc: u8,
+    ttl: u8,
+}
+
+/// RFC 6146 §3.4: the incoming tuple of a TCP/UDP/echo packet and what the
+/// rewrite needs besides the outgoing tuple.
+struct Incoming {
+    header: Header,
+    tuple: super::Tuple4,
+    meta: FlowMeta,
+    /// The ICMPv6 type of an echo (None: TCP or UDP).
+    echo: Option<u8>,
+    /// RFC 7915 §4.5: a zero UDP checksum to compute (`udp-zero-checksum =
+    /// "calc"`).
+    udp_calc: bool,
+}
+
+/// RFC 7915 §4.1 and §4.5 in place, from the incoming tuple `inc` and the
+/// outgoing `t6`: the transport header's ports (or echo type and
+/// identifier) and checksum, then the IPv6 header (and a Fragment header
+/// when needed) in front of it, in the headroom. Sizes, the Fragment header
+/// and MTU are judged first: a Fragmentation Needed answer leaves the
+/// packet as it came.
+fn rewrite(
+    buf: &mut [u8],
+    start: usize,
+    inc: &Incoming,
+    t6: &super::Tuple6,
+    cfg: &Config,
+    off: Offload,
+) -> Result<Verdict, DropReason> {
+    let Header { hl, total, tc, ttl } = inc.header;
+    let (src4, dst4, echo6, udp_calc) = (inc.tuple.src, inc.tuple.dst, inc.echo, inc.udp_calc);
+    let pkt = &buf[start..start + total];
+    let ip = ipv4::Packet::new_unchecked(pkt);
+    let protocol = ip.protocol();
+    let upper_len = total - hl;
+    let first = ip.frag_offset() == 0;
+    let is_frag = ip.is_fragment();
     // Sizes, Fragment header and MTU (RFC 7915 §4.1).
     let df = ip.dont_frag();
     let (ident, frag_off, more) = (ip.ident() as u32, ip.frag_offset(), ip.more_frags());
@@ -237,65 +338,39 @@ fn translate<M: Mapper + ?Sized>(
     // Transport header (RFC 7915 §4.5).
     if first {
         let l4b = &mut buf[l4_abs..start + total];
+        let partial = off.csum_partial;
         match echo6 {
-            None if off.csum_partial => {
-                // Partial checksum: only the pseudo-header is in it.
-                let at = l4::checksum_offset(protocol).unwrap_or(6);
-                put16(l4b, 0, t6.src_port);
-                put16(l4b, 2, t6.dst_port);
-                let c = checksum::adjust_partial(
-                    be16(l4b, at),
-                    checksum::addr_sum_v4(src4, dst4),
-                    checksum::addr_sum_v6(t6.src, t6.dst),
-                );
-                put16(l4b, at, c);
+            None if udp_calc && !partial => {
+                let mut udp = l4::Ports::new_unchecked(l4b);
+                udp.set_src_port(t6.src_port);
+                udp.set_dst_port(t6.dst_port);
+                udp.fill_udp_checksum(checksum::pseudo_header_v6(
+                    t6.src,
+                    t6.dst,
+                    proto::UDP,
+                    upper_len as u32,
+                ));
             }
             None => {
-                let off = l4::checksum_offset(protocol).unwrap_or(6);
-                put16(l4b, 0, t6.src_port);
-                put16(l4b, 2, t6.dst_port);
-                if udp_calc {
-                    put16(l4b, off, 0);
-                    let sum =
-                        checksum::pseudo_header_v6(t6.src, t6.dst, proto::UDP, upper_len as u32);
-                    let mut c = !checksum::fold(checksum::accumulate(sum, l4b));
-                    if c == 0 {
-                        c = 0xffff;
-                    }
-                    put16(l4b, off, c);
-                } else if !(protocol == proto::UDP && be16(l4b, off) == 0) {
-                    let old = checksum::addr_sum_v4(src4, dst4) + sport as u32 + dport as u32;
-                    let new = checksum::addr_sum_v6(t6.src, t6.dst)
-                        + t6.src_port as u32
-                        + t6.dst_port as u32;
-                    let mut c = checksum::adjust(be16(l4b, off), old, new);
-                    if protocol == proto::UDP && c == 0 {
-                        c = 0xffff;
-                    }
-                    put16(l4b, off, c);
-                }
+                l4::Ports::new_unchecked(l4b).translate(
+                    protocol,
+                    t6.src_port,
+                    t6.dst_port,
+                    checksum::addr_sum_v4(src4, dst4),
+                    checksum::addr_sum_v6(t6.src, t6.dst),
+                    partial,
+                );
             }
-            Some(t) if off.csum_partial => {
-                // Partial: add the pseudo-header; type and identifier are
-                // summed later.
-                l4b[0] = t;
-                l4b[1] = 0;
-                put16(l4b, 4, t6.dst_port);
-                let pseudo =
-                    checksum::pseudo_header_v6(t6.src, t6.dst, nh::ICMPV6, upper_len as u32);
-                let c = checksum::adjust_partial(be16(l4b, 2), 0, pseudo);
-                put16(l4b, 2, c);
-            }
+            // ICMPv6 adds a pseudo-header (RFC 4443 §2.3) ICMPv4 lacks.
             Some(t) => {
-                let old = be16(l4b, 0) as u32 + dport as u32;
-                l4b[0] = t;
-                l4b[1] = 0;
-                put16(l4b, 4, t6.dst_port);
-                let new = checksum::pseudo_header_v6(t6.src, t6.dst, nh::ICMPV6, upper_len as u32)
-                    + be16(l4b, 0) as u32
-                    + t6.dst_port as u32;
-                let c = checksum::adjust(be16(l4b, 2), old, new);
-                put16(l4b, 2, c);
+                icmp_wire::Packet::new_unchecked(l4b).translate_echo(
+                    t,
+                    0,
+                    t6.dst_port,
+                    0,
+                    checksum::pseudo_header_v6(t6.src, t6.dst, nh::ICMPV6, upper_len as u32),
+                    partial,
+                );
             }
         }
     }
@@ -412,7 +487,7 @@ fn translate_other<M: Mapper + ?Sized>(
     let l4_abs = start + hl;
     let new_start = l4_abs.checked_sub(hdr6).ok_or(DropReason::NoBufferRoom)?;
     if frag_off == 0 {
-        super::adjust_other_checksum(
+        l4::adjust_portless_checksum(
             protocol,
             &mut buf[l4_abs..start + total],
             checksum::addr_sum_v4(src4, dst4),
@@ -470,8 +545,8 @@ fn icmp_error<M: Mapper + ?Sized>(
     if checksum::checksum(msg) != 0 {
         return Err(DropReason::BadChecksum);
     }
-    let (t, code) = (msg[0], msg[1]);
-    let rest = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
+    let h = icmp_wire::Packet::new_unchecked(msg);
+    let (t, code, rest) = (h.msg_type(), h.code(), h.rest());
     let (t6, c6, rest_kind) = match icmp::map_v4_to_v6(t, code, rest)? {
         Mapped::Error {
             msg_type,
@@ -483,12 +558,16 @@ fn icmp_error<M: Mapper + ?Sized>(
     let (scratch, body_len) = icmp::copy_body(msg);
     let body = &scratch[..body_len];
     // Total Length of the quoted packet, for the RFC 1191 plateau search.
-    let inner_total = if body.len() >= 4 { be16(body, 2) } else { 0 };
+    let inner_total = if body.len() >= ipv4::HEADER_LEN {
+        ipv4::Packet::new_unchecked(body).total_len()
+    } else {
+        0
+    };
 
     // RFC 4884: length (32-bit words) in byte 5 for Dest Unreach / Time
     // Exceeded; only those have a length octet on the IPv6 side too.
     let ext_words = if t6 == v6::DEST_UNREACH || t6 == v6::TIME_EXCEEDED {
-        msg[5]
+        h.v4_length()
     } else {
         0
     };
@@ -524,20 +603,17 @@ fn icmp_error<M: Mapper + ?Sized>(
         Rest::Unused => (length_attr as u32) << 24,
     };
     let icmp_len = 8 + body_out;
-    {
-        let h = &mut buf[new_start + 40..new_start + 48];
-        h[0] = t6;
-        h[1] = c6;
-        h[2] = 0;
-        h[3] = 0;
-        h[4..8].copy_from_slice(&rest6.to_be_bytes());
-    }
-    let sum = checksum::pseudo_header_v6(src6, dst6, nh::ICMPV6, icmp_len as u32);
-    let c = !checksum::fold(checksum::accumulate(
-        sum,
-        &buf[new_start + 40..new_start + 40 + icmp_len],
+    let mut h =
+        icmp_wire::Packet::new_unchecked(&mut buf[new_start + 40..new_start + 40 + icmp_len]);
+    h.set_msg_type(t6);
+    h.set_code(c6);
+    h.set_rest(rest6);
+    h.fill_checksum(checksum::pseudo_header_v6(
+        src6,
+        dst6,
+        nh::ICMPV6,
+        icmp_len as u32,
     ));
-    put16(&mut buf[new_start + 40..], 2, c);
     write_v6_header(
         &mut buf[new_start..new_start + 40],
         tc,

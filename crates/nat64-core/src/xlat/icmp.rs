@@ -5,9 +5,8 @@
 
 use super::{FlowMeta, L4Proto, Mapper, Role, Tuple};
 use crate::verdict::DropReason;
-use crate::wire::icmp::{v4, v6};
-use crate::wire::ipv4::{be16, put16};
-use crate::wire::{checksum, ipv6, proto};
+use crate::wire::icmp::{self as icmp_wire, v4, v6};
+use crate::wire::{checksum, ipv6, l4, proto};
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// RFC 1191 §7 MTU plateaus, largest first.
@@ -376,16 +375,18 @@ fn is_other(proto_num: u8) -> bool {
 
 /// Reads the ports (or echo identifier) of a quoted transport header.
 /// Returns the protocol, (src, dst) ports, and whether it is an ICMP error.
-fn inner_l4(proto_num: u8, l4: &[u8], icmp_v6: bool) -> Result<(L4Proto, u16, u16), DropReason> {
-    if l4.len() < 8 {
+fn inner_l4(proto_num: u8, l4b: &[u8], icmp_v6: bool) -> Result<(L4Proto, u16, u16), DropReason> {
+    if l4b.len() < 8 {
         // RFC 792 quotes at least 8 bytes of the datagram.
         return Err(DropReason::IcmpBadInner);
     }
+    let ports = l4::Ports::new_unchecked(l4b);
     match proto_num {
-        proto::TCP => Ok((L4Proto::Tcp, be16(l4, 0), be16(l4, 2))),
-        proto::UDP => Ok((L4Proto::Udp, be16(l4, 0), be16(l4, 2))),
+        proto::TCP => Ok((L4Proto::Tcp, ports.src_port(), ports.dst_port())),
+        proto::UDP => Ok((L4Proto::Udp, ports.src_port(), ports.dst_port())),
         p if (p == proto::ICMP && !icmp_v6) || (p == proto::ICMPV6 && icmp_v6) => {
-            let t = l4[0];
+            let echo = icmp_wire::Packet::new_unchecked(l4b);
+            let t = echo.msg_type();
             let is_echo = if icmp_v6 {
                 t == v6::ECHO_REQUEST || t == v6::ECHO_REPLY
             } else {
@@ -395,7 +396,7 @@ fn inner_l4(proto_num: u8, l4: &[u8], icmp_v6: bool) -> Result<(L4Proto, u16, u1
                 // RFC 7915 §4.3/§5.3: an ICMP error never carries an error.
                 return Err(DropReason::IcmpErrorInError);
             }
-            let id = be16(l4, 4);
+            let id = echo.ident();
             Ok((L4Proto::Icmp, id, id))
         }
         _ => Err(DropReason::IcmpBadInner),
@@ -403,12 +404,14 @@ fn inner_l4(proto_num: u8, l4: &[u8], icmp_v6: bool) -> Result<(L4Proto, u16, u1
 }
 
 /// Writes the quoted transport header's new ports / identifier and patches
-/// its checksum when the checksum field is inside the quoted bytes.
-/// `old_sum`/`new_sum` are the pseudo-header sums (or address sums) before
-/// and after; `is_src_side_id` chooses which mapped port becomes the echo id.
+/// its checksum when the checksum field is inside the quoted bytes, with
+/// the same rewrite as the packet itself ([`l4::Ports::translate`],
+/// [`icmp_wire::Packet::translate_echo`]). `old_sum`/`new_sum` are the
+/// pseudo-header sums (or address sums) before and after; `echo_id` is the
+/// mapped identifier of an echo.
 #[allow(clippy::too_many_arguments)]
 fn rewrite_inner_l4(
-    l4: &mut [u8],
+    l4b: &mut [u8],
     proto_in: u8,
     proto_out: u8,
     old_sum: u32,
@@ -419,47 +422,29 @@ fn rewrite_inner_l4(
 ) {
     match proto_in {
         // No ports: only DCCP's pseudo-header checksum follows the addresses.
-        p if is_other(p) => super::adjust_other_checksum(p, l4, old_sum, new_sum),
+        p if is_other(p) => l4::adjust_portless_checksum(p, l4b, old_sum, new_sum),
         proto::TCP | proto::UDP => {
-            let old_ports = be16(l4, 0) as u32 + be16(l4, 2) as u32;
-            put16(l4, 0, new_src_port);
-            put16(l4, 2, new_dst_port);
-            let off = if proto_in == proto::TCP { 16 } else { 6 };
-            if l4.len() >= off + 2 {
-                let c = be16(l4, off);
-                if !(proto_in == proto::UDP && c == 0) {
-                    let mut n = checksum::adjust(
-                        c,
-                        old_sum + old_ports,
-                        new_sum + new_src_port as u32 + new_dst_port as u32,
-                    );
-                    if proto_in == proto::UDP && n == 0 {
-                        n = 0xffff;
-                    }
-                    put16(l4, off, n);
-                }
-            }
+            l4::Ports::new_unchecked(l4b).translate(
+                proto_in,
+                new_src_port,
+                new_dst_port,
+                old_sum,
+                new_sum,
+                false,
+            );
         }
         _ => {
             // ICMP echo: type changes, identifier changes, and the
             // pseudo-header is added (v4→v6) or removed (v6→v4).
-            let old_type_word = u16::from_be_bytes([l4[0], l4[1]]) as u32;
-            let old_id = be16(l4, 4) as u32;
-            l4[0] = match (proto_out, l4[0]) {
+            let mut echo = icmp_wire::Packet::new_unchecked(l4b);
+            let t = match (proto_out, echo.msg_type()) {
                 (proto::ICMPV6, v4::ECHO_REQUEST) => v6::ECHO_REQUEST,
                 (proto::ICMPV6, _) => v6::ECHO_REPLY,
                 (_, v6::ECHO_REQUEST) => v4::ECHO_REQUEST,
                 _ => v4::ECHO_REPLY,
             };
-            put16(l4, 4, echo_id);
-            let new_type_word = u16::from_be_bytes([l4[0], l4[1]]) as u32;
-            let c = be16(l4, 2);
-            let n = checksum::adjust(
-                c,
-                old_sum + old_type_word + old_id,
-                new_sum + new_type_word + echo_id as u32,
-            );
-            put16(l4, 2, n);
+            let code = echo.code();
+            echo.translate_echo(t, code, echo_id, old_sum, new_sum, false);
         }
     }
 }

@@ -1,4 +1,5 @@
-//! ICMP errors the translator itself originates (SPEC §4): Time Exceeded,
+//! ICMP errors the translator itself originates (RFC 7915 §4.1/§5.1, RFC
+//! 4443 §3, RFC 792; rate limit RFC 4443 §2.4(f)): Time Exceeded,
 //! Packet Too Big / Fragmentation Needed, Parameter Problem, Destination
 //! Unreachable. The caller picks the source address (`prefix || gateway-v4`
 //! or `icmp-source-v6` for IPv6, `gateway-v4` for IPv4) and rate-limits.

@@ -117,7 +117,7 @@ pub struct FlowMeta {
     pub tcp_flags: u8,
     /// Set for fragments. For a non-first fragment the tuple's ports are 0
     /// and the mapping must find them from the first fragment (RFC 6146 §3.4,
-    /// SPEC §4 fragment cache); the translator writes only the addresses.
+    /// `state::frag_cache`); the translator writes only the addresses.
     pub fragment: Option<FragMeta>,
     /// Length of the IP packet being translated.
     pub len: usize,
@@ -262,22 +262,10 @@ impl Mapper for StatelessMapper {
     }
 }
 
-/// Adjusts a DCCP checksum (RFC 4340 §9.1: it covers an IPv4 or IPv6
-/// pseudo-header) for the address change of a translation, when the first
-/// 8 bytes of the DCCP header are in `l4` (a first fragment or whole
-/// packet). `old`/`new` are the address sums before and after. Other
-/// protocols without ports carry no pseudo-header checksum (SCTP's CRC32c
-/// and GRE/ESP/AH payloads are left alone).
-pub(crate) fn adjust_other_checksum(proto_num: u8, l4: &mut [u8], old: u32, new: u32) {
-    if proto_num == crate::wire::proto::DCCP && l4.len() >= 8 {
-        let c = crate::wire::ipv4::be16(l4, 6);
-        crate::wire::ipv4::put16(l4, 6, crate::wire::checksum::adjust(c, old, new));
-    }
-}
-
 /// True for IPv6 addresses that are never translated: unspecified,
-/// loopback, link-local, multicast (SPEC §4: the kernel's own MLD/RS traffic
-/// into the TUN is dropped silently and counted).
+/// loopback, link-local, multicast (RFC 4291 §2.5.2–§2.5.6, §2.7: special
+/// and scoped addresses; the kernel's own MLD/RS traffic into the TUN is
+/// dropped silently and counted).
 pub fn v6_not_for_translation(a: &Ipv6Addr) -> bool {
     let s = a.segments();
     a.is_unspecified() || a.is_loopback() || a.is_multicast() || (s[0] & 0xffc0) == 0xfe80
@@ -353,7 +341,7 @@ pub fn translate_offload<M: Mapper + ?Sized>(
 }
 
 /// Offload metadata of one packet (the parts of a virtio-net header that
-/// change what translation must do; SPEC §7, ADR 0004).
+/// change what translation must do; ADR 0004).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Offload {
     /// Segment payload size of a GSO super-packet (0: not GSO). MTU and DF

@@ -10,8 +10,7 @@ use super::{
     Role, Tuple,
 };
 use crate::verdict::{DropReason, IcmpError, Verdict};
-use crate::wire::icmp::{is_v6_error, v6};
-use crate::wire::ipv4::{be16, put16};
+use crate::wire::icmp::{self as icmp_wire, is_v6_error, v6};
 use crate::wire::ipv6::{self, nh, HeaderChain};
 use crate::wire::{checksum, l4, proto};
 use core::net::Ipv4Addr;
@@ -81,14 +80,13 @@ pub fn six_to_four_offload<M: Mapper + ?Sized>(
     translate(buf, start, len, cfg, m, off).unwrap_or_else(Verdict::Drop)
 }
 
-fn translate<M: Mapper + ?Sized>(
-    buf: &mut [u8],
+fn classify(
+    buf: &[u8],
     start: usize,
     len: usize,
     cfg: &Config,
-    m: &mut M,
     off: Offload,
-) -> Result<Verdict, DropReason> {
+) -> Result<Classified, DropReason> {
     let pkt = start
         .checked_add(len)
         .and_then(|end| buf.get(start..end))
@@ -108,22 +106,22 @@ fn translate<M: Mapper + ?Sized>(
     // RFC 7915 §5.1: a Routing header with Segments Left != 0 is not
     // translated; Parameter Problem code 0 points at Segments Left.
     if let Some(at) = chain.segments_left_at {
-        return Ok(icmp::error_or_drop(
+        return Ok(Classified::Answer(icmp::error_or_drop(
             is_icmp_error,
             IcmpError::ParameterProblem {
                 code: 0,
                 pointer: at as u32,
             },
             DropReason::SegmentsLeft,
-        ));
+        )));
     }
     // RFC 7915 §5.1 TTL: the translator is a router and decrements.
     if cfg.decrement_ttl && ip.hop_limit() <= 1 {
-        return Ok(icmp::error_or_drop(
+        return Ok(Classified::Answer(icmp::error_or_drop(
             is_icmp_error,
             IcmpError::TimeExceeded,
             DropReason::HopLimitExceeded,
-        ));
+        )));
     }
     if chain.ext_after_fragment {
         // RFC 7915 §5.1.1: an extension header after the Fragment header
@@ -163,11 +161,17 @@ fn translate<M: Mapper + ?Sized>(
         ip.hop_limit()
     };
     let tos = if cfg.copy_tos { ip.traffic_class() } else { 0 };
+    let header = Header {
+        chain,
+        total,
+        tos,
+        ttl,
+    };
     if is_icmp_error {
-        return icmp_error(buf, start, total, &chain, tos, ttl, cfg, m);
+        return Ok(Classified::IcmpError(header));
     }
     if other {
-        return translate_other(buf, start, total, &chain, tos, ttl, cfg, m);
+        return Ok(Classified::Other(header));
     }
 
     // RFC 6146 §3.4 determine the incoming tuple.
@@ -184,22 +188,29 @@ fn translate<M: Mapper + ?Sized>(
         };
         (p, 0, 0, 0, None)
     } else {
+        let ports = l4::Ports::new_unchecked(l4s);
         match chain.upper {
-            proto::TCP => (L4Proto::Tcp, be16(l4s, 0), be16(l4s, 2), l4s[13], None),
+            proto::TCP => (
+                L4Proto::Tcp,
+                ports.src_port(),
+                ports.dst_port(),
+                ports.tcp_flags(),
+                None,
+            ),
             proto::UDP => {
-                if be16(l4s, 6) == 0 {
+                if ports.udp_checksum() == 0 {
                     // A zero UDP checksum is not valid in IPv6 (RFC 8200 §8.1).
                     return Err(DropReason::BadChecksum);
                 }
-                (L4Proto::Udp, be16(l4s, 0), be16(l4s, 2), 0, None)
+                (L4Proto::Udp, ports.src_port(), ports.dst_port(), 0, None)
             }
             _ => {
-                let rest = u32::from_be_bytes([l4s[4], l4s[5], l4s[6], l4s[7]]);
-                let t = match icmp::map_v6_to_v4(l4s[0], l4s[1], rest)? {
+                let echo = icmp_wire::Packet::new_unchecked(l4s);
+                let t = match icmp::map_v6_to_v4(echo.msg_type(), echo.code(), echo.rest())? {
                     Mapped::Echo { msg_type } => msg_type,
                     Mapped::Error { .. } => return Err(DropReason::IcmpUntranslatableType),
                 };
-                let id = be16(l4s, 4);
+                let id = echo.ident();
                 (L4Proto::Icmp, id, id, 0, Some(t))
             }
         }
@@ -221,13 +232,102 @@ fn translate<M: Mapper + ?Sized>(
         dst: dst6,
         dst_port: dport,
     };
+    Ok(Classified::Flow(Incoming {
+        header,
+        tuple: t6,
+        meta,
+        echo: echo4,
+    }))
+}
+
+/// RFC 7915 §5 in RFC 6146's order (Jool's `core.c`): [`classify`]
+/// (read-only, §3.4 the incoming tuple), the mode's mapping behind
+/// [`Mapper`] (§3.5 filtering and updating, §3.6 the outgoing tuple), then
+/// one in-place [`rewrite`] from the incoming and outgoing tuples (§3.7).
+fn translate<M: Mapper + ?Sized>(
+    buf: &mut [u8],
+    start: usize,
+    len: usize,
+    cfg: &Config,
+    m: &mut M,
+    off: Offload,
+) -> Result<Verdict, DropReason> {
+    let inc = match classify(buf, start, len, cfg, off)? {
+        Classified::Answer(v) => return Ok(v),
+        Classified::IcmpError(h) => {
+            return icmp_error(buf, start, h.total, &h.chain, h.tos, h.ttl, cfg, m)
+        }
+        Classified::Other(h) => {
+            return translate_other(buf, start, h.total, &h.chain, h.tos, h.ttl, cfg, m)
+        }
+        Classified::Flow(inc) => inc,
+    };
     // RFC 6146 §3.5 filtering and updating / §3.6 compute outgoing tuple.
-    let t4 = m.map_6to4(&t6, &meta)?;
+    let t4 = m.map_6to4(&inc.tuple, &inc.meta)?;
     // RFC 6052 §5.1, RFC 1812 §5.3.7, RFC 3927 §7: whatever the mapping
     // answered (it is arbitrary: stateless, stateful, kernel leases), no
     // IPv4 packet leaves from or to an out-of-scope address.
     check_v4_scope(&t4.src, &t4.dst)?;
+    rewrite(buf, start, &inc, &t4, cfg, off)
+}
 
+/// What [`classify`] found in an IPv6 packet.
+enum Classified {
+    /// Refused before any mapping, with an ICMPv6 error for the source
+    /// (RFC 7915 §5.1: Segments Left, hop limit); the packet is untouched.
+    Answer(Verdict),
+    /// An ICMPv6 error (RFC 7915 §5.2–§5.4): its quoted packet drives the
+    /// mapping.
+    IcmpError(Header),
+    /// A protocol without ports (RFC 7915 §5.5): mapped by address.
+    Other(Header),
+    /// TCP, UDP or an ICMPv6 echo with its incoming tuple.
+    Flow(Incoming),
+}
+
+/// The IPv6 header facts every path needs.
+struct Header {
+    chain: HeaderChain,
+    /// Length of the IPv6 packet.
+    total: usize,
+    /// Traffic Class to copy (0 unless `copy_tos`), hop limit to write.
+    tos: u8,
+    ttl: u8,
+}
+
+/// RFC 6146 §3.4: the incoming tuple of a TCP/UDP/echo packet and what the
+/// rewrite needs besides the outgoing tuple.
+struct Incoming {
+    header: Header,
+    tuple: super::Tuple6,
+    meta: FlowMeta,
+    /// The ICMPv4 type of an echo (None: TCP or UDP).
+    echo: Option<u8>,
+}
+
+/// RFC 7915 §5.1 and §5.5 in place, from the incoming tuple `inc` and the
+/// outgoing `t4`: the transport header's ports (or echo type and
+/// identifier) and checksum, then the IPv4 header over the end of the IPv6
+/// chain. Sizes, DF and MTU are judged first: a Packet Too Big answer
+/// leaves the packet as it came.
+fn rewrite(
+    buf: &mut [u8],
+    start: usize,
+    inc: &Incoming,
+    t4: &super::Tuple4,
+    cfg: &Config,
+    off: Offload,
+) -> Result<Verdict, DropReason> {
+    let Header {
+        ref chain,
+        total,
+        tos,
+        ttl,
+    } = inc.header;
+    let (src6, dst6, echo4) = (inc.tuple.src, inc.tuple.dst, inc.echo);
+    let first = chain.frag.is_none_or(|f| f.is_first());
+    let upper_len = total - chain.upper_offset;
+    let pkt = &buf[start..start + total];
     // Sizes, DF and MTU (RFC 7915 §5.1, §5.1.1).
     let total4 = upper_len + 20;
     if total4 > 65535 {
@@ -246,59 +346,28 @@ fn translate<M: Mapper + ?Sized>(
     let mut l4_sum = 0;
     if first {
         let l4b = &mut buf[l4_abs..start + total];
-        match echo4 {
-            None if off.csum_partial => {
-                // Partial checksum: only the pseudo-header is in it; ports
-                // are summed later by whoever completes it.
-                let at = l4::checksum_offset(chain.upper).unwrap_or(6);
-                put16(l4b, 0, t4.src_port);
-                put16(l4b, 2, t4.dst_port);
-                let c = checksum::adjust_partial(
-                    be16(l4b, at),
+        let partial = off.csum_partial;
+        l4_sum = match echo4 {
+            None => l4::Ports::new_unchecked(l4b)
+                .translate(
+                    chain.upper,
+                    t4.src_port,
+                    t4.dst_port,
                     checksum::addr_sum_v6(src6, dst6),
                     checksum::addr_sum_v4(t4.src, t4.dst),
-                );
-                put16(l4b, at, c);
-                l4_sum = c;
-            }
-            None => {
-                let off = l4::checksum_offset(chain.upper).unwrap_or(6);
-                let old = checksum::addr_sum_v6(src6, dst6) + sport as u32 + dport as u32;
-                let new =
-                    checksum::addr_sum_v4(t4.src, t4.dst) + t4.src_port as u32 + t4.dst_port as u32;
-                put16(l4b, 0, t4.src_port);
-                put16(l4b, 2, t4.dst_port);
-                let mut c = checksum::adjust(be16(l4b, off), old, new);
-                if chain.upper == proto::UDP && c == 0 {
-                    c = 0xffff;
-                }
-                put16(l4b, off, c);
-                l4_sum = c;
-            }
-            Some(t) if off.csum_partial => {
-                // Partial: drop the pseudo-header; type and identifier are
-                // summed later.
-                let pseudo = checksum::pseudo_header_v6(src6, dst6, nh::ICMPV6, upper_len as u32);
-                l4b[0] = t;
-                l4b[1] = 0;
-                put16(l4b, 4, t4.src_port);
-                let c = checksum::adjust_partial(be16(l4b, 2), pseudo, 0);
-                put16(l4b, 2, c);
-                l4_sum = c;
-            }
-            Some(t) => {
-                let old = checksum::pseudo_header_v6(src6, dst6, nh::ICMPV6, upper_len as u32)
-                    + be16(l4b, 0) as u32
-                    + sport as u32;
-                l4b[0] = t;
-                l4b[1] = 0;
-                put16(l4b, 4, t4.src_port);
-                let new = be16(l4b, 0) as u32 + t4.src_port as u32;
-                let c = checksum::adjust(be16(l4b, 2), old, new);
-                put16(l4b, 2, c);
-                l4_sum = c;
-            }
-        }
+                    partial,
+                )
+                .unwrap_or(0),
+            // ICMPv4 has no pseudo-header: the ICMPv6 one leaves the sum.
+            Some(t) => icmp_wire::Packet::new_unchecked(l4b).translate_echo(
+                t,
+                0,
+                t4.src_port,
+                checksum::pseudo_header_v6(src6, dst6, nh::ICMPV6, upper_len as u32),
+                0,
+                partial,
+            ),
+        };
     }
 
     let (ident, mf, frag_offset) = match chain.frag {
@@ -403,7 +472,7 @@ fn translate_other<M: Mapper + ?Sized>(
     };
     let l4_abs = start + chain.upper_offset;
     if chain.frag.is_none_or(|f| f.is_first()) {
-        super::adjust_other_checksum(
+        l4::adjust_portless_checksum(
             chain.upper,
             &mut buf[l4_abs..start + total],
             checksum::addr_sum_v6(src6, dst6),
@@ -484,14 +553,16 @@ fn icmp_error<M: Mapper + ?Sized>(
     let msg = &buf[icmp_abs..start + total];
     // RFC 7915 §5: the checksum is evaluated before translation, so a
     // corrupt error is not laundered into a valid one.
-    let src = crate::wire::ipv6::Packet::new_unchecked(&buf[start..]).src_addr();
-    let dst = crate::wire::ipv6::Packet::new_unchecked(&buf[start..]).dst_addr();
-    let sum = checksum::pseudo_header_v6(src, dst, nh::ICMPV6, msg.len() as u32);
+    let (router, dst) = {
+        let ip = ipv6::Packet::new_unchecked(&buf[start..]);
+        (ip.src_addr(), ip.dst_addr())
+    };
+    let sum = checksum::pseudo_header_v6(router, dst, nh::ICMPV6, msg.len() as u32);
     if checksum::fold(checksum::accumulate(sum, msg)) != 0xffff {
         return Err(DropReason::BadChecksum);
     }
-    let (t, code) = (msg[0], msg[1]);
-    let rest = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
+    let h = icmp_wire::Packet::new_unchecked(msg);
+    let (t, code, rest) = (h.msg_type(), h.code(), h.rest());
     let (t4, c4, rest_kind) = match icmp::map_v6_to_v4(t, code, rest)? {
         Mapped::Error {
             msg_type,
@@ -506,7 +577,7 @@ fn icmp_error<M: Mapper + ?Sized>(
 
     // RFC 4884: a non-zero length (64-bit words) marks the extension start.
     let ext_words = if t == v6::DEST_UNREACH || t == v6::TIME_EXCEEDED {
-        msg[4]
+        h.v6_length()
     } else {
         0
     };
@@ -532,25 +603,23 @@ fn icmp_error<M: Mapper + ?Sized>(
     // RFC 4884 §5.1: padded to 128 bytes, 32-bit words on IPv4.
     let (body_out, length_attr) = icmp::append_extension(out, qlen, extension, 4);
 
-    let mut hdr = [0u8; 8];
-    hdr[0] = t4;
-    hdr[1] = c4;
     let rest4: u32 = match rest_kind {
         Rest::Mtu => icmp::ptb_mtu_v6_to_v4(rest, cfg.ipv4_mtu, cfg.ipv6_link_mtu) as u32,
         Rest::Pointer(p) => (p as u32) << 24,
         Rest::Unused => (length_attr as u32) << 16,
     };
-    hdr[4..8].copy_from_slice(&rest4.to_be_bytes());
-    buf[new_start + 20..new_start + 28].copy_from_slice(&hdr);
     let icmp_len = 8 + body_out;
-    let c = checksum::checksum(&buf[new_start + 20..new_start + 20 + icmp_len]);
-    put16(&mut buf[new_start + 20..], 2, c);
+    let mut h =
+        icmp_wire::Packet::new_unchecked(&mut buf[new_start + 20..new_start + 20 + icmp_len]);
+    h.set_msg_type(t4);
+    h.set_code(c4);
+    h.set_rest(rest4);
+    h.fill_checksum(0);
     let total4 = 20 + icmp_len;
     // RFC 6146 §3.4 for errors: the quoted packet's tuple drives the outer
     // addresses: to its source (the IPv4 peer), from its destination (ours)
     // — or, for a stateless mapping, from the router's own translation
     // (RFC 7915 §5.1, RFC 6791).
-    let router = crate::wire::ipv6::Packet::new_unchecked(&buf[start..]).src_addr();
     let src4 = m.icmp_error_source_6to4(router, map.dst);
     write_v4_header(
         &mut buf[new_start..new_start + 20],

@@ -277,6 +277,12 @@ impl Collector for Scrape {
         )?;
         counter(
             e,
+            "nat64_echo_answered",
+            "Echo requests to the translator's own addresses it answered itself (SIIT mode).",
+            &one(t.echo_answered),
+        )?;
+        counter(
+            e,
             "nat64_icmp_errors_rate_limited",
             "ICMP errors suppressed by icmp-rate-limit.",
             &one(t.icmp_rate_limited),

@@ -103,6 +103,7 @@ impl Telemetry {
             "icmp": {
                 "sent": t.icmp_sent,
                 "rate_limited": t.icmp_rate_limited,
+                "echo_answered": t.echo_answered,
                 "build_failed": t.icmp_build_failed,
             },
             "drops_total": t.drops_total(),

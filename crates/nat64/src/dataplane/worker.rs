@@ -5,6 +5,7 @@ use super::uring::{Buffers, ReadDone, Uring};
 use super::Clock;
 use crate::ratelimit::TokenBucket;
 use crate::stats::{Class, Stats};
+use nat64_core::state::Processed;
 use nat64_core::time::Timestamp;
 use nat64_core::verdict::{DropReason, IcmpError, Verdict};
 use nat64_core::xlat::reassemble::{self, Limits, Push, Reassembler};
@@ -30,6 +31,8 @@ const _: () = assert!(VIRTIO_NET_HDR_LEN <= HEADROOM - 48);
 
 /// What turns one packet into a verdict: the RFC 6146 engine's worker in
 /// the daemon. In-place: the translated packet is where the verdict says.
+/// The answer carries everything the data plane needs: the verdict and the
+/// queue that owns the packet's flow (None: no flow, or no placement).
 pub trait Processor: Send {
     fn process(
         &mut self,
@@ -38,13 +41,7 @@ pub trait Processor: Send {
         len: usize,
         now: Timestamp,
         off: Offload,
-    ) -> Verdict;
-
-    /// The queue that owns the flow of the packet just processed (None:
-    /// no flow, or no placement).
-    fn flow_queue(&self) -> Option<usize> {
-        None
-    }
+    ) -> Processed;
 }
 
 /// Flow placement over the TUN queues (ADR 0005).
@@ -546,12 +543,11 @@ impl<P: Processor> Worker<P> {
         if off.gso_size != 0 {
             Stats::inc(&stats.rx_gso);
         }
-        let verdict = self.proc.process(buf, HEADROOM, n, now, off);
+        let Processed { verdict, owner } = self.proc.process(buf, HEADROOM, n, now, off);
         // A flow owned by another queue goes out through that queue.
         let via = match (&self.opts.placement, verdict) {
-            (Some(p), Verdict::Forward { .. }) => self
-                .proc
-                .flow_queue()
+            (Some(p), Verdict::Forward { .. }) => owner
+                .map(usize::from)
                 .filter(|&q| q != self.opts.queue)
                 .and_then(|q| p.queues.get(q))
                 .map(|d| &**d),
@@ -570,11 +566,11 @@ impl<P: Processor> Worker<P> {
                     fragment_mtu: None,
                 },
             ) => {
-                if buf.get(start..start.saturating_add(len)).is_none() {
+                let Some(out) = buf.get(start..start.saturating_add(len)) else {
                     stats.count_drop(DropReason::NoBufferRoom);
                     return false;
-                }
-                stats.count_translated(class);
+                };
+                stats.count_forwarded(class, out);
                 let at = if self.vnet {
                     let h = vhdr.unwrap_or_default();
                     match put_vnet_hdr(buf, start, len, n, &h) {
@@ -660,7 +656,8 @@ impl<P: Processor> Worker<P> {
         let class = Class::of(&self.whole[HEADROOM..HEADROOM + len]);
         let verdict = self
             .proc
-            .process(&mut self.whole, HEADROOM, len, now, Offload::NONE);
+            .process(&mut self.whole, HEADROOM, len, now, Offload::NONE)
+            .verdict;
         // Whatever the batch holds goes out first.
         if let Some(b) = self
             .batch
@@ -703,11 +700,11 @@ fn handle(
             len,
             fragment_mtu,
         } => {
-            if buf.get(start..start.saturating_add(len)).is_none() {
+            let Some(pkt) = buf.get(start..start.saturating_add(len)) else {
                 stats.count_drop(DropReason::NoBufferRoom);
                 return;
-            }
-            stats.count_translated(class);
+            };
+            stats.count_forwarded(class, pkt);
             match (fragment_mtu, vhdr) {
                 (None, Some(h)) => send_with_vnet(dev, buf, start, len, in_len, &h, stats),
                 (None, None) => send(dev, &buf[start..start + len], stats),
