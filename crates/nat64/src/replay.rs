@@ -1,7 +1,7 @@
 //! `nat64 replay`: the real translator (the RFC 6146 engine of
 //! [`nat64_core::state`] with RFC 7915 [`nat64_core::xlat`], built from a
 //! nat64.toml exactly as `nat64 run` builds it) over the packets of a
-//! capture, without a TUN: offline debugging of captures (SPEC §6).
+//! capture, without a TUN: offline debugging of captures (docs/operator.md §6).
 //!
 //! * Input: pcap or pcapng, link types RAW (101), IPV4 (228), IPV6 (229),
 //!   Ethernet (1, with 802.1Q/802.1ad tags), Linux cooked SLL (113) and

@@ -1,4 +1,4 @@
-//! One worker: read, translate in place, write (SPEC §7).
+//! One worker: read, translate in place, write (ADR 0005).
 
 use super::udp_gso::Train;
 use super::uring::{Buffers, ReadDone, Uring};

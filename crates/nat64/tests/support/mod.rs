@@ -1,4 +1,4 @@
-//! End-to-end test topology in network namespaces (SPEC §8).
+//! End-to-end test topology in network namespaces (the topology every suite shares).
 //!
 //! ```text
 //!  client6 (IPv6-only)          xlat (nat64 + TUN)                 server4 (IPv4-only)
@@ -162,7 +162,7 @@ impl Run {
 
 /// Offloads for this run (`NAT64_E2E_OFFLOAD=on|off`, default on): the
 /// TUN's virtio-net offloads (`tun.offload`) and TSO/GSO/GRO on every veth.
-/// `contrib/test.sh` runs the namespace suites both ways (SPEC §7).
+/// `contrib/test.sh` runs the namespace suites both ways (ADR 0004).
 pub fn offloads_on() -> bool {
     !matches!(
         std::env::var("NAT64_E2E_OFFLOAD").as_deref(),
