@@ -926,10 +926,12 @@ fn process_verdict(
         Verdict::Forward {
             start: s, len: l, ..
         } if from6 => {
+            // The translator wrote this header: its destination is where
+            // the IPv4 view has it, without checking the view again.
             let dst = buf
                 .get(s..s + l)
-                .and_then(|p| ipv4::Packet::new_checked(p).ok())
-                .map(|ip| ip.dst_addr());
+                .filter(|p| p.len() >= ipv4::HEADER_LEN)
+                .map(|p| ipv4::Packet::new_unchecked(p).dst_addr());
             match dst {
                 Some(d) if m.sh.is_local_v4(d) => hairpin(m, cfg, buf, s, l, now, off),
                 Some(d) if eam_hairpin(&m.sh, dst6, d, &buf[s..s + l]) => {

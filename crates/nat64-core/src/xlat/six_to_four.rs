@@ -80,6 +80,10 @@ pub fn six_to_four_offload<M: Mapper + ?Sized>(
     translate(buf, start, len, cfg, m, off).unwrap_or_else(Verdict::Drop)
 }
 
+// Inlined into `translate`: as separate calls the classify → map →
+// rewrite split cost ~20 ns per packet on the engine path (criterion
+// `engine established/process_udp_6to4`, 89 → 108 ns).
+#[inline(always)]
 fn classify(
     buf: &[u8],
     start: usize,
@@ -244,6 +248,7 @@ fn classify(
 /// (read-only, §3.4 the incoming tuple), the mode's mapping behind
 /// [`Mapper`] (§3.5 filtering and updating, §3.6 the outgoing tuple), then
 /// one in-place [`rewrite`] from the incoming and outgoing tuples (§3.7).
+#[inline]
 fn translate<M: Mapper + ?Sized>(
     buf: &mut [u8],
     start: usize,
@@ -310,6 +315,7 @@ struct Incoming {
 /// identifier) and checksum, then the IPv4 header over the end of the IPv6
 /// chain. Sizes, DF and MTU are judged first: a Packet Too Big answer
 /// leaves the packet as it came.
+#[inline(always)]
 fn rewrite(
     buf: &mut [u8],
     start: usize,
