@@ -213,7 +213,7 @@ fn siit_ping_curl_both_ways_and_own_addresses() {
             t.log(log).contains("listening on")
         });
     }
-    let before = t.stats(pid);
+    let before_ping = t.stats(pid);
     for own in [GATEWAY4_V6, OWN6] {
         let out = t.ok(
             &t.c6,
@@ -225,13 +225,13 @@ fn siit_ping_curl_both_ways_and_own_addresses() {
     // Answered, not translated.
     let after = t.stats(pid);
     assert_eq!(
-        counter(&after, "echo_answered") - counter(&before, "echo_answered"),
+        counter(&after, "echo_answered") - counter(&before_ping, "echo_answered"),
         6,
         "{after:?}"
     );
     assert_eq!(
         counter(&after, "translated_6to4"),
-        counter(&before, "translated_6to4"),
+        counter(&before_ping, "translated_6to4"),
         "{after:?}"
     );
     std::thread::sleep(Duration::from_millis(300));
