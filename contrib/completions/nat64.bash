@@ -22,6 +22,9 @@ _nat64() {
             nat64,check)
                 cmd="nat64__subcmd__check"
                 ;;
+            nat64,gen)
+                cmd="nat64__subcmd__gen"
+                ;;
             nat64,generate)
                 cmd="nat64__subcmd__generate"
                 ;;
@@ -58,11 +61,32 @@ _nat64() {
             nat64__subcmd__binding__subcmd__help,help)
                 cmd="nat64__subcmd__binding__subcmd__help__subcmd__help"
                 ;;
+            nat64__subcmd__gen,dns64)
+                cmd="nat64__subcmd__gen__subcmd__dns64"
+                ;;
+            nat64__subcmd__gen,help)
+                cmd="nat64__subcmd__gen__subcmd__help"
+                ;;
+            nat64__subcmd__gen,pref64)
+                cmd="nat64__subcmd__gen__subcmd__pref64"
+                ;;
+            nat64__subcmd__gen__subcmd__help,dns64)
+                cmd="nat64__subcmd__gen__subcmd__help__subcmd__dns64"
+                ;;
+            nat64__subcmd__gen__subcmd__help,help)
+                cmd="nat64__subcmd__gen__subcmd__help__subcmd__help"
+                ;;
+            nat64__subcmd__gen__subcmd__help,pref64)
+                cmd="nat64__subcmd__gen__subcmd__help__subcmd__pref64"
+                ;;
             nat64__subcmd__help,binding)
                 cmd="nat64__subcmd__help__subcmd__binding"
                 ;;
             nat64__subcmd__help,check)
                 cmd="nat64__subcmd__help__subcmd__check"
+                ;;
+            nat64__subcmd__help,gen)
+                cmd="nat64__subcmd__help__subcmd__gen"
                 ;;
             nat64__subcmd__help,generate)
                 cmd="nat64__subcmd__help__subcmd__generate"
@@ -88,6 +112,12 @@ _nat64() {
             nat64__subcmd__help__subcmd__binding,del)
                 cmd="nat64__subcmd__help__subcmd__binding__subcmd__del"
                 ;;
+            nat64__subcmd__help__subcmd__gen,dns64)
+                cmd="nat64__subcmd__help__subcmd__gen__subcmd__dns64"
+                ;;
+            nat64__subcmd__help__subcmd__gen,pref64)
+                cmd="nat64__subcmd__help__subcmd__gen__subcmd__pref64"
+                ;;
             *)
                 ;;
         esac
@@ -95,7 +125,7 @@ _nat64() {
 
     case "${cmd}" in
         nat64)
-            opts="-h -V --log --help --version run check import-tayga replay show binding generate help"
+            opts="-h -V --log --help --version run check import-tayga replay show binding generate gen help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -296,6 +326,148 @@ _nat64() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nat64__subcmd__gen)
+            opts="-h --log --help dns64 pref64 help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nat64__subcmd__gen__subcmd__dns64)
+            opts="-c -h --unbound --bind9 --config --set --log --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nat64__subcmd__gen__subcmd__help)
+            opts="dns64 pref64 help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nat64__subcmd__gen__subcmd__help__subcmd__dns64)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nat64__subcmd__gen__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nat64__subcmd__gen__subcmd__help__subcmd__pref64)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nat64__subcmd__gen__subcmd__pref64)
+            opts="-c -h --radvd --interface --lifetime --config --set --log --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lifetime)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nat64__subcmd__generate)
             opts="-h --log --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -315,7 +487,7 @@ _nat64() {
             return 0
             ;;
         nat64__subcmd__help)
-            opts="run check import-tayga replay show binding generate help"
+            opts="run check import-tayga replay show binding generate gen help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -373,6 +545,48 @@ _nat64() {
         nat64__subcmd__help__subcmd__check)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nat64__subcmd__help__subcmd__gen)
+            opts="dns64 pref64"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nat64__subcmd__help__subcmd__gen__subcmd__dns64)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nat64__subcmd__help__subcmd__gen__subcmd__pref64)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -119,6 +119,92 @@ enum Command {
         /// Subcommand, shell, or output directory.
         arg: Option<String>,
     },
+    /// Print the configuration that tells clients about the translator,
+    /// generated from nat64's own: DNS64 for unbound or BIND 9 (RFC 6147),
+    /// PREF64 for radvd 2.20+ (RFC 8781).
+    Gen {
+        #[command(subcommand)]
+        what: GenWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GenWhat {
+    /// A DNS64 snippet synthesizing AAAA records into nat64's prefix.
+    #[command(group(clap::ArgGroup::new("server").required(true).args(["unbound", "bind9"])))]
+    Dns64 {
+        /// An unbound `server:` clause.
+        #[arg(long)]
+        unbound: bool,
+        /// A BIND 9 `dns64` statement for `options`.
+        #[arg(long)]
+        bind9: bool,
+        /// Config file, or a built-in profile name.
+        #[arg(short, long, default_value = "/etc/nat64/nat64.toml")]
+        config: String,
+        /// Override one key of the configuration (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// A radvd (2.20 or later) interface block advertising nat64's prefix
+    /// as PREF64.
+    Pref64 {
+        /// radvd syntax (`nat64prefix`); the only one so far.
+        #[arg(long, required = true)]
+        radvd: bool,
+        /// The interface the IPv6 clients are on.
+        #[arg(long, value_name = "NAME")]
+        interface: String,
+        /// The option's lifetime in seconds (RFC 8781 §4.1: at least three
+        /// times the router's MaxRtrAdvInterval).
+        #[arg(long, default_value_t = 1800)]
+        lifetime: u32,
+        /// Config file, or a built-in profile name.
+        #[arg(short, long, default_value = "/etc/nat64/nat64.toml")]
+        config: String,
+        /// Override one key of the configuration (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+/// `nat64 gen …`: the prefix of the configuration (derived or discovered
+/// prefixes included), written into the server's syntax.
+fn gen_snippet(what: &GenWhat) -> anyhow::Result<()> {
+    use nat64::snippets;
+    let text = match what {
+        GenWhat::Dns64 {
+            unbound,
+            config,
+            set,
+            ..
+        } => {
+            let l = config::load(config, set)?;
+            let source = l.source.to_string();
+            if *unbound {
+                snippets::unbound(l.settings.prefix, &source)
+            } else {
+                snippets::bind9(l.settings.prefix, &source)
+            }
+        }
+        GenWhat::Pref64 {
+            interface,
+            lifetime,
+            config,
+            set,
+            ..
+        } => {
+            let l = config::load(config, set)?;
+            snippets::radvd(
+                l.settings.prefix,
+                interface,
+                (*lifetime).min(nat64::pref64::MAX_LIFETIME),
+                &l.source.to_string(),
+            )
+        }
+    };
+    print!("{text}");
+    Ok(())
 }
 
 /// Which daemon `show` and `binding` talk to.
@@ -249,6 +335,7 @@ fn main() -> ExitCode {
             until,
             verbose,
         } => nat64::replay::cli(config, set, input, output, *until, *verbose),
+        Command::Gen { what } => gen_snippet(what),
         Command::Generate { what, arg } => nat64::gen::cli(
             &<Cli as clap::CommandFactory>::command(),
             what,

@@ -134,6 +134,11 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
 
     let mut installed = Installed::default();
     plumb(s, &tun.name, &mut installed)?;
+    // PREF64 advertisements need a raw socket: opened while still root.
+    let pref64 = match &s.pref64 {
+        Some((ifname, interval)) => Some((crate::pref64::Sender::open(ifname)?, *interval)),
+        None => None,
+    };
 
     let shared = Arc::new(worker::Shared::new(s, tun.mtu));
 
@@ -210,6 +215,18 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
         None => None,
     };
     let ops_stop = Arc::new(AtomicBool::new(false));
+    let pref64_thread = pref64.map(|(sender, interval)| {
+        let (stop, prefix) = (ops_stop.clone(), s.prefix);
+        std::thread::Builder::new()
+            .name("pref64".into())
+            .spawn(move || {
+                crate::privilege::drop_thread_caps();
+                sender.run(prefix, interval, stop)
+            })
+    });
+    let pref64_thread = pref64_thread
+        .transpose()
+        .context("starting the PREF64 thread")?;
     let control = match &s.control {
         Some(path) => {
             let c = control::socket::spawn(path, tel.clone(), ops_stop.clone())?;
@@ -226,6 +243,9 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
             }
             Err(e) => {
                 ops_stop.store(true, Ordering::Relaxed);
+                if let Some(h) = pref64_thread {
+                    let _ = h.join();
+                }
                 if let Some(c) = control {
                     c.stop();
                 }

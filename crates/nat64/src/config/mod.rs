@@ -123,6 +123,10 @@ pub struct FileConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub icmp_source_v6: Option<String>,
     pub icmp_rate_limit: RateLimitSection,
+    /// Router advertisements carrying the prefix as PREF64 (RFC 8781) on
+    /// the clients' link, for routers that cannot (off unless `interface`
+    /// is set; [`crate::pref64`]).
+    pub pref64: Pref64Section,
     /// Prometheus listen address (`host:port`); "" disables.
     pub metrics: String,
     /// Control socket path; "" disables.
@@ -203,6 +207,7 @@ impl Default for FileConfig {
             filtering: FilteringMode::EndpointIndependent,
             icmp_source_v6: None,
             icmp_rate_limit: RateLimitSection::default(),
+            pref64: Pref64Section::default(),
             metrics: DEFAULT_METRICS.into(),
             control: DEFAULT_CONTROL.into(),
             log_format: LogFormat::Human,
@@ -416,6 +421,26 @@ impl Default for LimitsSection {
             site_prefix_len: 64,
             max_sessions_per_site: 100_000,
             max_leases_per_site: 256,
+        }
+    }
+}
+
+/// `[pref64]`: nat64's own PREF64 advertisements (RFC 8781).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Pref64Section {
+    /// The interface the IPv6 clients are on; "" sends nothing.
+    pub interface: String,
+    /// Seconds between advertisements; the option's lifetime is three times
+    /// this (RFC 8781 §4.1).
+    pub interval_secs: u64,
+}
+
+impl Default for Pref64Section {
+    fn default() -> Self {
+        Pref64Section {
+            interface: String::new(),
+            interval_secs: 60,
         }
     }
 }
@@ -692,6 +717,8 @@ pub struct Settings {
     pub icmp_source_v6: Ipv6Addr,
     pub icmp_rate: u32,
     pub icmp_burst: u32,
+    /// `[pref64]`: (interface, interval) when advertising.
+    pub pref64: Option<(String, Duration)>,
     pub metrics: Option<SocketAddr>,
     pub control: Option<PathBuf>,
     pub log_format: LogFormat,
@@ -760,6 +787,8 @@ pub mod bounds {
     /// `pool`: addresses in all, the most the daemon NAPT allocator takes
     /// (a /16; nat64-core `Pool::MAX_ADDRS`).
     pub const POOL_ADDRS: u64 = 65_536;
+    /// `pref64.interval-secs`: three intervals must fit RFC 8781's 65528 s.
+    pub const PREF64_INTERVAL_SECS: (u64, u64) = (1, 21_842);
     /// `inner-pool` prefix length: the kernel-mode allocator takes at most a
     /// /8 (nat64-core `KernelPool`), and a /30 holds two clients.
     pub const INNER_POOL_LEN: (u8, u8) = (8, 30);
@@ -795,6 +824,7 @@ pub mod bounds {
             )),
             "icmp-rate-limit.rate" => w(ICMP_RATE),
             "icmp-rate-limit.burst" => w(ICMP_BURST),
+            "pref64.interval-secs" => r(PREF64_INTERVAL_SECS),
             "ports.block-size" => Some("a power of two from 1 to 32768".into()),
             _ => None,
         }
@@ -1109,6 +1139,7 @@ impl FileConfig {
             (maps, nat64_core::eam::EamTable::new(), None)
         };
         let rfc6791 = self.validate_rfc6791(&mut f, gateway_v4);
+        let pref64 = self.validate_pref64(&mut f);
 
         let udp_zero_checksum = match self.udp_zero_checksum {
             UdpZeroChecksumMode::Calc => UdpZeroChecksum::Calc,
@@ -1139,6 +1170,7 @@ impl FileConfig {
                     icmp_source_v6,
                     icmp_rate: self.icmp_rate_limit.rate,
                     icmp_burst: self.icmp_rate_limit.burst,
+                    pref64,
                     metrics: ops.metrics,
                     control: ops.control,
                     log_format: self.log_format,
@@ -2436,6 +2468,41 @@ impl FileConfig {
             out.extend(gateway_v4);
         }
         out
+    }
+
+    /// `[pref64]`: an interface name and an interval whose three-fold
+    /// lifetime fits the option's 13-bit field (RFC 8781 §4).
+    fn validate_pref64(&self, f: &mut Findings) -> Option<(String, Duration)> {
+        let p = &self.pref64;
+        if let Some(e) = within(
+            "pref64.interval-secs",
+            p.interval_secs,
+            bounds::PREF64_INTERVAL_SECS,
+            "the advertised lifetime is three intervals and RFC 8781 caps it at 65528 s",
+            "use e.g. 60 (a router sends unsolicited advertisements every 200-600 s)",
+        ) {
+            f.err(e);
+        }
+        if p.interface.is_empty() {
+            return None;
+        }
+        if self.napt == NaptMode::Clat {
+            f.err(err(
+                "pref64.interface",
+                &p.interface,
+                "a CLAT does not advertise its PLAT's prefix",
+                "remove [pref64], or advertise from the PLAT",
+            ));
+        }
+        if let Some(problem) = tun_name_problem(&p.interface) {
+            f.err(err(
+                "pref64.interface",
+                &p.interface,
+                format!("is not an interface name: {problem}"),
+                "name the interface the IPv6 clients are on (e.g. \"eth1\")",
+            ));
+        }
+        Some((p.interface.clone(), Duration::from_secs(p.interval_secs)))
     }
 
     /// `clat` mode (RFC 6877): `clat-v6` present, a unicast address outside
