@@ -20,11 +20,17 @@ declare -A NEED=(
   [conntrack]=conntrack
   [sha256sum]=coreutils
   [systemd-analyze]=systemd
+  [unbound]=unbound
+  [unbound-checkconf]=unbound
+  [rdisc6]=ndisc6
+  [dig]=bind9-dnsutils
+  [getent]=libc-bin
 )
 
 missing=()
 for cmd in "${!NEED[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
+  command -v "$cmd" >/dev/null 2>&1 && continue
+  [[ " ${missing[*]} " == *" ${NEED[$cmd]} "* ]] || missing+=("${NEED[$cmd]}")
 done
 
 if ((${#missing[@]})); then
@@ -36,6 +42,12 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # unbound is here for the DNS64 test, which runs its own instances inside
+  # network namespaces; the system resolver service its package starts (on
+  # a host running systemd) is not wanted, so a fresh install turns it off.
+  if [[ " ${missing[*]} " == *" unbound "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now unbound.service >/dev/null 2>&1 || true
+  fi
 fi
 
 # TUN device node (present on normal hosts; some containers lack it).

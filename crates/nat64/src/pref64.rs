@@ -67,6 +67,29 @@ pub struct Sender {
     sock: OwnedFd,
     interface: String,
     ifindex: u32,
+    /// Bound to the interface's link-local address yet?
+    bound: bool,
+}
+
+/// IFA_F_TENTATIVE | IFA_F_DADFAILED (linux/if_addr.h): not usable as a
+/// source.
+const UNUSABLE: u32 = 0x40 | 0x08;
+
+/// The usable link-local address of `ifname` in the text of
+/// `/proc/net/if_inet6` (`ADDR IFINDEX PLEN SCOPE FLAGS NAME` a line).
+/// RFC 4861 §4.2: a Router Advertisement's source MUST be link-local (hosts
+/// drop others), and a tentative address cannot be used yet.
+pub fn link_local(if_inet6: &str, ifname: &str) -> Option<std::net::Ipv6Addr> {
+    if_inet6.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 6 || f[5] != ifname || f[0].len() != 32 {
+            return None;
+        }
+        let a = std::net::Ipv6Addr::from(u128::from_str_radix(f[0], 16).ok()?);
+        let flags = u32::from_str_radix(f[4], 16).ok()?;
+        let ll = a.segments()[0] & 0xffc0 == 0xfe80;
+        (ll && flags & UNUSABLE == 0).then_some(a)
+    })
 }
 
 fn sockopt(fd: i32, level: i32, name: i32, v: i32) -> std::io::Result<()> {
@@ -123,7 +146,35 @@ impl Sender {
             sock,
             interface: interface.to_string(),
             ifindex,
+            bound: false,
         })
+    }
+
+    /// Binds the socket to the interface's link-local address once it is
+    /// usable (false until then).
+    fn bind_link_local(&mut self) -> bool {
+        if self.bound {
+            return true;
+        }
+        let text = std::fs::read_to_string("/proc/net/if_inet6").unwrap_or_default();
+        let Some(ll) = link_local(&text, &self.interface) else {
+            return false;
+        };
+        // SAFETY: sockaddr_in6 is plain data; zeroed is a valid value.
+        let mut me: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        me.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+        me.sin6_addr.s6_addr = ll.octets();
+        me.sin6_scope_id = self.ifindex;
+        // SAFETY: `me` is valid for the length passed.
+        let r = unsafe {
+            libc::bind(
+                self.sock.as_raw_fd(),
+                (&me as *const libc::sockaddr_in6).cast(),
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        };
+        self.bound = r == 0;
+        self.bound
     }
 
     /// Sends one advertisement to all-nodes on the interface.
@@ -153,8 +204,8 @@ impl Sender {
 
     /// Advertises `prefix` every `interval` until `stop` is set (a thread
     /// of its own; sleeps in short steps so shutdown is prompt). A send
-    /// error is logged once per streak, then retried.
-    pub fn run(self, prefix: Prefix, interval: Duration, stop: Arc<AtomicBool>) {
+    /// error is logged once per streak, then retried every second.
+    pub fn run(mut self, prefix: Prefix, interval: Duration, stop: Arc<AtomicBool>) {
         let lifetime = (interval.as_secs() as u32).saturating_mul(3);
         let ra = router_advertisement(prefix, lifetime);
         info!(
@@ -165,6 +216,13 @@ impl Sender {
         );
         let mut failing = false;
         while !stop.load(Ordering::Relaxed) {
+            // Nothing goes out before the link-local source is usable
+            // (right after the link comes up its address is tentative
+            // during duplicate address detection): look again in 100 ms.
+            if !self.bind_link_local() {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
             match self.send(&ra) {
                 Ok(()) => failing = false,
                 Err(e) if !failing => {
@@ -173,8 +231,15 @@ impl Sender {
                 }
                 Err(_) => {}
             }
+            // After a failure (at start the interface's link-local address
+            // may still be tentative) retry within a second, not an interval.
+            let wait = if failing {
+                interval.min(Duration::from_secs(1))
+            } else {
+                interval
+            };
             let mut slept = Duration::ZERO;
-            while slept < interval && !stop.load(Ordering::Relaxed) {
+            while slept < wait && !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
                 slept += Duration::from_millis(100);
             }
@@ -202,6 +267,19 @@ mod test {
         assert_eq!(&o[2..4], &[0x00, (2 << 3) | 1]);
         let o = pref64_option(Prefix::WELL_KNOWN, u32::MAX);
         assert_eq!(u16::from_be_bytes([o[2], o[3]]) >> 3, 8191);
+    }
+
+    #[test]
+    fn rfc4861_4_2_source_is_a_usable_link_local_address() {
+        let text = "20010db8000100000000000000000001 03 40 00 80     v6x\n\
+                    fe80000000000000842bb24bfebd90d9 03 40 20 40     v6x\n";
+        assert_eq!(link_local(text, "v6x"), None, "tentative (0x40)");
+        let text = text.replace(" 20 40 ", " 20 80 ");
+        assert_eq!(
+            link_local(&text, "v6x"),
+            Some("fe80::842b:b24b:febd:90d9".parse().unwrap())
+        );
+        assert_eq!(link_local(&text, "eth0"), None);
     }
 
     #[test]
