@@ -41,10 +41,21 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # unbound is here for the DNS64 test, which runs its own instances inside
-  # network namespaces; the system resolver service its package starts (on
-  # a host running systemd) is not wanted, so a fresh install turns it off.
+  # These are test tools: no package may start a service while installing
+  # (unbound would start a resolver on the host; the DNS64 test runs its
+  # own instances inside network namespaces). policy-rc.d exit 101 is
+  # Debian's "do not start" (invoke-rc.d(8)); one already there is kept.
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  rc=0
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  if ((own_policy)); then rm -f /usr/sbin/policy-rc.d; fi
+  ((rc == 0)) || exit "$rc"
+  # On a host running systemd the unit is also kept from starting at boot.
   if [[ " ${missing[*]} " == *" unbound "* ]] && [ -d /run/systemd/system ]; then
     systemctl disable --now unbound.service >/dev/null 2>&1 || true
   fi
