@@ -66,6 +66,15 @@ pub fn load(path: &Path) -> std::io::Result<Parsed> {
     Ok(parse(&text, &path.display().to_string()))
 }
 
+/// The line of the map-file entry `gone`, forgotten as it leaves the table.
+fn take_line(origin: &mut Vec<(Eam, usize)>, gone: &Eam) -> usize {
+    origin
+        .iter()
+        .position(|(e, _)| e == gone)
+        .map(|i| origin.swap_remove(i).1)
+        .unwrap_or(0)
+}
+
 /// The EAM table from the config file's entries (already free of conflicts
 /// among themselves) and the map file's lines, with the documented
 /// precedence. Returns the table and one message per entry left out.
@@ -76,29 +85,22 @@ pub fn merge(config: &[Eam], file: &[Line], name: &str) -> (EamTable, Vec<String
     let mut origin: Vec<(Eam, usize)> = Vec::new();
     for l in file {
         for gone in table.insert(l.eam) {
-            let was = origin
-                .iter()
-                .position(|(e, _)| *e == gone)
-                .map(|i| origin.swap_remove(i).1)
-                .unwrap_or(0);
             notes.push(format!(
-                "{name} line {was} ({gone}) ignored: line {} ({}) maps the same prefix, and the \
+                "{name} line {} ({gone}) ignored: line {} ({}) maps the same prefix, and the \
                  later line wins",
-                l.number, l.eam
+                take_line(&mut origin, &gone),
+                l.number,
+                l.eam
             ));
         }
         origin.push((l.eam, l.number));
     }
     for c in config {
         for gone in table.insert(*c) {
-            let was = origin
-                .iter()
-                .position(|(e, _)| *e == gone)
-                .map(|i| origin.swap_remove(i).1)
-                .unwrap_or(0);
             notes.push(format!(
-                "{name} line {was} ({gone}) ignored: the config file's [[map]] {c} maps the same \
-                 prefix, and the config file wins"
+                "{name} line {} ({gone}) ignored: the config file's [[map]] {c} maps the same \
+                 prefix, and the config file wins",
+                take_line(&mut origin, &gone)
             ));
         }
     }

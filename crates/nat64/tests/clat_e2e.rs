@@ -50,28 +50,6 @@ fn start_clat(t: &Topo, config: &str) -> u32 {
     pid
 }
 
-/// The CLAT's counters (SIGUSR1 writes them to its log).
-fn clat_stats(t: &Topo, pid: u32) -> std::collections::HashMap<String, u64> {
-    let before = t.log("clat.log").matches(" stats: ").count();
-    t.signal(pid, libc::SIGUSR1);
-    let t0 = Instant::now();
-    loop {
-        let log = t.log("clat.log");
-        if log.matches(" stats: ").count() > before {
-            let line = log
-                .lines()
-                .rfind(|l| l.contains(" stats: "))
-                .unwrap_or_default();
-            return parse_stats(line);
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "no stats line:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// PLAT in xlat, the HTTP server in server4, IPv6 forwarding on the client.
 fn plat(test: &str) -> Option<Topo> {
     let t = Topo::new(test, Napt::Daemon)?;
@@ -105,7 +83,7 @@ fn ipv4_app_reaches_server(t: &Topo, clat: u32) {
         "server log: {http}"
     );
     // And the CLAT translated both ways.
-    let s = clat_stats(t, clat);
+    let s = t.stats_in(clat, "clat.log");
     assert!(s.get("translated_4to6").copied().unwrap_or(0) >= 4, "{s:?}");
     assert!(s.get("translated_6to4").copied().unwrap_or(0) >= 4, "{s:?}");
 }

@@ -513,11 +513,17 @@ impl Topo {
 
     /// Asks the daemon (SIGUSR1) for its counters and parses the log line.
     pub fn stats(&self, pid: u32) -> HashMap<String, u64> {
-        let before = self.log("nat64.log").matches(" stats: ").count();
+        self.stats_in(pid, "nat64.log")
+    }
+
+    /// [`Topo::stats`] of a nat64 that logs to `log` (a second instance).
+    pub fn stats_in(&self, pid: u32, log: &str) -> HashMap<String, u64> {
+        let logname = log;
+        let before = self.log(logname).matches(" stats: ").count();
         self.signal(pid, libc::SIGUSR1);
         let t0 = Instant::now();
         loop {
-            let log = self.log("nat64.log");
+            let log = self.log(logname);
             if log.matches(" stats: ").count() > before {
                 let line = log
                     .lines()
