@@ -7,12 +7,14 @@
 //! entry matches, the caller falls back to the RFC 6052 prefix (step 2).
 //!
 //! Suffix lengths: RFC 7757 §3.2 lets the IPv6 side of an entry carry *more*
-//! suffix bits than the IPv4 side (e.g. `192.0.2.128/26 ↔ 2001:db8:dddd::/64`).
-//! This crate accepts only entries whose suffix lengths are equal
-//! (`32 - len4 == 128 - len6`), so every entry is a bijection between its
-//! two prefixes and the §3.3 procedure (drop the prefix bits, prepend the
-//! other family's prefix, pad or truncate) reduces to swapping prefixes:
-//! the suffix bits move across unchanged.
+//! suffix bits than the IPv4 side (e.g. `192.0.2.128/26 ↔ 2001:db8:dddd::/64`,
+//! or IVI's `0.0.0.0/0 ↔ 2001:db8:ff00::/40`), never fewer. The §3.3
+//! procedure (drop the prefix bits, prepend the other family's prefix, pad
+//! with zeros or drop trailing bits) then puts the IPv4 suffix right after
+//! the IPv6 prefix, and on the way back drops the IPv6 suffix bits past it:
+//! such an entry maps many IPv6 addresses to one IPv4 address, and each
+//! IPv4 address to the zero-padded one. Equal lengths (the usual case) make
+//! a bijection: the suffix bits move across unchanged.
 //!
 //! Conflicts (ADR 0009): two entries collide when they have the same IPv4
 //! prefix or the same IPv6 prefix (the lookup would be ambiguous, RFC 7757
@@ -38,7 +40,7 @@ use core::hash::Hash;
 use core::net::{Ipv4Addr, Ipv6Addr};
 use core::ops::{BitAnd, Not};
 
-/// One explicit address mapping: `v4/len4 ↔ v6/len6`, `32 - len4 == 128 - len6`.
+/// One explicit address mapping: `v4/len4 ↔ v6/len6`, `32 - len4 <= 128 - len6`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Eam {
     v4: u32,
@@ -67,8 +69,8 @@ pub enum EamError {
         masked: Ipv6Addr,
     },
     #[error(
-        "suffix lengths differ: /{len4} leaves {} IPv4 bits but /{len6} leaves {} IPv6 bits \
-         (this translator needs them equal, cf. RFC 7757 §3.2); use /{want6} for the IPv6 side",
+        "suffix lengths: /{len4} leaves {} IPv4 bits but /{len6} only {} IPv6 bits (RFC 7757 \
+         §3.2: the IPv4 suffix may not be longer); use /{want6} or shorter for the IPv6 side",
         32 - *len4 as u32, 128 - *len6 as u32, want6 = 96 + *len4 as u32
     )]
     SuffixMismatch { len4: u8, len6: u8 },
@@ -96,9 +98,8 @@ fn nested(a: u128, b: u128, common_mask: u128) -> bool {
 }
 
 impl Eam {
-    /// Validates an entry: lengths in range, no host bits, equal suffix
-    /// lengths (this crate's policy; RFC 7757 §3.2 only requires the IPv4
-    /// suffix to be no longer than the IPv6 one).
+    /// Validates an entry: lengths in range, no host bits, an IPv4 suffix
+    /// no longer than the IPv6 one (RFC 7757 §3.2).
     pub fn new(v4: Ipv4Addr, len4: u8, v6: Ipv6Addr, len6: u8) -> Result<Eam, EamError> {
         if len4 > 32 {
             return Err(EamError::V4Syntax(format!("{v4}/{len4}")));
@@ -122,7 +123,8 @@ impl Eam {
                 masked: Ipv6Addr::from(a6 & mask6(len6)),
             });
         }
-        if 32 - u32::from(len4) != 128 - u32::from(len6) {
+        // RFC 7757 §3.2: the IPv4 suffix is no longer than the IPv6 one.
+        if 32 - u32::from(len4) > 128 - u32::from(len6) {
             return Err(EamError::SuffixMismatch { len4, len6 });
         }
         Ok(Eam {
@@ -144,6 +146,13 @@ impl Eam {
     }
 
     /// The IPv4 prefix and its length.
+    /// How many more suffix bits the IPv6 side has (0 for the usual
+    /// equal-length entries; RFC 7757 §3.2).
+    #[inline]
+    fn shift(&self) -> u32 {
+        (128 - u32::from(self.len6)) - (32 - u32::from(self.len4))
+    }
+
     pub fn v4(&self) -> (Ipv4Addr, u8) {
         (Ipv4Addr::from(self.v4), self.len4)
     }
@@ -441,7 +450,9 @@ impl EamTable {
             return None;
         }
         let (e, suffix) = self.v4.find(u32::from(a))?;
-        Some(Ipv6Addr::from(e.v6 | u128::from(suffix)))
+        // RFC 7757 §3.3.1 step 5: the IPv4 suffix right after the IPv6
+        // prefix, zeros after it.
+        Some(Ipv6Addr::from(e.v6 | (u128::from(suffix) << e.shift())))
     }
 
     /// RFC 7757 §3.3.2, IPv6 → IPv4; `None` means "use RFC 6052" (step 2).
@@ -454,8 +465,10 @@ impl EamTable {
             return None;
         }
         let (e, suffix) = self.v6.find(u128::from(*a))?;
-        // `suffix < 2^(32 - len4)`: the cast keeps every bit.
-        Some(Ipv4Addr::from(e.v4 | suffix as u32))
+        // RFC 7757 §3.3.2 step 5: the IPv6 suffix bits past the IPv4
+        // suffix are dropped; what remains is < 2^(32 - len4), so the cast
+        // keeps every bit.
+        Some(Ipv4Addr::from(e.v4 | (suffix >> e.shift()) as u32))
     }
 
     pub fn len(&self) -> usize {

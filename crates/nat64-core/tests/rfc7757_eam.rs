@@ -45,20 +45,9 @@ fn rfc7757_3_2_omitted_length_is_host_route() {
     assert_eq!(e, eam("192.0.2.1/32", "2001:db8:aaaa::/128"));
 }
 
-/// §3.2 only requires the IPv4 suffix to be no longer than the IPv6 one;
-/// this translator also refuses a longer IPv6 suffix (Figure 1, EAM #4 and
-/// #5), so every entry maps its two prefixes one to one.
+/// §3.2: an IPv4 suffix longer than the IPv6 one is refused (a MUST).
 #[test]
-fn rfc7757_3_2_suffix_length_mismatch_refused() {
-    assert_eq!(
-        Eam::parse("192.0.2.128/26", "2001:db8:dddd::/64"),
-        Err(EamError::SuffixMismatch { len4: 26, len6: 64 })
-    );
-    assert_eq!(
-        Eam::parse("192.0.2.192/29", "2001:db8:eeee:8::/62"),
-        Err(EamError::SuffixMismatch { len4: 29, len6: 62 })
-    );
-    // An IPv4 suffix longer than the IPv6 one violates §3.2's MUST.
+fn rfc7757_3_2_longer_ipv4_suffix_refused() {
     assert_eq!(
         Eam::parse("192.0.2.0/24", "2001:db8::1/128"),
         Err(EamError::SuffixMismatch {
@@ -66,10 +55,58 @@ fn rfc7757_3_2_suffix_length_mismatch_refused() {
             len6: 128
         })
     );
-    let msg = Eam::parse("192.0.2.0/24", "2001:db8::/64")
+    let msg = Eam::parse("192.0.2.0/24", "2001:db8::/124")
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("use /120"), "{msg}");
+    assert!(msg.contains("use /120 or shorter"), "{msg}");
+}
+
+/// §3.2 / §3.3: Figure 1's EAM #4 (192.0.2.128/26 ↔ 2001:db8:dddd::/64)
+/// and #5 (192.0.2.192/29 ↔ 2001:db8:eeee:8::/62) have longer IPv6
+/// suffixes: IPv4 → IPv6 puts the IPv4 suffix right after the IPv6 prefix
+/// and pads with zeros (§3.3.1 step 5); IPv6 → IPv4 drops the trailing bits
+/// (§3.3.2 step 5). Expected addresses worked out by hand.
+#[test]
+fn rfc7757_3_3_longer_ipv6_suffix_pads_and_truncates() {
+    let mut t = EamTable::new();
+    t.insert(eam("192.0.2.128/26", "2001:db8:dddd::/64"));
+    t.insert(eam("192.0.2.192/29", "2001:db8:eeee:8::/62"));
+    // .130 = suffix 2 of 6 bits, placed at bits 63..58 of the interface ID.
+    assert_eq!(
+        t.v4_to_v6(v4("192.0.2.130")),
+        Some(v6("2001:db8:dddd:0:800::"))
+    );
+    // Any IPv6 address with those six bits maps back; the rest is dropped.
+    assert_eq!(
+        t.v6_to_v4(&v6("2001:db8:dddd:0:800::1234")),
+        Some(v4("192.0.2.130"))
+    );
+    assert_eq!(
+        t.v6_to_v4(&v6("2001:db8:dddd:0:bff:ffff:ffff:ffff")),
+        Some(v4("192.0.2.130"))
+    );
+    // .197 = suffix 0b101 of 3 bits after a /62: bits 65..63, i.e. the low
+    // two bits of the fourth group (8 | 0b10 = a) and the top bit of the
+    // fifth (0x8000).
+    assert_eq!(
+        t.v4_to_v6(v4("192.0.2.197")),
+        Some(v6("2001:db8:eeee:a:8000::"))
+    );
+    assert_eq!(
+        t.v6_to_v4(&v6("2001:db8:eeee:a:8000:1:2:3")),
+        Some(v4("192.0.2.197"))
+    );
+    // IVI (RFC 7757 Appendix A.2): all of IPv4 after a /40.
+    let mut ivi = EamTable::new();
+    ivi.insert(eam("0.0.0.0/0", "2001:db8:ff00::/40"));
+    assert_eq!(
+        ivi.v4_to_v6(v4("198.51.100.2")),
+        Some(v6("2001:db8:ffc6:3364:200::"))
+    );
+    assert_eq!(
+        ivi.v6_to_v4(&v6("2001:db8:ffc6:3364:200::")),
+        Some(v4("198.51.100.2"))
+    );
 }
 
 #[test]

@@ -2294,7 +2294,7 @@ impl FileConfig {
 
 impl FileConfig {
     /// `none` mode: `[[map]]` entries as explicit address mappings (RFC
-    /// 7757 §3.1: equal suffix lengths, no host bits, no never-translated block,
+    /// 7757 §3.2: an IPv4 suffix no longer than the IPv6 one, no host bits, no never-translated block,
     /// not colliding with each other), merged with `map-file`
     /// ([`crate::mapfile`]: a config entry beats a map-file line, a later
     /// line an earlier one; each left out is a warning).
@@ -2314,7 +2314,7 @@ impl FileConfig {
                         format!("{} = {}", m.v4, m.v6),
                         e.to_string(),
                         "write v4 = \"192.0.2.0/24\", v6 = \"2001:db8:6::/120\" (prefixes with \
-                         equal suffix lengths; a bare address is a /32 or /128)",
+                         equal suffix lengths, or a longer IPv6 one; a bare address is a /32 or /128)",
                     ));
                     continue;
                 }
@@ -3764,11 +3764,11 @@ mod test {
         );
         refused(
             &format!(
-                "{}[[map]]\nv4 = \"203.0.113.0/24\"\nv6 = \"2001:db8:1::/112\"\n",
+                "{}[[map]]\nv4 = \"203.0.113.0/24\"\nv6 = \"2001:db8:1::/124\"\n",
                 siit_base()
             ),
             "map[0]",
-            "suffix lengths differ",
+            "IPv4 suffix may not be longer",
         );
         refused(
             &format!(
