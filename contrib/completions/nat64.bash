@@ -781,7 +781,7 @@ _nat64() {
             return 0
             ;;
         nat64__subcmd__show)
-            opts="-c -h --json --v6 --proto --limit --socket --config --log --help bindings sessions pool stats"
+            opts="-c -h --json --v6 --proto --limit --socket --config --log --help bindings sessions pool stats eam"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -784,8 +784,9 @@ fn gre_tunnel_over_siit(t: &Topo) {
 /// (`map` host and range lines, a `map-file` under `data-dir`,
 /// `dynamic-pool` holding `ipv4-addr`, `ipv6-addr`, `wkpf-strict`,
 /// `udp-cksum-mode`, `offlink-mtu`, `workers`, `log`), converted by `nat64
-/// import-tayga` and run as it comes out (only `control` and `metrics` are
-/// turned off: parallel tests share the default socket). The traffic gets
+/// import-tayga` and run as it comes out (only `control` moves into the
+/// test's directory and `metrics` is off: parallel tests share the
+/// defaults); `nat64 show eam` lists the merged table. The traffic gets
 /// Tayga's translation: each mapped host its mapped address, the unmapped
 /// host a dynamic-pool address (never `ipv4-addr`), the reverse direction by
 /// the map, and the translator's own address answers pings.
@@ -841,8 +842,30 @@ fn import_tayga_full_config_runs_and_translates_like_tayga() {
         text.contains("v4 = \"203.0.113.32/28\"\nv6 = \"2001:db8:1::20/124\""),
         "a range is one explicit mapping:\n{text}"
     );
-    let pid = t.start_nat64(&format!("control = \"\"\nmetrics = \"\"\n{text}"));
+    let sock = t.dir.join("control.sock");
+    let pid = t.start_nat64(&format!(
+        "control = \"{}\"\nmetrics = \"\"\n{text}",
+        sock.display()
+    ));
     t.wait_path();
+    // `nat64 show eam`: the table in force, [[map]] and the map file merged.
+    let shown = t.ok(
+        &t.x,
+        &format!("{} show eam --socket {}", bin(), sock.display()),
+    );
+    for row in [
+        ("203.0.113.2/32", "2001:db8:1::2/128"),
+        ("203.0.113.32/28", "2001:db8:1::20/124"),
+        ("203.0.113.17/32", "2001:db8:1::11/128"),
+    ] {
+        assert!(
+            shown
+                .lines()
+                .any(|l| l.split_whitespace().take(2).eq([row.0, row.1])),
+            "{row:?} missing from `show eam`:\n{shown}"
+        );
+    }
+    assert!(shown.contains("3 explicit mapping(s)"), "{shown}");
     // What the IPv4 server sees for each client source.
     let seen_as = |src: &str| {
         let before = http_clients(&t.log("http4.log")).len();

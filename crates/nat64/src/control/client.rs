@@ -3,7 +3,7 @@
 //! Bindings and sessions are fetched a page at a time over one connection
 //! and printed as each page arrives (`--limit N` stops after N rows).
 
-use super::proto::{BindingRow, PoolRow, Reply, Request, SessionRow, MAX_PAGE};
+use super::proto::{BindingRow, EamRow, PoolRow, Reply, Request, SessionRow, MAX_PAGE};
 use crate::config;
 use anyhow::{bail, Context as _};
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -116,6 +116,9 @@ pub enum ShowWhat {
     Pool,
     /// Counters: traffic, drops by reason, tables, reaper, mapping log.
     Stats,
+    /// The explicit address mappings in force (`napt = "none"`, `"clat"`):
+    /// `[[map]]` and `map-file` as merged at the last start or SIGHUP.
+    Eam,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -152,17 +155,17 @@ pub fn show(
         ShowWhat::Bindings | ShowWhat::Sessions => {
             return show_rows(path, what, json, v6, proto, limit)
         }
-        ShowWhat::Pool | ShowWhat::Stats => {
+        ShowWhat::Pool | ShowWhat::Stats | ShowWhat::Eam => {
             if v6.is_some() || proto.is_some() {
                 bail!("--v6 and --proto filter `show bindings` and `show sessions` only");
             }
             if limit != 0 {
                 bail!("--limit applies to `show bindings` and `show sessions` only");
             }
-            if what == ShowWhat::Pool {
-                Request::Pool
-            } else {
-                Request::Stats
+            match what {
+                ShowWhat::Pool => Request::Pool,
+                ShowWhat::Eam => Request::Eam,
+                _ => Request::Stats,
             }
         }
     };
@@ -397,6 +400,18 @@ fn render(what: ShowWhat, v: serde_json::Value) -> anyhow::Result<String> {
                 ]);
             }
             format!("{}(in use / capacity)\n", table(&t))
+        }
+        ShowWhat::Eam => {
+            let rows: Vec<EamRow> = serde_json::from_value(v).map_err(bad)?;
+            let mut t = vec![vec![
+                "IPV4".to_string(),
+                "IPV6".to_string(),
+                "ADDRESSES".to_string(),
+            ]];
+            for r in &rows {
+                t.push(vec![r.v4.clone(), r.v6.clone(), r.size.to_string()]);
+            }
+            format!("{}{} explicit mapping(s)\n", table(&t), rows.len())
         }
         ShowWhat::Stats => {
             let mut flat = Vec::new();

@@ -65,6 +65,8 @@ pub enum Request {
     },
     Pool,
     Stats,
+    /// The explicit address mapping table (`none` and `clat` modes).
+    Eam,
     BindingAdd {
         proto: String,
         v6: String,
@@ -144,6 +146,15 @@ pub struct PoolRow {
     pub udp_capacity: u32,
     pub icmp_in_use: u32,
     pub icmp_capacity: u32,
+}
+
+/// One explicit address mapping (RFC 7757), as `show eam` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EamRow {
+    pub v4: String,
+    pub v6: String,
+    /// Addresses on the IPv4 side.
+    pub size: u64,
 }
 
 /// `--proto` / `"proto"`: tcp, udp or icmp.
@@ -425,6 +436,20 @@ fn execute(req: Request, tel: &Telemetry) -> Result<Answer, String> {
                     udp_capacity: u.capacity.udp,
                     icmp_in_use: u.in_use.icmp,
                     icmp_capacity: u.capacity.icmp,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Request::Eam => encoded(
+            &core
+                .eam()
+                .iter()
+                .map(|e| {
+                    let ((a4, l4), (a6, l6)) = (e.v4(), e.v6());
+                    EamRow {
+                        v4: format!("{a4}/{l4}"),
+                        v6: format!("{a6}/{l6}"),
+                        size: e.size(),
+                    }
                 })
                 .collect::<Vec<_>>(),
         ),
