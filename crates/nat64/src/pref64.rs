@@ -80,16 +80,9 @@ const UNUSABLE: u32 = 0x40 | 0x08;
 /// RFC 4861 §4.2: a Router Advertisement's source MUST be link-local (hosts
 /// drop others), and a tentative address cannot be used yet.
 pub fn link_local(if_inet6: &str, ifname: &str) -> Option<std::net::Ipv6Addr> {
-    if_inet6.lines().find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 6 || f[5] != ifname || f[0].len() != 32 {
-            return None;
-        }
-        let a = std::net::Ipv6Addr::from(u128::from_str_radix(f[0], 16).ok()?);
-        let flags = u32::from_str_radix(f[4], 16).ok()?;
-        let ll = a.segments()[0] & 0xffc0 == 0xfe80;
-        (ll && flags & UNUSABLE == 0).then_some(a)
-    })
+    crate::config::derive::interface_entries(if_inet6, ifname)
+        .find(|(a, flags)| a.segments()[0] & 0xffc0 == 0xfe80 && flags & UNUSABLE == 0)
+        .map(|(a, _)| a)
 }
 
 fn sockopt(fd: i32, level: i32, name: i32, v: i32) -> std::io::Result<()> {

@@ -17,7 +17,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -108,14 +107,6 @@ fn rfc6877_clat_to_plat_curl_and_ping() {
     assert!(t.ok(&t.c6, "ip -4 route show default").trim().is_empty());
 }
 
-/// Removes `/etc/netns/<ns>` when the test ends, however it ends.
-struct NetnsEtc(PathBuf);
-impl Drop for NetnsEtc {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn rfc7050_clat_discovers_the_plat_prefix() {
     let Some(t) = plat("clat7050") else {
@@ -143,10 +134,7 @@ fn rfc7050_clat_discovers_the_plat_prefix() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let etc = NetnsEtc(PathBuf::from("/etc/netns").join(&t.c6));
-    std::fs::create_dir_all(&etc.0).expect("creating /etc/netns/<ns>");
-    std::fs::write(etc.0.join("resolv.conf"), format!("nameserver {XLAT6}\n"))
-        .expect("writing the namespace's resolv.conf");
+    let _resolver = NetnsResolver::new(&t.c6, XLAT6);
     let clat = start_clat(&t, &clat_config("ipv4only.arpa"));
     let log = t.log("clat.log");
     assert!(

@@ -31,7 +31,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -44,14 +43,6 @@ const RA_WINDOW: u64 = 3 * RA_INTERVAL + 1;
 const NAME4: &str = "server4.example";
 /// ipv4only.arpa's 192.0.0.170 and 192.0.0.171 inside PREFIX.
 const WKA_V6: [&str; 2] = ["2001:db8:64::c000:aa", "2001:db8:64::c000:ab"];
-
-/// Removes `/etc/netns/<ns>` when the test ends, however it ends.
-struct NetnsEtc(PathBuf);
-impl Drop for NetnsEtc {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `server:` settings every unbound of the test shares: foreground, log to
 /// stderr (the process's log file), files in the test's directory, no
@@ -380,10 +371,7 @@ fn dns64_and_pref64_client_reaches_an_ipv4_only_name() {
         "the generated snippet does not carry the config's prefix {PREFIX}:\n{snippet}"
     );
     start_dns64(&t);
-    let etc = NetnsEtc(PathBuf::from("/etc/netns").join(&t.c6));
-    std::fs::create_dir_all(&etc.0).expect("creating /etc/netns/<ns>");
-    std::fs::write(etc.0.join("resolv.conf"), format!("nameserver {XLAT6}\n"))
-        .expect("writing the namespace's resolv.conf");
+    let resolver = NetnsResolver::new(&t.c6, XLAT6);
     t.wait_path();
 
     // The system resolver on the client: the synthesized AAAA (RFC 6147).
@@ -474,6 +462,6 @@ fn dns64_and_pref64_client_reaches_an_ipv4_only_name() {
     assert!(rdisc.contains(&format!(" from {ll}")), "rdisc6:\n{rdisc}");
     eprintln!("rdisc6 v6c:\n{rdisc}");
     eprintln!("RAs on v6c: {ras:?}");
-    drop(etc);
+    drop(resolver);
     eprintln!("dns64_e2e: {:.1} s", t0.elapsed().as_secs_f64());
 }

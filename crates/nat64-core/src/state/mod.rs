@@ -523,12 +523,8 @@ impl Shared {
     pub fn is_dynamic_v4(&self, a: Ipv4Addr) -> bool {
         match &self.mode {
             Mode::Siit {
-                dynamic: Some((n, l)),
-                ..
-            } => {
-                let m = if *l == 0 { 0 } else { u32::MAX << (32 - l) };
-                u32::from(a) & m == *n
-            }
+                dynamic: Some(net), ..
+            } => in_v4net(u32::from(a), *net),
             _ => false,
         }
     }
@@ -536,10 +532,7 @@ impl Shared {
     /// (the hairpinning test of RFC 6146 §3.8).
     pub fn is_local_v4(&self, a: Ipv4Addr) -> bool {
         let x = u32::from(a);
-        let inside = |n: u32, len: u8| {
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            x & m == n
-        };
+        let inside = |n: u32, len: u8| in_v4net(x, (n, len));
         match &self.mode {
             Mode::Daemon { prefixes, gateway } => {
                 *gateway != Some(a) && prefixes.iter().any(|&(n, l)| inside(n, l))
@@ -554,6 +547,14 @@ impl Shared {
             } => dynamic.is_some_and(|(n, l)| inside(n, l)) || *own_v4 == Some(a),
         }
     }
+}
+
+/// True when `x` lies in the IPv4 network `(n, len)` (`n` without host
+/// bits).
+#[inline]
+fn in_v4net(x: u32, (n, len): (u32, u8)) -> bool {
+    let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    x & m == n
 }
 
 /// Where one bounded sweep call stands in a list that shrinks by

@@ -630,6 +630,13 @@ impl EngineMapper {
 
 /// `none` mode (stateless SIIT, RFC 7915 + RFC 6052 + RFC 7757; ADR 0009).
 impl EngineMapper {
+    /// The stateful modes' IPv4 destination: extracted from the prefix
+    /// (RFC 6052 §3.1 for the Well-Known Prefix), never out of scope.
+    #[inline]
+    fn nat64_dst4(&self, dst: &Ipv6Addr) -> Result<Ipv4Addr, DropReason> {
+        in_scope(self.sh.prefix.extract_checked(dst, self.sh.wkp_strict)?)
+    }
+
     /// RFC 7757 §3.3 for an IPv6 address: the EAM table first, then the
     /// RFC 6052 prefix (with §3.1 for the Well-Known Prefix).
     #[inline]
@@ -750,11 +757,11 @@ impl Mapper for EngineMapper {
         // 2–3. §3.5 filtering and updating, §3.6 outgoing tuple.
         let out = match self.sh.mode {
             Mode::Kernel { .. } => {
-                let dst4 = in_scope(self.sh.prefix.extract_checked(&t.dst, self.sh.wkp_strict)?)?;
+                let dst4 = self.nat64_dst4(&t.dst)?;
                 self.kernel_6to4(&t, dst4, meta)?
             }
             Mode::Daemon { .. } => {
-                let dst4 = in_scope(self.sh.prefix.extract_checked(&t.dst, self.sh.wkp_strict)?)?;
+                let dst4 = self.nat64_dst4(&t.dst)?;
                 self.filtering_and_updating_6(&t, dst4, meta)?
             }
             Mode::Siit { .. } => self.siit_6to4(&t, meta)?,
@@ -818,8 +825,9 @@ impl Mapper for EngineMapper {
 
     /// Protocols without ports (RFC 7915 §4.5/§5.5): kernel mode maps
     /// addresses 1:1 (the source's lease, with the UDP timer, or a static
-    /// map), so they translate like any packet there; daemon NAPT has no
-    /// port to give them and drops them as `unsupported_protocol`.
+    /// map) and SIIT/CLAT map every address on its own, so they translate
+    /// like any packet there; daemon NAPT has no port to give them and
+    /// drops them as `unsupported_protocol`.
     fn map_addrs_6to4(
         &mut self,
         src: Ipv6Addr,
@@ -837,7 +845,7 @@ impl Mapper for EngineMapper {
             Mode::Daemon { .. } => return Err(DropReason::UnsupportedProtocol),
             Mode::Siit { .. } => self.siit_6to4(&t, meta)?,
             Mode::Kernel { .. } => {
-                let dst4 = in_scope(self.sh.prefix.extract_checked(&dst, self.sh.wkp_strict)?)?;
+                let dst4 = self.nat64_dst4(&dst)?;
                 self.kernel_6to4(&t, dst4, meta)?
             }
         };

@@ -116,18 +116,27 @@ pub struct DeriveError {
     pub fix: String,
 }
 
-/// Addresses of interface `ifname` in the text of `/proc/net/if_inet6`
-/// (`ADDR(32 hex) IFINDEX PREFIXLEN SCOPE FLAGS NAME` a line).
+/// The addresses of interface `ifname` in the text of `/proc/net/if_inet6`
+/// (`ADDR(32 hex) IFINDEX PREFIXLEN SCOPE FLAGS NAME` a line), each with
+/// its flags (`IFA_F_*` of linux/if_addr.h).
+pub fn interface_entries<'a>(
+    if_inet6: &'a str,
+    ifname: &'a str,
+) -> impl Iterator<Item = (Ipv6Addr, u32)> + 'a {
+    if_inet6.lines().filter_map(move |line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 6 || f[5] != ifname || f[0].len() != 32 {
+            return None;
+        }
+        let a = Ipv6Addr::from(u128::from_str_radix(f[0], 16).ok()?);
+        Some((a, u32::from_str_radix(f[4], 16).unwrap_or(0)))
+    })
+}
+
+/// Addresses of interface `ifname` in the text of `/proc/net/if_inet6`.
 pub fn interface_addresses(if_inet6: &str, ifname: &str) -> Vec<Ipv6Addr> {
-    if_inet6
-        .lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 6 || f[5] != ifname || f[0].len() != 32 {
-                return None;
-            }
-            u128::from_str_radix(f[0], 16).ok().map(Ipv6Addr::from)
-        })
+    interface_entries(if_inet6, ifname)
+        .map(|(a, _)| a)
         .collect()
 }
 

@@ -722,6 +722,31 @@ pub fn parse_stats(line: &str) -> HashMap<String, u64> {
         .collect()
 }
 
+/// The resolver of a namespace: `/etc/netns/<ns>/resolv.conf` naming
+/// `nameserver` (`ip netns exec` mounts it over /etc/resolv.conf), removed
+/// when the test ends, however it ends.
+pub struct NetnsResolver(PathBuf);
+
+impl NetnsResolver {
+    pub fn new(ns: &str, nameserver: &str) -> NetnsResolver {
+        let dir = PathBuf::from("/etc/netns").join(ns);
+        std::fs::create_dir_all(&dir).expect("creating /etc/netns/<ns>");
+        let guard = NetnsResolver(dir);
+        std::fs::write(
+            guard.0.join("resolv.conf"),
+            format!("nameserver {nameserver}\n"),
+        )
+        .expect("writing the namespace's resolv.conf");
+        guard
+    }
+}
+
+impl Drop for NetnsResolver {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 impl Drop for Topo {
     fn drop(&mut self) {
         let mut ch = self.children.lock().unwrap_or_else(|p| p.into_inner());
