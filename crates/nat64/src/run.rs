@@ -94,7 +94,7 @@ fn plumb(s: &Settings, tun_name: &str, inst: &mut Installed) -> anyhow::Result<(
     if s.napt == NaptMode::Kernel && s.manage_nft {
         if let Some(ip) = s.inner_pool {
             let maps: Vec<_> = s.maps.iter().map(|(_, v4)| *v4).collect();
-            inst.nft_kernel(&ip.to_string(), tun_name, &maps)?;
+            inst.nft_kernel(&ip.to_string(), tun_name, &maps, s.egress_v4)?;
         }
     }
     Ok(())
@@ -445,6 +445,9 @@ fn note_restart_only(old: &Settings, new: &Settings) {
     }
     if old.inner_pool != new.inner_pool {
         changed.push("inner-pool");
+    }
+    if old.egress_v4 != new.egress_v4 {
+        changed.push("egress-v4");
     }
     if old.tun != new.tun {
         changed.push("tun");

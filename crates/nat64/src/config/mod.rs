@@ -104,6 +104,12 @@ pub struct FileConfig {
     /// `kernel` mode: the inner IPv4 range clients are mapped 1:1 into.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inner_pool: Option<String>,
+    /// `kernel` mode: SNAT the inner pool to this address instead of
+    /// masquerading to the egress interface's own address (an HA pair's
+    /// VRRP address: the same public address on either node, and no
+    /// conntrack flush when an interface address goes away).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress_v4: Option<String>,
     /// RFC 6052 §3.1 enforcement for the Well-Known Prefix.
     pub wkp_strict: bool,
     pub tun: TunSection,
@@ -195,6 +201,7 @@ impl Default for FileConfig {
             gateway_v4: None,
             napt: NaptMode::Daemon,
             inner_pool: None,
+            egress_v4: None,
             wkp_strict: true,
             tun: TunSection::default(),
             reap_interval_secs: 30,
@@ -700,6 +707,8 @@ pub struct Settings {
     pub gateway_v4: Ipv4Addr,
     pub napt: NaptMode,
     pub inner_pool: Option<V4Net>,
+    /// `kernel` mode: the SNAT address (None: masquerade).
+    pub egress_v4: Option<Ipv4Addr>,
     pub wkp_strict: bool,
     pub tun: TunSection,
     pub reap_interval: Duration,
@@ -1114,6 +1123,7 @@ impl FileConfig {
         let pool = self.validate_pool(&mut f);
         let inner_pool = self.validate_napt(&mut f, prefix, &pool);
         let gateway_v4 = self.validate_gateway(&mut f, &pool, inner_pool);
+        let egress_v4 = self.validate_egress(&mut f, inner_pool);
         self.validate_tun(&mut f);
         self.validate_timers(&mut f);
         let (tcp_ports, udp_ports, icmp_ids) = self.validate_ports(&mut f);
@@ -1154,6 +1164,7 @@ impl FileConfig {
                     gateway_v4,
                     napt: self.napt,
                     inner_pool,
+                    egress_v4,
                     wkp_strict: self.wkp_strict,
                     tun: self.tun.clone(),
                     reap_interval: Duration::from_secs(self.reap_interval_secs),
@@ -1383,7 +1394,7 @@ impl FileConfig {
                     ip,
                     format!(
                         "overlaps {b} ({what}), which nat64 never translates to or from (docs/operator.md \
-                         §5a)"
+                         §2.6)"
                     ),
                     "use a private or shared range such as \"100.64.0.0/16\"",
                 ));
@@ -1558,10 +1569,53 @@ impl FileConfig {
                 s,
                 format!(
                     "is in {b} ({what}): ICMP errors from it would be dropped or misread (docs/operator.md \
-                     §5a)"
+                     §2.6)"
                 ),
                 "use a unicast address of this host outside the pool (e.g. \"192.0.2.1\" in a \
                  lab)",
+            ));
+        }
+        Some(a)
+    }
+
+    /// `egress-v4` (kernel mode): one unicast IPv4 address outside the
+    /// inner pool and the never-translated blocks.
+    fn validate_egress(&self, f: &mut Findings, inner_pool: Option<V4Net>) -> Option<Ipv4Addr> {
+        let s = self.egress_v4.as_ref()?;
+        if self.napt != NaptMode::Kernel {
+            f.err(err(
+                "egress-v4",
+                s,
+                "only applies to napt = \"kernel\" (the address the host's NAT gives the \
+                 clients)",
+                "remove egress-v4, or set napt = \"kernel\"",
+            ));
+            return None;
+        }
+        let Ok(a) = s.parse::<Ipv4Addr>() else {
+            f.err(err(
+                "egress-v4",
+                s,
+                "is not an IPv4 address",
+                "write a plain address such as \"203.0.113.10\" (no /len)",
+            ));
+            return None;
+        };
+        if inner_pool.is_some_and(|ip| ip.contains(a)) {
+            f.err(err(
+                "egress-v4",
+                s,
+                "is inside inner-pool: the public address cannot also be a client's",
+                "use the public (VRRP) address of the IPv4 side",
+            ));
+        } else if let Some((b, what)) = forbidden_v4(V4Net { addr: a, len: 32 }, false) {
+            f.err(err(
+                "egress-v4",
+                s,
+                format!(
+                    "is in {b} ({what}), which nat64 never translates to (docs/operator.md §2.6)"
+                ),
+                "use the public (VRRP) address of the IPv4 side",
             ));
         }
         Some(a)
@@ -3180,6 +3234,34 @@ mod test {
             Ok(s) => s,
             Err(e) => panic!("refused:\n{e}\n{text}"),
         }
+    }
+
+    #[test]
+    fn egress_v4_is_a_kernel_mode_public_address() {
+        let ok = accepted(&(kernel_base() + "egress-v4 = \"203.0.113.10\"\n"));
+        assert_eq!(ok.egress_v4, Some(Ipv4Addr::new(203, 0, 113, 10)));
+        assert_eq!(accepted(&kernel_base()).egress_v4, None);
+        refused(
+            &(kernel_base() + "egress-v4 = \"100.64.0.9\"\n"),
+            "egress-v4",
+            "100.64.0.9",
+        );
+        refused(
+            &(kernel_base() + "egress-v4 = \"127.0.0.1\"\n"),
+            "egress-v4",
+            "127.0.0.1",
+        );
+        refused(
+            &(kernel_base() + "egress-v4 = \"203.0.113.0/24\"\n"),
+            "egress-v4",
+            "/24",
+        );
+        refused(
+            "prefix = \"2001:db8:64::/96\"\npool = [\"192.0.2.0/28\"]\ngateway-v4 = \"192.0.2.1\"\n\
+             egress-v4 = \"203.0.113.10\"\n",
+            "egress-v4",
+            "203.0.113.10",
+        );
     }
 
     fn scratch(name: &str) -> PathBuf {

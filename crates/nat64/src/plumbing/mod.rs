@@ -121,16 +121,23 @@ impl Installed {
     /// by a crashed instance is replaced. The caller has checked with
     /// [`check_nft_owner`], before touching anything, that no running
     /// instance owns it.
-    pub fn nft_kernel(&mut self, inner: &str, tun: &str, maps: &[Ipv4Addr]) -> anyhow::Result<()> {
+    pub fn nft_kernel(
+        &mut self,
+        inner: &str,
+        tun: &str,
+        maps: &[Ipv4Addr],
+        egress: Option<Ipv4Addr>,
+    ) -> anyhow::Result<()> {
         let table = nft_table_name(tun);
-        let rules = nft_ruleset(&table, inner, tun, maps, std::process::id());
+        let rules = nft_ruleset(&table, inner, tun, maps, egress, std::process::id());
         run_stdin("nft", &["-f", "-"], Some(&rules)).with_context(|| {
             format!(
                 "installing the nftables table `ip {table}` (set manage-nft = false to manage \
                  NAT yourself)"
             )
         })?;
-        info!("nftables table ip {table} installed (masquerade {inner}, inbound filter)");
+        let nat = egress.map_or("masquerade".to_string(), |a| format!("snat to {a}"));
+        info!("nftables table ip {table} installed ({nat} {inner}, inbound filter)");
         self.items.push(Item::NftTable(table));
         Ok(())
     }
@@ -280,13 +287,24 @@ fn pid_alive(pid: u32) -> bool {
 /// `delete table` first makes loading it replace a leftover table
 /// atomically. Two chains:
 /// * `postrouting`: masquerade the inner pool on every egress except the
-///   TUN itself (hairpinned traffic goes back into it);
+///   TUN itself (hairpinned traffic goes back into it), or SNAT it to
+///   `egress` (`egress-v4`: an HA pair's VRRP address; masquerade would
+///   take each node's own address and flush its conntrack entries when an
+///   address goes away);
 /// * `forward`: towards the inner pool (into the TUN) only replies and
 ///   related ICMP of flows the clients opened, and new flows to `[[map]]`
 ///   addresses; anything else from outside is dropped, so an IPv4
 ///   neighbour with a route to the inner pool cannot reach the IPv6-only
 ///   clients (issue 11 #6).
-pub fn nft_ruleset(table: &str, inner: &str, tun: &str, maps: &[Ipv4Addr], pid: u32) -> String {
+pub fn nft_ruleset(
+    table: &str,
+    inner: &str,
+    tun: &str,
+    maps: &[Ipv4Addr],
+    egress: Option<Ipv4Addr>,
+    pid: u32,
+) -> String {
+    let nat = egress.map_or("masquerade".to_string(), |a| format!("snat to {a}"));
     let allow_maps = if maps.is_empty() {
         String::new()
     } else {
@@ -303,7 +321,7 @@ pub fn nft_ruleset(table: &str, inner: &str, tun: &str, maps: &[Ipv4Addr], pid: 
          \tcomment \"nat64 pid {pid} tun {tun}\"\n\
          \tchain postrouting {{\n\
          \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
-         \t\tip saddr {inner} oifname != \"{tun}\" masquerade\n\
+         \t\tip saddr {inner} oifname != \"{tun}\" {nat}\n\
          \t}}\n\
          \tchain forward {{\n\
          \t\ttype filter hook forward priority filter; policy accept;\n\
@@ -409,7 +427,7 @@ mod test {
 
     #[test]
     fn ruleset_masquerades_inner_pool_except_into_tun() {
-        let r = nft_ruleset("nat64_nat64", "100.64.0.0/16", "nat64", &[], 42);
+        let r = nft_ruleset("nat64_nat64", "100.64.0.0/16", "nat64", &[], None, 42);
         assert!(r.contains("type nat hook postrouting priority srcnat"));
         assert!(r.contains("ip saddr 100.64.0.0/16 oifname != \"nat64\" masquerade"));
         assert!(r.starts_with("add table ip nat64_nat64\ndelete table ip nat64_nat64\n"));
@@ -427,6 +445,7 @@ mod test {
                 "100.64.9.9".parse().unwrap(),
                 "192.0.2.100".parse().unwrap(),
             ],
+            None,
             1,
         );
         let fwd = r.split("chain forward").nth(1).unwrap();
@@ -439,6 +458,20 @@ mod test {
             est < drop && maps < drop,
             "accepts come before the drop:\n{r}"
         );
+    }
+
+    #[test]
+    fn ruleset_snats_to_egress_v4_instead_of_masquerading() {
+        let r = nft_ruleset(
+            "nat64_t",
+            "100.64.0.0/16",
+            "t",
+            &[],
+            Some("203.0.113.10".parse().unwrap()),
+            1,
+        );
+        assert!(r.contains("ip saddr 100.64.0.0/16 oifname != \"t\" snat to 203.0.113.10\n"));
+        assert!(!r.contains("masquerade"), "{r}");
     }
 
     #[test]
