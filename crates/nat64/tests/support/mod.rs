@@ -271,18 +271,7 @@ impl Topo {
         ]);
         for (ns, dev) in [(&t.c6, "v6c"), (&t.x, "v6x"), (&t.x, "v4x"), (&t.s4, "v4s")] {
             ip(&["-n", ns, "link", "set", dev, "up"]);
-            if !offloads_on() {
-                let o = Command::new("ip")
-                    .args(["netns", "exec", ns, "ethtool", "-K", dev])
-                    .args(["tso", "off", "gso", "off", "gro", "off"])
-                    .output()
-                    .expect("running ethtool (contrib/setup.sh installs it)");
-                assert!(
-                    o.status.success(),
-                    "ethtool -K {dev} off: {}",
-                    String::from_utf8_lossy(&o.stderr)
-                );
-            }
+            t.apply_offloads(ns, dev);
         }
         ip(&["-n", &t.c6, "-6", "route", "add", PREFIX, "via", XLAT6]);
         if matches!(napt, Mode::Daemon | Mode::Siit) {
@@ -291,7 +280,49 @@ impl Topo {
         Some(t)
     }
 
-    fn sysctl(&self, ns: &str, kv: &str) {
+    /// One more namespace, `<id><suffix>`, with `lo` up; removed (and
+    /// whatever runs inside it killed) with the others on drop. For the
+    /// topologies beyond the three-namespace line (an HA pair, an ECMP
+    /// farm).
+    pub fn add_ns(&self, suffix: &str) -> String {
+        let ns = format!("{}{suffix}", self.id);
+        ip(&["netns", "add", &ns]);
+        self.created.lock().unwrap().push(ns.clone());
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A veth pair `dev_a` (in `ns_a`) -- `dev_b` (in `ns_b`), both up, with
+    /// the run's offload setting ([`offloads_on`]).
+    pub fn veth(&self, ns_a: &str, dev_a: &str, ns_b: &str, dev_b: &str) {
+        ip(&[
+            "-n", ns_a, "link", "add", dev_a, "type", "veth", "peer", "name", dev_b, "netns", ns_b,
+        ]);
+        for (ns, dev) in [(ns_a, dev_a), (ns_b, dev_b)] {
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            self.apply_offloads(ns, dev);
+        }
+    }
+
+    /// Turns TSO/GSO/GRO off on `dev` when the run has offloads off.
+    fn apply_offloads(&self, ns: &str, dev: &str) {
+        if offloads_on() {
+            return;
+        }
+        let o = Command::new("ip")
+            .args(["netns", "exec", ns, "ethtool", "-K", dev])
+            .args(["tso", "off", "gso", "off", "gro", "off"])
+            .output()
+            .expect("running ethtool (contrib/setup.sh installs it)");
+        assert!(
+            o.status.success(),
+            "ethtool -K {dev} off: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// `sysctl -qw KEY=VALUE` inside `ns`.
+    pub fn sysctl(&self, ns: &str, kv: &str) {
         let r = self.sh(ns, &format!("sysctl -qw {kv}"));
         assert!(r.ok, "sysctl {kv} in {ns}: {}", r.stderr);
     }
