@@ -12,8 +12,8 @@
 use nat64_core::addr::Prefix;
 use nat64_core::state::invariants::{self, MappingLedger};
 use nat64_core::state::{
-    Engine, EngineConfig, Filtering, KernelConfig, Limits, NaptConfig, PoolConfig, StaticBinding,
-    Timeouts, Worker,
+    Deterministic, Engine, EngineConfig, Filtering, KernelConfig, Limits, NaptConfig, PoolConfig,
+    StaticBinding, Timeouts, Worker,
 };
 use nat64_core::time::Timestamp;
 use nat64_core::wire::checksum;
@@ -28,7 +28,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Setup {
     /// 0: `daemon` pool, 1: `daemon` with port blocks of 4, 2: `kernel`
-    /// 1:1 leases.
+    /// 1:1 leases, 3: `daemon` with RFC 7422 deterministic blocks of 4
+    /// (hashed clients: on a /31 pool many share a block).
     pub mode: u8,
     pub address_dependent: bool,
     /// Well-Known Prefix with RFC 6052 §3.1 on (else a Network-Specific
@@ -45,7 +46,7 @@ pub struct Setup {
 impl Setup {
     pub fn from_byte(b: u8) -> Setup {
         Setup {
-            mode: (b & 3) % 3,
+            mode: b & 3,
             address_dependent: b & 4 != 0,
             wkp_strict: b & 8 != 0,
             client_per_64: b & 16 != 0,
@@ -57,7 +58,7 @@ impl Setup {
         self.mode == 2
     }
     pub fn blocks(&self) -> bool {
-        self.mode == 1
+        self.mode == 1 || self.mode == 3
     }
 }
 
@@ -254,6 +255,10 @@ pub fn config(s: &Setup) -> EngineConfig {
             udp_ports: RANGE,
             icmp_ids: RANGE,
             port_block_size: s.blocks().then_some(4),
+            deterministic: (s.mode == 3).then_some(Deterministic {
+                client_prefix_len: if s.client_per_64 { 64 } else { 128 },
+                clients: None,
+            }),
         })
     };
     let static_bib = match (s.kernel(), s.statics) {

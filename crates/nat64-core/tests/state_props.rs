@@ -65,7 +65,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
 
     #[test]
-    fn engine_invariants(steps in proptest::collection::vec(step(), 1..120), blocks in any::<bool>()) {
+    fn engine_invariants(steps in proptest::collection::vec(step(), 1..120), mode in 0u8..3) {
+        // 0 per-session ports, 1 dynamic port blocks, 2 RFC 7422
+        // deterministic blocks (hashed clients, shared blocks on a /31).
+        let blocks = mode > 0;
         let cfg = EngineConfig {
             napt: NaptConfig::Daemon(PoolConfig {
                 prefixes: vec![(Ipv4Addr::new(192, 0, 2, 0), 31)],
@@ -73,6 +76,10 @@ proptest! {
                 udp_ports: (1024, 1055),
                 icmp_ids: (1024, 1055),
                 port_block_size: blocks.then_some(8),
+                deterministic: (mode == 2).then_some(Deterministic {
+                    client_prefix_len: 128,
+                    clients: None,
+                }),
             }),
             ..EngineConfig::default()
         };

@@ -52,6 +52,7 @@ pub fn engine_config(s: &Settings, xlat: xlat::Config) -> EngineConfig {
             udp_ports: s.udp_ports,
             icmp_ids: s.icmp_ids,
             port_block_size: s.port_block_size,
+            deterministic: s.deterministic,
         }),
         NaptMode::Kernel => {
             let ip = s.inner_pool.unwrap_or(crate::config::V4Net {

@@ -106,6 +106,31 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
         warn!("{w}");
     }
     info!("prefix {} ({})", s.prefix, loaded.prefix_origin());
+    if let Some(farm) = &s.farm {
+        let list = |v: &[crate::config::V4Net]| {
+            v.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        info!(
+            "farm instance {} of {}: owns {} of pool {}; route (announce) only these here",
+            farm.instance,
+            farm.instances,
+            list(&s.pool),
+            list(&farm.whole_pool)
+        );
+    }
+    if let Some(d) = &s.deterministic {
+        info!(
+            "deterministic port blocks (RFC 7422): {} ports per client (/{}){}",
+            s.port_block_size.unwrap_or(0),
+            d.client_prefix_len,
+            d.clients
+                .map(|(a, l)| format!(", clients of {a}/{l} numbered"))
+                .unwrap_or_default()
+        );
+    }
     if s.napt == NaptMode::Kernel && s.manage_nft {
         plumbing::check_nft_owner(&s.tun.name)?;
     }
@@ -445,6 +470,12 @@ fn note_restart_only(old: &Settings, new: &Settings) {
     }
     if old.inner_pool != new.inner_pool {
         changed.push("inner-pool");
+    }
+    if old.deterministic != new.deterministic || old.port_block_size != new.port_block_size {
+        changed.push("ports");
+    }
+    if old.farm != new.farm {
+        changed.push("farm");
     }
     if old.egress_v4 != new.egress_v4 {
         changed.push("egress-v4");

@@ -652,8 +652,9 @@ pub struct MappingLedger {
 struct Ledger {
     /// (proto, v4, port) -> (v6, port, static).
     bindings: HashMap<(L4Proto, Ipv4Addr, u16), (Ipv6Addr, u16, bool)>,
-    /// (proto, v4, first port) -> (last port, owner).
-    blocks: HashMap<(L4Proto, Ipv4Addr, u16), (u16, Ipv6Addr)>,
+    /// (proto, v4, first port, owner) -> last port. RFC 7422 hashed
+    /// clients may share one block: each has its own entry.
+    blocks: HashMap<(L4Proto, Ipv4Addr, u16, Ipv6Addr), u16>,
     /// v4 -> v6.
     leases: HashMap<Ipv4Addr, Ipv6Addr>,
     problems: Vec<String>,
@@ -693,17 +694,25 @@ impl Ledger {
                 }
             }
             (BlockAllocated, Some(p)) => {
-                let overlap = self.blocks.iter().any(|(&(q, a, first), &(last, _))| {
-                    q == p && a == ev.v4.0 && first <= ev.v4_last_port && ev.v4.1 <= last
+                // Another client's block may be this very block (shared),
+                // never part of it.
+                let overlap = self.blocks.iter().any(|(&(q, a, first, _), &last)| {
+                    q == p
+                        && a == ev.v4.0
+                        && first <= ev.v4_last_port
+                        && ev.v4.1 <= last
+                        && (first, last) != (ev.v4.1, ev.v4_last_port)
                 });
-                if overlap || ev.v4_last_port < ev.v4.1 {
-                    self.problem(format!("block {ev:?} overlaps a block held or is empty"));
+                let k = (p, ev.v4.0, ev.v4.1, ev.v6.0);
+                if overlap || ev.v4_last_port < ev.v4.1 || self.blocks.contains_key(&k) {
+                    self.problem(format!(
+                        "block {ev:?} overlaps a block held, is held twice or is empty"
+                    ));
                 }
-                self.blocks
-                    .insert((p, ev.v4.0, ev.v4.1), (ev.v4_last_port, ev.v6.0));
+                self.blocks.insert(k, ev.v4_last_port);
             }
             (BlockReleased, Some(p)) => {
-                if self.blocks.remove(&(p, ev.v4.0, ev.v4.1)) != Some((ev.v4_last_port, ev.v6.0)) {
+                if self.blocks.remove(&(p, ev.v4.0, ev.v4.1, ev.v6.0)) != Some(ev.v4_last_port) {
                     self.problem(format!("block {ev:?} released but was not allocated"));
                 }
             }
@@ -712,6 +721,14 @@ impl Ledger {
             }
         }
     }
+}
+
+/// True when the block owner `owner` (a client: an address, or with RFC
+/// 7422 deterministic blocks a prefix of `limits.client-prefix-len`
+/// written with its host bits zero) is `v6` or a prefix holding it.
+fn client_covers(owner: Ipv6Addr, v6: Ipv6Addr) -> bool {
+    let zeros = u128::from(owner).trailing_zeros();
+    owner == v6 || (zeros < 128 && u128::from(v6) >> zeros == u128::from(owner) >> zeros)
 }
 
 impl MappingLedger {
@@ -766,8 +783,11 @@ impl MappingLedger {
                 continue;
             };
             if block_mode && !b.is_static {
-                let covered = l.blocks.iter().any(|(&(q, a, first), &(last, owner))| {
-                    q == p && a == b.v4.0 && (first..=last).contains(&b.v4.1) && owner == b.v6.0
+                let covered = l.blocks.iter().any(|(&(q, a, first, owner), &last)| {
+                    q == p
+                        && a == b.v4.0
+                        && (first..=last).contains(&b.v4.1)
+                        && client_covers(owner, b.v6.0)
                 });
                 r.ensure(covered, || {
                     format!("binding {b:?} lies in no block the mapping log gave its source")

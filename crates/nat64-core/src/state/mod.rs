@@ -134,6 +134,35 @@ pub struct PoolConfig {
     /// Hand ports to a source in aligned blocks of this many (a power of
     /// two, e.g. 64 or 512); the mapping log then has one line per block.
     pub port_block_size: Option<u16>,
+    /// RFC 7422 deterministic blocks (needs `port_block_size`): each
+    /// client's address and block are a pure function of the client and
+    /// this configuration ([`Deterministic`]).
+    pub deterministic: Option<Deterministic>,
+}
+
+/// RFC 7422 deterministic port blocks (docs/operator.md §2.8). A client is
+/// an IPv6 address masked to `client_prefix_len`; the pool's usable
+/// addresses times the whole aligned blocks per address (the fewest of the
+/// three protocols' ranges) are the *slots*, and slot `k` is address
+/// `k mod A`, block `k div A`. A client's slot is:
+///
+/// * inside `clients`: its index in that range (client `i` of the range
+///   gets slot `i`; configuration refuses a range with more clients than
+///   slots, so no two clients of the range share a block);
+/// * otherwise (or without `clients`): a fixed hash of the client modulo
+///   the slots. Two such clients may share a block; each binding still
+///   has its own port, and the mapping log names every client of a block.
+///
+/// Each client gets exactly that one block per protocol; when it is full
+/// the client gets no more ports (`pool_exhausted`). A `[[static]]`
+/// binding is an exception with its configured address and port; the
+/// client's dynamic bindings stay in its block. Nothing depends on
+/// arrival order, on other clients or on the process: two instances, or
+/// one instance before and after a restart, give a client the same block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deterministic {
+    pub client_prefix_len: u8,
+    pub clients: Option<(Ipv6Addr, u8)>,
 }
 
 impl Default for PoolConfig {
@@ -144,6 +173,7 @@ impl Default for PoolConfig {
             udp_ports: (1024, 65535),
             icmp_ids: (1024, 65535),
             port_block_size: None,
+            deterministic: None,
         }
     }
 }
@@ -1049,6 +1079,7 @@ impl Engine {
                     &p.prefixes,
                     [p.tcp_ports, p.udp_ports, p.icmp_ids],
                     p.port_block_size,
+                    p.deterministic,
                 )
                 .map_err(EngineError::Pool)?;
                 if let Some(g) = cfg.gateway_v4 {

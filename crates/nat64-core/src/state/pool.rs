@@ -20,7 +20,11 @@
 //!   whole aligned blocks of `N` ports on its address; its ports come from
 //!   its blocks, a new block is taken when they are full, and a block goes
 //!   back when its last port is freed.
+//! * **Deterministic blocks** (RFC 7422, [`Deterministic`]): a client's
+//!   address and its one block per protocol are a pure function of the
+//!   client and the configuration, so instances and restarts agree.
 
+use super::Deterministic;
 use crate::xlat::L4Proto;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -143,6 +147,31 @@ pub(crate) struct Pool {
     seed: u64,
     /// Index of the address [`Pool::withhold`] took out of allocation.
     withheld: Option<usize>,
+    det: Option<Deterministic>,
+    /// Deterministic mode: dynamic bindings per client (masked address)
+    /// and protocol; a block is logged when its client's count leaves and
+    /// returns to zero.
+    det_clients: HashMap<Ipv6Addr, [u32; 3]>,
+}
+
+/// Seed of the deterministic client hash. Part of the mapping's
+/// definition: changing it moves every hashed client to another block.
+const DETERMINISTIC_SEED: u64 = 0x7422_7422_7422_7422;
+
+/// First whole aligned block of `bs` ports in `lo..=hi`, and how many.
+fn aligned_blocks((lo, hi): (u16, u16), bs: u16) -> (u32, u32) {
+    let first = (lo as u32).div_ceil(bs as u32) * bs as u32;
+    (first, (hi as u32 + 1).saturating_sub(first) / bs as u32)
+}
+
+/// `a` masked to its first `len` bits.
+fn masked(a: Ipv6Addr, len: u8) -> Ipv6Addr {
+    let m = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len as u32)
+    };
+    Ipv6Addr::from(u128::from(a) & m)
 }
 
 /// Deterministic mixing of a v6 address (spread of sources over addresses).
@@ -164,6 +193,7 @@ impl Pool {
         prefixes: &[(Ipv4Addr, u8)],
         ranges: [(u16, u16); 3],
         block: Option<u16>,
+        det: Option<Deterministic>,
     ) -> Result<Pool, String> {
         let mut addrs = Vec::new();
         let mut pfx = Vec::new();
@@ -215,6 +245,18 @@ impl Pool {
                 return Err(format!("port block size {b} must be a power of two"));
             }
         }
+        if let Some(d) = det {
+            let Some(bs) = block else {
+                return Err("deterministic port blocks need a port block size".into());
+            };
+            if ranges.iter().any(|&r| aligned_blocks(r, bs).1 == 0) {
+                return Err(format!("a port range holds no whole aligned block of {bs}"));
+            }
+            if d.client_prefix_len > 128 || d.clients.is_some_and(|(_, l)| l > d.client_prefix_len)
+            {
+                return Err("deterministic clients: prefix lengths out of order".into());
+            }
+        }
         let maps = (0..addrs.len()).map(|_| [None, None, None]).collect();
         Ok(Pool {
             prefixes: pfx,
@@ -226,7 +268,58 @@ impl Pool {
             block_used: HashMap::new(),
             seed: 0x9e37_79b9_7f4a_7c15,
             withheld: None,
+            det,
+            det_clients: HashMap::new(),
         })
+    }
+
+    /// Deterministic mode: the slots (usable addresses x blocks per
+    /// address), or 0 without deterministic blocks.
+    pub fn deterministic_slots(&self) -> u64 {
+        match (self.det, self.block) {
+            (Some(_), Some(bs)) => {
+                let per_addr = self.ranges.iter().map(|&r| aligned_blocks(r, bs).1).min();
+                self.usable() as u64 * per_addr.unwrap_or(0) as u64
+            }
+            _ => 0,
+        }
+    }
+
+    fn usable(&self) -> usize {
+        self.addrs.len() - usize::from(self.withheld.is_some())
+    }
+
+    /// Deterministic mode: the client `v6` belongs to, its address index
+    /// and its block index ([`Deterministic`]).
+    fn det_slot(&self, d: &Deterministic, v6: Ipv6Addr) -> (Ipv6Addr, usize, u32) {
+        let key = masked(v6, d.client_prefix_len);
+        let slots = self.deterministic_slots().max(1);
+        let indexed = d.clients.and_then(|(base, len)| {
+            (masked(key, len) == base).then(|| {
+                (u128::from(key) - u128::from(base)) >> (128 - u32::from(d.client_prefix_len))
+            })
+        });
+        let slot = match indexed {
+            Some(i) if i < slots as u128 => i as u64,
+            _ => mix_v6(&key, DETERMINISTIC_SEED) % slots,
+        };
+        let a = self.usable().max(1) as u64;
+        let mut ai = (slot % a) as usize;
+        if self.withheld.is_some_and(|w| ai >= w) {
+            ai += 1;
+        }
+        (key, ai, (slot / a) as u32)
+    }
+
+    /// Deterministic mode: the address and `first..=last` ports of the
+    /// block `v6` gets for protocol `p` (`nat64 show`, abuse lookups).
+    pub fn deterministic_block(&self, p: L4Proto, v6: Ipv6Addr) -> Option<(Ipv4Addr, u16, u16)> {
+        let d = self.det?;
+        let bs = self.block?;
+        let (_, ai, bi) = self.det_slot(&d, v6);
+        let (first, _) = aligned_blocks(self.ranges[pidx(p)], bs);
+        let start = first + bi * bs as u32;
+        Some((self.addrs[ai], start as u16, (start + bs as u32 - 1) as u16))
     }
 
     /// Takes `a` out of dynamic allocation (the translator's own address
@@ -302,6 +395,9 @@ impl Pool {
         port: u16,
         changes: &mut Vec<BlockChange>,
     ) -> Result<(Ipv4Addr, u16), Exhausted> {
+        if let Some(d) = self.det {
+            return self.allocate_deterministic(&d, p, v6, port, changes);
+        }
         let n = self.addrs.len();
         let ai = match self.sources.get(&v6) {
             Some(s) => s.addr as usize,
@@ -324,6 +420,83 @@ impl Pool {
         });
         s.bindings += 1;
         Ok((self.addrs[ai], got))
+    }
+
+    /// RFC 7422: a port of the client's own block, the source port when it
+    /// lies there and is free (RFC 4787 REQ-3), else one of its parity
+    /// (REQ-4), else any.
+    fn allocate_deterministic(
+        &mut self,
+        d: &Deterministic,
+        p: L4Proto,
+        v6: Ipv6Addr,
+        port: u16,
+        changes: &mut Vec<BlockChange>,
+    ) -> Result<(Ipv4Addr, u16), Exhausted> {
+        let (key, ai, _) = self.det_slot(d, v6);
+        let (v4, first, last) = self.deterministic_block(p, v6).ok_or(Exhausted)?;
+        let m = self.map(ai, p);
+        let got = if (first..=last).contains(&port) && m.is_free(port) {
+            port
+        } else {
+            (first..=last)
+                .find(|&q| q & 1 == port & 1 && m.is_free(q))
+                .or_else(|| (first..=last).find(|&q| m.is_free(q)))
+                .ok_or(Exhausted)?
+        };
+        m.take(got);
+        let n = &mut self.det_clients.entry(key).or_default()[pidx(p)];
+        if *n == 0 {
+            changes.push(BlockChange {
+                proto: p,
+                v6: key,
+                v4,
+                first,
+                last,
+                allocated: true,
+            });
+        }
+        *n += 1;
+        let s = self.sources.entry(v6).or_insert(Source {
+            addr: ai as u32,
+            bindings: 0,
+            blocks: Default::default(),
+        });
+        s.bindings += 1;
+        Ok((v4, got))
+    }
+
+    /// Deterministic mode: one dynamic binding of `v6` for `p` is gone;
+    /// the client's block is logged as released with its last binding.
+    fn release_deterministic(
+        &mut self,
+        d: &Deterministic,
+        p: L4Proto,
+        v6: Ipv6Addr,
+        changes: &mut Vec<BlockChange>,
+    ) {
+        let key = masked(v6, d.client_prefix_len);
+        let Some(counts) = self.det_clients.get_mut(&key) else {
+            return;
+        };
+        let n = &mut counts[pidx(p)];
+        *n = n.saturating_sub(1);
+        if *n > 0 {
+            return;
+        }
+        if counts.iter().all(|&c| c == 0) {
+            self.det_clients.remove(&key);
+        }
+        if let Some((v4, first, last)) = self.deterministic_block(p, v6) {
+            changes.push(BlockChange {
+                proto: p,
+                v6: key,
+                v4,
+                first,
+                last,
+                allocated: false,
+            });
+        }
     }
 
     fn take_port(&mut self, ai: usize, p: L4Proto, port: u16, h: usize) -> Result<u16, Exhausted> {
@@ -450,8 +623,14 @@ impl Pool {
             }
             m.take(port);
         }
+        // Deterministic mode: a static binding is an exception; the
+        // client's dynamic bindings stay on its own address and block.
+        let home = match self.det {
+            Some(d) => self.det_slot(&d, v6).1,
+            None => ai,
+        };
         let s = self.sources.entry(v6).or_insert(Source {
-            addr: ai as u32,
+            addr: home as u32,
             bindings: 0,
             blocks: Default::default(),
         });
@@ -477,7 +656,9 @@ impl Pool {
             if let Some(m) = self.maps[ai][pidx(p)].as_mut() {
                 m.put(port);
             }
-            if let (Some(bs), false) = (self.block, is_static) {
+            if let (Some(d), false) = (self.det, is_static) {
+                self.release_deterministic(&d, p, v6, changes);
+            } else if let (Some(bs), false) = (self.block, is_static) {
                 let key = (ai as u32, pidx(p) as u8, port / bs);
                 let b = (port / bs) * bs;
                 if let Some(c) = self.block_used.get_mut(&key) {
@@ -531,6 +712,7 @@ mod test {
             &[(Ipv4Addr::new(192, 0, 2, 0), 32 - n)],
             [(1024, 65535); 3],
             None,
+            None,
         )
         .unwrap()
     }
@@ -583,6 +765,7 @@ mod test {
             &[(Ipv4Addr::new(192, 0, 2, 1), 32)],
             [(1000, 1003); 3],
             None,
+            None,
         )
         .unwrap();
         let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
@@ -612,6 +795,7 @@ mod test {
             &[(Ipv4Addr::new(192, 0, 2, 1), 32)],
             [(1024, 65535); 3],
             Some(64),
+            None,
         )
         .unwrap();
         let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
@@ -637,5 +821,182 @@ mod test {
         }
         assert_eq!(ch.iter().filter(|c| !c.allocated).count(), 2);
         assert_eq!(p.ports_in_use(), 0);
+    }
+
+    fn det_pool(prefixes: &[(Ipv4Addr, u8)], bs: u16, clients: Option<(&str, u8)>) -> Pool {
+        Pool::new(
+            prefixes,
+            [(1024, 65535); 3],
+            Some(bs),
+            Some(Deterministic {
+                client_prefix_len: 128,
+                clients: clients.map(|(a, l)| (a.parse().unwrap(), l)),
+            }),
+        )
+        .unwrap()
+    }
+
+    fn client(i: u16) -> Ipv6Addr {
+        Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, i)
+    }
+
+    /// RFC 7422 by index: client i of 2001:db8:100::/122 gets slot i, i.e.
+    /// address i mod 2 and block i div 2 (1024-port blocks from 1024: 63
+    /// per address, 126 slots), worked by hand.
+    #[test]
+    fn rfc7422_indexed_clients_get_their_own_block() {
+        let a = Ipv4Addr::new(198, 51, 100, 64);
+        let b = Ipv4Addr::new(198, 51, 100, 65);
+        let mut p = det_pool(&[(a, 31)], 1024, Some(("2001:db8:100::", 122)));
+        assert_eq!(p.deterministic_slots(), 126);
+        let mut ch = vec![];
+        let cases = [
+            (0, a, 1024),
+            (1, b, 1024),
+            (2, a, 2048),
+            (5, b, 3072),
+            (63, b, 32768),
+        ];
+        for (i, v4, first) in cases {
+            let got = p.allocate(L4Proto::Tcp, client(i), 5000, &mut ch).unwrap();
+            assert_eq!(got.0, v4, "client {i}");
+            assert!(
+                (first..first + 1024).contains(&got.1),
+                "client {i}: {got:?}"
+            );
+        }
+        // Every client of the range: a block of its own.
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..64 {
+            let (v4, first, last) = p.deterministic_block(L4Proto::Udp, client(i)).unwrap();
+            assert_eq!(last - first, 1023);
+            assert!(seen.insert((v4, first)), "client {i} shares a block");
+        }
+    }
+
+    /// Pure function: the arrival order (and which other clients came)
+    /// changes nothing, in index and hash mode.
+    #[test]
+    fn rfc7422_blocks_do_not_depend_on_arrival_order() {
+        for clients in [Some(("2001:db8:100::", 122)), None] {
+            let pfx = [(Ipv4Addr::new(198, 51, 100, 64), 30)];
+            let mut fwd = det_pool(&pfx, 512, clients);
+            let mut rev = det_pool(&pfx, 512, clients);
+            let mut ch = vec![];
+            let ids: Vec<u16> = (0..60).collect();
+            let mut got = HashMap::new();
+            for &i in &ids {
+                let (v4, port) = fwd
+                    .allocate(L4Proto::Udp, client(i), 40000, &mut ch)
+                    .unwrap();
+                got.insert(i, (v4, port / 512));
+            }
+            for &i in ids.iter().rev().step_by(2) {
+                let (v4, port) = rev.allocate(L4Proto::Udp, client(i), 999, &mut ch).unwrap();
+                assert_eq!(got[&i], (v4, port / 512), "{clients:?} client {i}");
+            }
+        }
+    }
+
+    /// One block per client and protocol: its ports run out after the
+    /// block; one log change when its first binding comes, one when its
+    /// last goes; the source port is kept when it lies in the block.
+    #[test]
+    fn rfc7422_one_block_per_client_and_one_log_line_each_way() {
+        let a = Ipv4Addr::new(192, 0, 2, 8);
+        let mut p = det_pool(&[(a, 32)], 64, None);
+        let v6 = client(7);
+        let (_, first, last) = p.deterministic_block(L4Proto::Tcp, v6).unwrap();
+        let mut ch = vec![];
+        let mut ports = vec![];
+        for _ in 0..64 {
+            ports.push(p.allocate(L4Proto::Tcp, v6, first + 3, &mut ch).unwrap().1);
+        }
+        assert_eq!(ports[0], first + 3, "source port kept");
+        assert!(ports.iter().all(|q| (first..=last).contains(q)));
+        assert_eq!(p.allocate(L4Proto::Tcp, v6, first, &mut ch), Err(Exhausted));
+        assert_eq!(ch.len(), 1);
+        assert!(ch[0].allocated && ch[0].first == first && ch[0].last == last);
+        ch.clear();
+        for q in ports {
+            p.release(L4Proto::Tcp, v6, a, q, false, &mut ch);
+        }
+        assert_eq!(ch.len(), 1);
+        assert!(!ch[0].allocated && ch[0].first == first);
+        assert_eq!(p.ports_in_use(), 0);
+    }
+
+    /// Two hashed clients in one slot share the block: each binding has
+    /// its own port, and each client gets its own log lines.
+    #[test]
+    fn rfc7422_hashed_clients_sharing_a_slot_each_get_log_lines() {
+        let a = Ipv4Addr::new(192, 0, 2, 8);
+        // One address, 1024-port blocks from 63488: 2 slots.
+        let mut p = Pool::new(
+            &[(a, 32)],
+            [(63488, 65535); 3],
+            Some(1024),
+            Some(Deterministic {
+                client_prefix_len: 128,
+                clients: None,
+            }),
+        )
+        .unwrap();
+        assert_eq!(p.deterministic_slots(), 2);
+        let slot = |p: &Pool, i| p.deterministic_block(L4Proto::Udp, client(i)).unwrap();
+        let x = slot(&p, 1);
+        let j = (2..100)
+            .find(|&j| slot(&p, j) == x)
+            .expect("a second client in the slot");
+        let mut ch = vec![];
+        let (_, p1) = p.allocate(L4Proto::Udp, client(1), 64000, &mut ch).unwrap();
+        let (_, p2) = p.allocate(L4Proto::Udp, client(j), 64000, &mut ch).unwrap();
+        assert_ne!(p1, p2);
+        assert_eq!(ch.len(), 2);
+        assert_eq!((ch[0].v6, ch[1].v6), (client(1), client(j)));
+    }
+
+    /// A withheld address (gateway-v4 inside the pool) is never a slot.
+    #[test]
+    fn rfc7422_skips_the_withheld_address() {
+        let mut p = det_pool(
+            &[(Ipv4Addr::new(192, 0, 2, 0), 30)],
+            1024,
+            Some(("2001:db8:100::", 120)),
+        );
+        p.withhold(Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(p.deterministic_slots(), 3 * 63);
+        for i in 0..189 {
+            let (v4, _, _) = p.deterministic_block(L4Proto::Icmp, client(i)).unwrap();
+            assert_ne!(v4, Ipv4Addr::new(192, 0, 2, 1));
+        }
+    }
+
+    /// Clients are /N prefixes: two addresses of one /64 are one client.
+    #[test]
+    fn rfc7422_client_prefix_len_groups_a_site() {
+        let mut p = Pool::new(
+            &[(Ipv4Addr::new(192, 0, 2, 8), 30)],
+            [(1024, 65535); 3],
+            Some(256),
+            Some(Deterministic {
+                client_prefix_len: 64,
+                clients: Some(("2001:db8:100::".parse().unwrap(), 56)),
+            }),
+        )
+        .unwrap();
+        let a: Ipv6Addr = "2001:db8:100:7::1".parse().unwrap();
+        let b: Ipv6Addr = "2001:db8:100:7::abcd".parse().unwrap();
+        let c: Ipv6Addr = "2001:db8:100:8::1".parse().unwrap();
+        let blk = |x| p.deterministic_block(L4Proto::Tcp, x).unwrap();
+        assert_eq!(blk(a), blk(b));
+        assert_ne!(blk(a), blk(c));
+        // Site 7 of the /56 is slot 7: address 7 mod 4 = 3, block 1.
+        assert_eq!(blk(a), (Ipv4Addr::new(192, 0, 2, 11), 1280, 1535));
+        let mut ch = vec![];
+        p.allocate(L4Proto::Tcp, a, 1, &mut ch).unwrap();
+        p.allocate(L4Proto::Tcp, b, 1, &mut ch).unwrap();
+        assert_eq!(ch.len(), 1, "one block line for the site");
+        assert_eq!(ch[0].v6, "2001:db8:100:7::".parse::<Ipv6Addr>().unwrap());
     }
 }

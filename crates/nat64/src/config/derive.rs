@@ -73,7 +73,7 @@ impl std::fmt::Display for FromInterface {
     }
 }
 
-fn parse_v6net(s: &str) -> Option<(Ipv6Addr, u8)> {
+pub(crate) fn parse_v6net(s: &str) -> Option<(Ipv6Addr, u8)> {
     let (a, l) = s.split_once('/')?;
     let a: Ipv6Addr = a.trim().parse().ok()?;
     let l: u8 = l.trim().parse().ok().filter(|l| *l <= 128)?;

@@ -116,6 +116,7 @@ pub struct FileConfig {
     pub reap_interval_secs: u64,
     pub timeouts: TimeoutsSection,
     pub ports: PortsSection,
+    pub farm: FarmSection,
     pub limits: LimitsSection,
     /// Lowest IPv6 path MTU assumed (RFC 7915 §4.1); IPv4 packets without
     /// DF are fragmented to it.
@@ -215,6 +216,7 @@ impl Default for FileConfig {
             icmp_source_v6: None,
             icmp_rate_limit: RateLimitSection::default(),
             pref64: Pref64Section::default(),
+            farm: FarmSection::default(),
             metrics: DEFAULT_METRICS.into(),
             control: DEFAULT_CONTROL.into(),
             log_format: LogFormat::Human,
@@ -386,6 +388,44 @@ pub struct PortsSection {
     /// Port-block allocation: ports handed to a client in blocks of this size.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub block_size: Option<u16>,
+    /// RFC 7422 deterministic blocks (needs `block-size`): each client
+    /// (`limits.client-prefix-len`) gets one block per protocol, its
+    /// address and block a pure function of the client and the
+    /// configuration (docs/operator.md §2.8).
+    pub deterministic: bool,
+    /// Deterministic mode: clients of this IPv6 range are numbered, client
+    /// `i` getting slot `i`, so no two share a block; others are hashed.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub clients: String,
+}
+
+/// `[farm]`: this instance's share of `pool` in an ECMP farm of
+/// `instances` translators with one configuration (docs/operator.md §2.8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct FarmSection {
+    /// This instance's index, from 0.
+    pub instance: u32,
+    /// Instances sharing the pool: instance `i` of `n` owns the addresses
+    /// `[i*A/n, (i+1)*A/n)` of the pool's `A`, in configuration order.
+    pub instances: u32,
+}
+
+/// A farm in force: this instance, the count and the whole shared pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Farm {
+    pub instance: u32,
+    pub instances: u32,
+    pub whole_pool: Vec<V4Net>,
+}
+
+impl Default for FarmSection {
+    fn default() -> Self {
+        FarmSection {
+            instance: 0,
+            instances: 1,
+        }
+    }
 }
 
 impl Default for PortsSection {
@@ -395,6 +435,8 @@ impl Default for PortsSection {
             udp: "1024-65535".into(),
             icmp: "1024-65535".into(),
             block_size: None,
+            deterministic: false,
+            clients: String::new(),
         }
     }
 }
@@ -717,6 +759,11 @@ pub struct Settings {
     pub udp_ports: (u16, u16),
     pub icmp_ids: (u16, u16),
     pub port_block_size: Option<u16>,
+    /// `ports.deterministic`: RFC 7422 blocks.
+    pub deterministic: Option<nat64_core::state::Deterministic>,
+    /// `[farm]` with more than one instance; `pool` is then this
+    /// instance's slice.
+    pub farm: Option<Farm>,
     pub limits: LimitsSection,
     pub ipv6_mtu: u16,
     pub ipv4_mtu: Option<u16>,
@@ -793,6 +840,8 @@ pub mod bounds {
     pub const ICMP_RATE: (u32, u32) = (0, 100_000);
     /// `icmp-rate-limit.burst` (when rate > 0).
     pub const ICMP_BURST: (u32, u32) = (1, 100_000);
+    /// `farm.instances`: translators sharing one pool.
+    pub const FARM_INSTANCES: (u32, u32) = (1, 256);
     /// `pool`: addresses in all, the most the daemon NAPT allocator takes
     /// (a /16; nat64-core `Pool::MAX_ADDRS`).
     pub const POOL_ADDRS: u64 = 65_536;
@@ -1120,7 +1169,8 @@ impl FileConfig {
     pub fn validate(&self, source: &str) -> Result<Settings, ConfigErrors> {
         let mut f = Findings::default();
         let prefix = self.validate_prefix(&mut f);
-        let pool = self.validate_pool(&mut f);
+        let whole_pool = self.validate_pool(&mut f);
+        let (pool, farm) = self.validate_farm(&mut f, &whole_pool);
         let inner_pool = self.validate_napt(&mut f, prefix, &pool);
         let gateway_v4 = self.validate_gateway(&mut f, &pool, inner_pool);
         let egress_v4 = self.validate_egress(&mut f, inner_pool);
@@ -1132,7 +1182,21 @@ impl FileConfig {
         let icmp_source_v6 = self.validate_icmp(&mut f, prefix, gateway_v4);
         let ops = self.validate_ops(&mut f);
         let user = self.validate_user(&mut f);
-        let static_bib = self.validate_statics(&mut f, prefix, &pool);
+        let mut static_bib = self.validate_statics(&mut f, prefix, &whole_pool);
+        if farm.is_some() {
+            static_bib.retain(|b| {
+                let mine = pool.iter().any(|n| n.contains(*b.v4.ip()));
+                if !mine {
+                    f.warn(format!(
+                        "[[static]] {} -> {}: outside this instance's pool slice, left to the \
+                         instance that owns it",
+                        b.v6, b.v4
+                    ));
+                }
+                mine
+            });
+        }
+        let deterministic = self.validate_deterministic(&mut f, &pool, gateway_v4);
         let clat = self.validate_clat(&mut f, prefix);
         let (maps, eam, map_file) = if self.napt == NaptMode::None {
             let (eam, file) = self.validate_eam(&mut f, gateway_v4);
@@ -1173,6 +1237,8 @@ impl FileConfig {
                     udp_ports,
                     icmp_ids,
                     port_block_size: self.ports.block_size,
+                    deterministic,
+                    farm,
                     limits: self.limits.clone(),
                     ipv6_mtu: self.ipv6_mtu,
                     ipv4_mtu: self.ipv4_mtu,
@@ -1798,6 +1864,181 @@ impl FileConfig {
             }
         }
         (tcp, udp, icmp)
+    }
+
+    /// `[farm]`: an index inside the count, daemon mode, at least one
+    /// address per instance. Returns this instance's slice of the pool (the
+    /// whole pool without a farm) and the farm in force.
+    fn validate_farm(&self, f: &mut Findings, pool: &[V4Net]) -> (Vec<V4Net>, Option<Farm>) {
+        let FarmSection {
+            instance,
+            instances,
+        } = self.farm;
+        let (min, max) = bounds::FARM_INSTANCES;
+        if !(min..=max).contains(&instances) {
+            f.err(err(
+                "farm.instances",
+                instances,
+                format!("must be {min} to {max}"),
+                "give the number of translators sharing the pool",
+            ));
+            return (pool.to_vec(), None);
+        }
+        if instance >= instances {
+            f.err(err(
+                "farm.instance",
+                instance,
+                format!("is not below farm.instances = {instances} (instances count from 0)"),
+                format!("use 0 to {}", instances - 1),
+            ));
+            return (pool.to_vec(), None);
+        }
+        if instances == 1 {
+            return (pool.to_vec(), None);
+        }
+        if self.napt != NaptMode::Daemon {
+            f.err(err(
+                "farm.instances",
+                instances,
+                format!(
+                    "only applies to napt = \"daemon\" (instances share the NAPT pool; in {} \
+                     mode there is none to share)",
+                    self.napt
+                ),
+                "remove [farm], or set napt = \"daemon\"",
+            ));
+            return (pool.to_vec(), None);
+        }
+        let addrs: Vec<u32> = pool
+            .iter()
+            .flat_map(|n| {
+                let base = u32::from(n.addr);
+                (0..1u64 << (32 - u32::from(n.len))).map(move |i| base + i as u32)
+            })
+            .collect();
+        let total = addrs.len() as u64;
+        if total < u64::from(instances) {
+            f.err(err(
+                "farm.instances",
+                instances,
+                format!("is more than the {total} addresses of pool: an instance would get none"),
+                "add pool addresses, or run fewer instances",
+            ));
+            return (pool.to_vec(), None);
+        }
+        let lo = (total * u64::from(instance) / u64::from(instances)) as usize;
+        let hi = (total * u64::from(instance + 1) / u64::from(instances)) as usize;
+        let slice = cidr_cover(&addrs[lo..hi]);
+        let farm = Farm {
+            instance,
+            instances,
+            whole_pool: pool.to_vec(),
+        };
+        (slice, Some(farm))
+    }
+
+    /// `ports.deterministic` and `ports.clients` (RFC 7422): block-size
+    /// set; a numbered client range no larger than the slots.
+    fn validate_deterministic(
+        &self,
+        f: &mut Findings,
+        pool: &[V4Net],
+        gateway: Option<Ipv4Addr>,
+    ) -> Option<nat64_core::state::Deterministic> {
+        let p = &self.ports;
+        if !p.deterministic {
+            if !p.clients.is_empty() {
+                f.err(err(
+                    "ports.clients",
+                    &p.clients,
+                    "only applies with ports.deterministic = true",
+                    "set ports.deterministic = true, or remove ports.clients",
+                ));
+            }
+            return None;
+        }
+        let Some(bs) = p.block_size else {
+            f.err(err(
+                "ports.deterministic",
+                "true",
+                "needs ports.block-size: the ports each client gets",
+                "add ports.block-size (e.g. 1024 gives a client 1024 ports per protocol)",
+            ));
+            return None;
+        };
+        if self.napt != NaptMode::Daemon || !bs.is_power_of_two() {
+            return None; // block-size's own error says why
+        }
+        let cpl = self.limits.client_prefix_len;
+        let mut clients = None;
+        if !p.clients.is_empty() {
+            match derive::parse_v6net(&p.clients) {
+                None => f.err(err(
+                    "ports.clients",
+                    &p.clients,
+                    "is not an IPv6 prefix ADDRESS/LEN",
+                    "write e.g. \"2001:db8:100::/120\"",
+                )),
+                Some((_, l)) if l > cpl => f.err(err(
+                    "ports.clients",
+                    &p.clients,
+                    format!(
+                        "is longer than limits.client-prefix-len = {cpl}, the size of one client"
+                    ),
+                    format!("use a /{cpl} or shorter range, or raise limits.client-prefix-len"),
+                )),
+                Some((a, l))
+                    if u128::from(a)
+                        & !(u128::MAX.checked_shl(128 - u32::from(l)).unwrap_or(0))
+                        != 0 =>
+                {
+                    f.err(err(
+                        "ports.clients",
+                        &p.clients,
+                        "has host bits set",
+                        "write the range's first address",
+                    ))
+                }
+                Some(c) => clients = Some(c),
+            }
+        }
+        let usable: u64 = pool
+            .iter()
+            .map(|n| 1u64 << (32 - u32::from(n.len)))
+            .sum::<u64>()
+            - u64::from(gateway.is_some_and(|g| pool.iter().any(|n| n.contains(g))));
+        let ranges = [&p.tcp, &p.udp, &p.icmp].map(|r| parse_range(r));
+        let per_addr = ranges
+            .iter()
+            .flatten()
+            .map(|&r| u64::from(aligned_blocks(r, bs)))
+            .min()
+            .unwrap_or(0);
+        let slots = usable * per_addr;
+        if let Some((_, l)) = clients {
+            let n = 1u128.checked_shl(u32::from(cpl - l)).unwrap_or(u128::MAX);
+            if n > u128::from(slots) {
+                f.err(err(
+                    "ports.clients",
+                    &p.clients,
+                    format!(
+                        "holds {n} clients (of /{cpl}) but the pool{} has {slots} blocks of {bs} \
+                         ports ({usable} addresses x {per_addr} blocks), so some would share one",
+                        if self.farm.instances > 1 {
+                            " slice"
+                        } else {
+                            ""
+                        }
+                    ),
+                    "use a longer clients prefix, a smaller ports.block-size or more pool \
+                     addresses",
+                ));
+            }
+        }
+        Some(nat64_core::state::Deterministic {
+            client_prefix_len: cpl,
+            clients,
+        })
     }
 
     /// `[limits]`.
@@ -2636,6 +2877,39 @@ impl FileConfig {
     }
 }
 
+/// The fewest prefixes that cover exactly the consecutive addresses
+/// `addrs` (a farm instance's slice of the pool).
+fn cidr_cover(addrs: &[u32]) -> Vec<V4Net> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < addrs.len() {
+        // Extend the run of consecutive addresses from i.
+        let mut j = i + 1;
+        while j < addrs.len() && addrs[j] == addrs[j - 1].wrapping_add(1) {
+            j += 1;
+        }
+        let (mut a, end) = (u64::from(addrs[i]), u64::from(addrs[j - 1]) + 1);
+        while a < end {
+            // The largest aligned block at `a` that fits before `end`.
+            let mut size = if a == 0 {
+                1u64 << 32
+            } else {
+                1u64 << a.trailing_zeros().min(32)
+            };
+            while a + size > end {
+                size >>= 1;
+            }
+            out.push(V4Net {
+                addr: Ipv4Addr::from(a as u32),
+                len: 32 - size.trailing_zeros() as u8,
+            });
+            a += size;
+        }
+        i = j;
+    }
+    out
+}
+
 /// Whole blocks of `bs` ports aligned to `bs` inside `lo..=hi` (what the
 /// daemon NAPT hands out with `ports.block-size`).
 fn aligned_blocks((lo, hi): (u16, u16), bs: u16) -> u32 {
@@ -3234,6 +3508,136 @@ mod test {
             Ok(s) => s,
             Err(e) => panic!("refused:\n{e}\n{text}"),
         }
+    }
+
+    fn farm_config(pool: &str, instance: u32, instances: u32, extra: &str) -> String {
+        format!(
+            "prefix = \"2001:db8:64::/96\"\npool = [{pool}]\ngateway-v4 = \"192.0.2.1\"\n{extra}\n\
+             [farm]\ninstance = {instance}\ninstances = {instances}\n"
+        )
+    }
+
+    fn nets(v: &[V4Net]) -> Vec<String> {
+        v.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// Instance i of n owns addresses [i*A/n, (i+1)*A/n) of the pool, as
+    /// the fewest prefixes (worked by hand).
+    #[test]
+    fn farm_instance_owns_its_slice_of_the_pool() {
+        let two = "\"198.51.100.64/30\", \"198.51.100.68/31\"";
+        for (i, want) in [
+            (0, ["198.51.100.64/31"]),
+            (1, ["198.51.100.66/31"]),
+            (2, ["198.51.100.68/31"]),
+        ] {
+            let s = accepted(&farm_config(two, i, 3, ""));
+            assert_eq!(nets(&s.pool), want, "instance {i}");
+            let farm = s.farm.unwrap();
+            assert_eq!(
+                (farm.instance, farm.instances, farm.whole_pool.len()),
+                (i, 3, 2)
+            );
+        }
+        // 16 addresses over 3: 0-4, 5-9, 10-15.
+        let p16 = "\"203.0.113.0/28\"";
+        assert_eq!(
+            nets(&accepted(&farm_config(p16, 0, 3, "")).pool),
+            ["203.0.113.0/30", "203.0.113.4/32"]
+        );
+        assert_eq!(
+            nets(&accepted(&farm_config(p16, 1, 3, "")).pool),
+            ["203.0.113.5/32", "203.0.113.6/31", "203.0.113.8/31"]
+        );
+        assert_eq!(
+            nets(&accepted(&farm_config(p16, 2, 3, "")).pool),
+            ["203.0.113.10/31", "203.0.113.12/30"]
+        );
+        // No farm: the whole pool.
+        let s = accepted(&farm_config(p16, 0, 1, ""));
+        assert_eq!(
+            (nets(&s.pool), s.farm.is_none()),
+            (vec!["203.0.113.0/28".to_string()], true)
+        );
+    }
+
+    #[test]
+    fn farm_refusals_name_the_key() {
+        let p = "\"203.0.113.0/30\"";
+        refused(&farm_config(p, 3, 3, ""), "farm.instance", "3");
+        refused(&farm_config(p, 0, 0, ""), "farm.instances", "0");
+        refused(&farm_config(p, 0, 5, ""), "farm.instances", "5");
+        refused(
+            &(kernel_base() + "\n[farm]\ninstance = 0\ninstances = 2\n"),
+            "farm.instances",
+            "2",
+        );
+        // A static binding in another instance's slice is that instance's.
+        let s = accepted(&farm_config(
+            p,
+            0,
+            2,
+            "[[static]]\nproto = \"tcp\"\nv6 = \"[2001:db8::5]:80\"\nv4 = \"203.0.113.3:80\"\n",
+        ));
+        assert!(s.static_bib.is_empty());
+        assert!(
+            s.warnings.iter().any(|w| w.contains("203.0.113.3:80")),
+            "{:?}",
+            s.warnings
+        );
+    }
+
+    /// RFC 7422 keys: block-size needed, clients only with deterministic,
+    /// and a numbered range no larger than the slots (a /31 with 1024-port
+    /// blocks from 1024: 2 x 63 = 126 slots).
+    #[test]
+    fn deterministic_blocks_and_numbered_clients() {
+        let cfg = |ports: &str| {
+            format!(
+                "prefix = \"2001:db8:64::/96\"\npool = [\"198.51.100.64/31\"]\n\
+                 gateway-v4 = \"192.0.2.1\"\n[ports]\n{ports}\n"
+            )
+        };
+        let s = accepted(&cfg(
+            "block-size = 1024\ndeterministic = true\nclients = \"2001:db8:100::/122\"",
+        ));
+        let d = s.deterministic.unwrap();
+        assert_eq!(d.client_prefix_len, 128);
+        assert_eq!(d.clients, Some(("2001:db8:100::".parse().unwrap(), 122)));
+        assert!(accepted(&cfg("block-size = 1024\ndeterministic = true"))
+            .deterministic
+            .is_some());
+        assert!(accepted(&cfg("block-size = 1024")).deterministic.is_none());
+        refused(&cfg("deterministic = true"), "ports.deterministic", "true");
+        refused(
+            &cfg("block-size = 64\nclients = \"2001:db8:100::/122\""),
+            "ports.clients",
+            "/122",
+        );
+        let e = refused(
+            &cfg("block-size = 1024\ndeterministic = true\nclients = \"2001:db8:100::/120\""),
+            "ports.clients",
+            "/120",
+        );
+        assert!(
+            e[0].to_string().contains("256 clients") && e[0].to_string().contains("126 blocks"),
+            "{}",
+            e[0]
+        );
+        refused(
+            &cfg("block-size = 1024\ndeterministic = true\nclients = \"2001:db8:100::1/122\""),
+            "ports.clients",
+            "host bits",
+        );
+        refused(
+            &cfg("block-size = 1024\ndeterministic = true\nclients = \"2001:db8:100::/0\""),
+            "ports.clients",
+            "2001:db8:100::/0",
+        );
+        // Sites: one /64 per client.
+        let site = cfg("block-size = 1024\ndeterministic = true\nclients = \"2001:db8:100::/58\"")
+            + "[limits]\nclient-prefix-len = 64\n";
+        assert_eq!(accepted(&site).deterministic.unwrap().client_prefix_len, 64);
     }
 
     #[test]
