@@ -155,7 +155,8 @@ impl Engine {
         let c = self.inner.counts();
         format!(
             "bindings_tcp={} bindings_udp={} bindings_icmp={} static_bindings={} sessions_tcp={} \
-             sessions_udp={} sessions_icmp={} kernel_leases={} pool_ports_in_use={} \
+             sessions_udp={} sessions_icmp={} kernel_leases={} kernel_leases_displaced={} \
+             pool_ports_in_use={} \
              pool_exhausted={} session_limit_hits={} client_session_limit_hits={} \
              site_limit_hits={} fragments_cached={} held_syns={}",
             c.bindings.tcp,
@@ -166,6 +167,7 @@ impl Engine {
             c.sessions.udp,
             c.sessions.icmp,
             c.kernel_leases,
+            c.kernel_leases_displaced,
             c.pool_ports_in_use,
             c.pool_exhausted,
             c.session_limit_hits,

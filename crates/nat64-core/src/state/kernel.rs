@@ -1,8 +1,18 @@
 //! The `kernel` NAPT backend's address pool (docs/operator.md §2.2): each IPv6 source gets
 //! one inner IPv4 address from `inner-pool`; the host kernel's MASQUERADE
-//! does the ports. Allocation starts at a slot derived from the IPv6
-//! address (a fixed hash, not seeded per process), so a client tends to get
-//! the same inner address again even without the lease file.
+//! does the ports.
+//!
+//! A client's *home* address is a pure function of its IPv6 address and
+//! `inner-pool`: slot `mix_v6(v6, 0) mod N` of the pool's `N` usable
+//! addresses (a fixed hash, not seeded per process or per host). The
+//! collision rule: when the home address is taken (or withheld or
+//! blocked), the client gets the next free address after it, wrapping
+//! around. So two HA nodes with one configuration give every client its
+//! home address without talking to each other; only a *displaced* client
+//! (one whose home was taken when it came) depends on arrival order and
+//! may get another address on the other node (`kernel_leases_displaced`
+//! counts them; about n/2N of n clients). The lease file keeps every
+//! address across restarts of one node.
 
 use super::pool::mix_v6;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -98,6 +108,12 @@ impl KernelPool {
         }
     }
 
+    /// The home address of `v6` (see the module documentation).
+    pub fn home(&self, v6: &Ipv6Addr) -> Ipv4Addr {
+        let start = (mix_v6(v6, 0) % self.count as u64) as u32;
+        Ipv4Addr::from(self.net + self.first + start)
+    }
+
     /// An inner address for `v6`, or `None` when the pool is exhausted.
     pub fn allocate(&mut self, v6: &Ipv6Addr) -> Option<Ipv4Addr> {
         if self.in_use >= self.count {
@@ -171,5 +187,39 @@ mod test {
         p.release(x);
         assert_eq!(p.allocate(&b), Some(x));
         assert!(KernelPool::new(Ipv4Addr::new(100, 64, 0, 1), 16).is_err());
+    }
+
+    const PINNED_HOME: Ipv4Addr = Ipv4Addr::new(100, 64, 7, 127);
+
+    /// HA pairs rely on it: a client's address does not depend on the
+    /// process, on the clients before it (unless they took its home), or
+    /// on their order; a displaced client takes the next free address.
+    #[test]
+    fn home_address_is_a_pure_function_of_the_client() {
+        let clients: Vec<Ipv6Addr> = (1..=200u16)
+            .map(|i| Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, i))
+            .collect();
+        let mut a = KernelPool::new(Ipv4Addr::new(100, 64, 0, 0), 16).unwrap();
+        let mut b = KernelPool::new(Ipv4Addr::new(100, 64, 0, 0), 16).unwrap();
+        let fwd: Vec<_> = clients.iter().map(|c| a.allocate(c).unwrap()).collect();
+        let rev: Vec<_> = clients
+            .iter()
+            .rev()
+            .map(|c| b.allocate(c).unwrap())
+            .collect();
+        for (i, c) in clients.iter().enumerate() {
+            assert_eq!(fwd[i], a.home(c), "{c} displaced in a /16 of 200");
+            assert_eq!(fwd[i], rev[clients.len() - 1 - i]);
+        }
+        // Stability pin (value recorded from this version): a change of
+        // the hash renumbers every client of an HA pair whose nodes run
+        // different versions, so it must be a deliberate, documented step.
+        assert_eq!(a.home(&"2001:db8:1::1".parse().unwrap()), PINNED_HOME);
+        // Collision rule: taken home -> next free address.
+        let mut p = KernelPool::new(Ipv4Addr::new(100, 64, 0, 0), 16).unwrap();
+        let c = clients[7];
+        let h = p.home(&c);
+        assert!(p.reserve(h));
+        assert_eq!(p.allocate(&c), Some(Ipv4Addr::from(u32::from(h) + 1)));
     }
 }

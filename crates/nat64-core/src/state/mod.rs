@@ -396,6 +396,9 @@ pub struct EngineCounts {
     pub held_syns: usize,
     /// Pool ports in use over all addresses and protocols (daemon mode).
     pub pool_ports_in_use: u64,
+    /// Kernel mode: dynamic leases not on their client's home address
+    /// (collisions; an HA pair's other node may number them otherwise).
+    pub kernel_leases_displaced: usize,
 }
 
 /// An IPv4-initiated TCP SYN held 6 s for a simultaneous open (RFC 6146
@@ -1468,6 +1471,12 @@ impl Engine {
             fragments_cached: frags,
             held_syns: held,
             pool_ports_in_use: c.pool.as_ref().map_or(0, |p| p.ports_in_use()),
+            kernel_leases_displaced: c.kpool.as_ref().map_or(0, |k| {
+                c.leases
+                    .iter()
+                    .filter(|l| !l.is_static && k.contains(l.v4) && k.home(&l.v6) != l.v4)
+                    .count()
+            }),
         }
     }
 

@@ -328,6 +328,13 @@ impl Collector for Scrape {
             "Kernel mode: live 1:1 leases.",
             &one(c.kernel_leases as i64),
         )?;
+        gauge(
+            e,
+            "nat64_kernel_leases_displaced",
+            "Kernel mode: dynamic leases not on their client's home address (hash \
+             collisions; an HA pair's other node may number these clients otherwise).",
+            &one(c.kernel_leases_displaced as i64),
+        )?;
         let usage = tel.engine.core().pool_usage();
         let all = usage.len() <= POOL_ALL_ADDRESSES_UP_TO;
         let mut in_use = Vec::new();

@@ -112,6 +112,7 @@ impl Telemetry {
                          "static": c.static_bindings},
             "sessions": {"tcp": c.sessions.tcp, "udp": c.sessions.udp, "icmp": c.sessions.icmp},
             "kernel_leases": c.kernel_leases,
+            "kernel_leases_displaced": c.kernel_leases_displaced,
             "pool": {
                 "ports_in_use": c.pool_ports_in_use,
                 "exhausted": c.pool_exhausted,
