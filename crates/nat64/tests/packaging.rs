@@ -140,3 +140,62 @@ fn systemd_unit_verifies() {
         "systemd-analyze verify complained:\n{out}"
     );
 }
+
+/// The fenced ```LANG blocks of a document under docs/.
+fn doc_blocks(doc: &str, lang: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs")
+        .join(doc);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let open = format!("```{lang}\n");
+    text.split(&open)
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap().to_string())
+        .collect()
+}
+
+/// Checks each ```LANG block of docs/deployment.md with `argv` + the
+/// block's file (the tool's own parser: the snippets must load as written).
+/// Skipped when the tool is missing, except in CI (`contrib/setup.sh`
+/// installs it).
+fn check_snippets(lang: &str, tool: &str, argv: &[&str], package: &str) {
+    let blocks = doc_blocks("deployment.md", lang);
+    assert!(
+        !blocks.is_empty(),
+        "docs/deployment.md has no ```{lang} block"
+    );
+    let have = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} missing in CI: contrib/setup.sh installs {package}"
+        );
+        println!("SKIPPED: {tool} not installed (Debian package `{package}`)");
+        return;
+    }
+    let dir = scratch(lang);
+    for (i, b) in blocks.iter().enumerate() {
+        let f = dir.join(format!("{lang}-{i}.conf"));
+        std::fs::write(&f, b).unwrap();
+        let o = Command::new(tool).args(argv).arg(&f).output().unwrap();
+        assert!(
+            o.status.success(),
+            "docs/deployment.md ```{lang} block {i} does not load with {tool}:\n{}{}\n{b}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+#[test]
+fn deployment_guide_bird_config_parses() {
+    check_snippets("bird", "bird", &["-p", "-c"], "bird2");
+}
+
+#[test]
+fn deployment_guide_frr_config_passes_a_dry_run() {
+    check_snippets("frr", "vtysh", &["--dryrun", "-f"], "frr");
+}

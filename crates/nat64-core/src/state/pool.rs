@@ -956,6 +956,18 @@ mod test {
         assert_eq!((ch[0].v6, ch[1].v6), (client(1), client(j)));
     }
 
+    /// Stability pin (values recorded from this version): the hashed slot
+    /// is part of the contract between farm instances and versions; a change
+    /// renumbers every hashed client, so it must be deliberate (ADR 0011).
+    #[test]
+    fn rfc7422_hashed_slot_is_pinned() {
+        let p = det_pool(&[(Ipv4Addr::new(198, 51, 100, 0), 24)], 1024, None);
+        let got = p.deterministic_block(L4Proto::Tcp, "2001:db8:100::1".parse().unwrap());
+        assert_eq!(got, Some(PINNED_HASHED));
+    }
+
+    const PINNED_HASHED: (Ipv4Addr, u16, u16) = (Ipv4Addr::new(198, 51, 100, 164), 60416, 61439);
+
     /// A withheld address (gateway-v4 inside the pool) is never a slot.
     #[test]
     fn rfc7422_skips_the_withheld_address() {
