@@ -25,6 +25,8 @@ declare -A NEED=(
   [rdisc6]=ndisc6
   [dig]=bind9-dnsutils
   [getent]=libc-bin
+  [bird]=bird2
+  [vtysh]=frr
 )
 
 missing=()
