@@ -34,6 +34,9 @@ _nat64() {
             nat64,import-tayga)
                 cmd="nat64__subcmd__import__subcmd__tayga"
                 ;;
+            nat64,lookup)
+                cmd="nat64__subcmd__lookup"
+                ;;
             nat64,replay)
                 cmd="nat64__subcmd__replay"
                 ;;
@@ -97,6 +100,9 @@ _nat64() {
             nat64__subcmd__help,import-tayga)
                 cmd="nat64__subcmd__help__subcmd__import__subcmd__tayga"
                 ;;
+            nat64__subcmd__help,lookup)
+                cmd="nat64__subcmd__help__subcmd__lookup"
+                ;;
             nat64__subcmd__help,replay)
                 cmd="nat64__subcmd__help__subcmd__replay"
                 ;;
@@ -125,7 +131,7 @@ _nat64() {
 
     case "${cmd}" in
         nat64)
-            opts="-h -V --log --help --version run check import-tayga replay show binding generate gen help"
+            opts="-h -V --log --help --version run check import-tayga replay show binding generate lookup gen help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -487,7 +493,7 @@ _nat64() {
             return 0
             ;;
         nat64__subcmd__help)
-            opts="run check import-tayga replay show binding generate gen help"
+            opts="run check import-tayga replay show binding generate lookup gen help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -640,6 +646,20 @@ _nat64() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nat64__subcmd__help__subcmd__lookup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nat64__subcmd__help__subcmd__replay)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -703,6 +723,36 @@ _nat64() {
                     ;;
                 --napt)
                     COMPREPLY=($(compgen -W "none kernel" -- "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nat64__subcmd__lookup)
+            opts="-c -h --config --set --log --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --log)

@@ -43,17 +43,24 @@ fn static_binding(b: &StaticBib) -> StaticBinding {
     }
 }
 
+/// The daemon-mode NAPT pool of these settings (None in the other modes).
+pub fn pool_config(s: &Settings) -> Option<PoolConfig> {
+    (s.napt == NaptMode::Daemon).then(|| PoolConfig {
+        prefixes: s.pool.iter().map(|n| (n.addr, n.len)).collect(),
+        tcp_ports: s.tcp_ports,
+        udp_ports: s.udp_ports,
+        icmp_ids: s.icmp_ids,
+        port_block_size: s.port_block_size,
+        deterministic: s.deterministic,
+    })
+}
+
 /// The engine configuration for these settings.
 pub fn engine_config(s: &Settings, xlat: xlat::Config) -> EngineConfig {
     let napt = match s.napt {
-        NaptMode::Daemon => NaptConfig::Daemon(PoolConfig {
-            prefixes: s.pool.iter().map(|n| (n.addr, n.len)).collect(),
-            tcp_ports: s.tcp_ports,
-            udp_ports: s.udp_ports,
-            icmp_ids: s.icmp_ids,
-            port_block_size: s.port_block_size,
-            deterministic: s.deterministic,
-        }),
+        NaptMode::Daemon => {
+            NaptConfig::Daemon(pool_config(s).expect("daemon mode has a pool configuration"))
+        }
         NaptMode::Kernel => {
             let ip = s.inner_pool.unwrap_or(crate::config::V4Net {
                 addr: std::net::Ipv4Addr::new(100, 64, 0, 0),

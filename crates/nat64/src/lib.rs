@@ -8,6 +8,7 @@ pub mod dataplane;
 pub mod engine;
 pub mod gen;
 pub mod leases;
+pub mod lookup;
 pub mod mapfile;
 pub mod maplog;
 pub mod notify;

@@ -119,6 +119,19 @@ enum Command {
         /// Subcommand, shell, or output directory.
         arg: Option<String>,
     },
+    /// RFC 7422 deterministic port blocks from the configuration alone: the
+    /// block an IPv6 client gets, or the client an IPv4 ADDRESS:PORT
+    /// belongs to (abuse lookups without a log).
+    Lookup {
+        /// An IPv6 client address, or an IPv4 ADDRESS[:PORT] of the pool.
+        query: String,
+        /// Config file, or a built-in profile name.
+        #[arg(short, long, default_value = "/etc/nat64/nat64.toml")]
+        config: String,
+        /// Override one key of the configuration (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
     /// Print the configuration that tells clients about the translator,
     /// generated from nat64's own: DNS64 for unbound or BIND 9 (RFC 6147),
     /// PREF64 for radvd 2.20+ (RFC 8781).
@@ -336,6 +349,9 @@ fn main() -> ExitCode {
             verbose,
         } => nat64::replay::cli(config, set, input, output, *until, *verbose),
         Command::Gen { what } => gen_snippet(what),
+        Command::Lookup { query, config, set } => {
+            nat64::lookup::lookup(query, config, set).map(|out| print!("{out}"))
+        }
         Command::Generate { what, arg } => nat64::gen::cli(
             &<Cli as clap::CommandFactory>::command(),
             what,

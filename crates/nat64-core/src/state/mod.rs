@@ -22,6 +22,7 @@ mod show;
 mod table;
 pub mod tcp_fsm;
 
+pub use pool::BlockOwner;
 pub use show::{BindingKey, Page, SessionKey};
 pub use tcp_fsm::TcpState;
 
@@ -163,6 +164,52 @@ pub struct PoolConfig {
 pub struct Deterministic {
     pub client_prefix_len: u8,
     pub clients: Option<(Ipv6Addr, u8)>,
+}
+
+/// The RFC 7422 mapping of a pool, both ways, without an engine (`nat64
+/// lookup`): the same [`Pool`] code the engine allocates with.
+pub struct BlockMap(Pool);
+
+impl BlockMap {
+    /// The map of `cfg` (which must have deterministic blocks), with
+    /// `gateway` withheld when it lies in the pool, as the engine does.
+    pub fn new(cfg: &PoolConfig, gateway: Option<Ipv4Addr>) -> Result<BlockMap, String> {
+        if cfg.deterministic.is_none() {
+            return Err("no deterministic port blocks (ports.deterministic) in this pool".into());
+        }
+        let mut p = Pool::new(
+            &cfg.prefixes,
+            [cfg.tcp_ports, cfg.udp_ports, cfg.icmp_ids],
+            cfg.port_block_size,
+            cfg.deterministic,
+        )?;
+        if let Some(g) = gateway {
+            p.withhold(g);
+        }
+        Ok(BlockMap(p))
+    }
+
+    /// The pool address and `first..=last` ports `v6` gets for `p`.
+    pub fn block_of(&self, p: L4Proto, v6: Ipv6Addr) -> (Ipv4Addr, u16, u16) {
+        self.0
+            .deterministic_block(p, v6)
+            .expect("BlockMap::new checked deterministic blocks")
+    }
+
+    /// The block, slot and numbered client of `v4:port`.
+    pub fn owner_of(&self, p: L4Proto, v4: Ipv4Addr, port: u16) -> Option<BlockOwner> {
+        self.0.deterministic_owner(p, v4, port)
+    }
+
+    /// Whether `v4` is one of the pool's addresses.
+    pub fn contains(&self, v4: Ipv4Addr) -> bool {
+        self.0.contains(v4)
+    }
+
+    /// Usable addresses x blocks per address.
+    pub fn slots(&self) -> u64 {
+        self.0.deterministic_slots()
+    }
 }
 
 impl Default for PoolConfig {

@@ -124,6 +124,19 @@ struct Source {
     blocks: [Vec<u16>; 3],
 }
 
+/// What [`Pool::deterministic_owner`] finds for an IPv4 transport address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockOwner {
+    pub v4: Ipv4Addr,
+    pub first: u16,
+    pub last: u16,
+    /// The slot: `block index x usable addresses + address index`.
+    pub slot: u64,
+    /// The client of `ports.clients` numbered into this slot (its first
+    /// address); clients outside that range may also hash into it.
+    pub numbered: Option<Ipv6Addr>,
+}
+
 /// A port block handed to or taken back from a source (for the mapping log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BlockChange {
@@ -320,6 +333,42 @@ impl Pool {
         let (first, _) = aligned_blocks(self.ranges[pidx(p)], bs);
         let start = first + bi * bs as u32;
         Some((self.addrs[ai], start as u16, (start + bs as u32 - 1) as u16))
+    }
+
+    /// Deterministic mode, the other way: the block holding `v4:port` for
+    /// protocol `p`, its slot, and the numbered client it belongs to (None
+    /// when `v4:port` lies in no block).
+    pub fn deterministic_owner(&self, p: L4Proto, v4: Ipv4Addr, port: u16) -> Option<BlockOwner> {
+        let d = self.det?;
+        let bs = self.block?;
+        let ai = self.index_of(v4)?;
+        if self.withheld == Some(ai) {
+            return None;
+        }
+        let j = ai - usize::from(self.withheld.is_some_and(|w| ai > w));
+        let (first, _) = aligned_blocks(self.ranges[pidx(p)], bs);
+        let per_addr = self.deterministic_slots() / self.usable().max(1) as u64;
+        let bi = (u32::from(port).checked_sub(first)? / u32::from(bs)) as u64;
+        if bi >= per_addr {
+            return None;
+        }
+        let slot = bi * self.usable() as u64 + j as u64;
+        let start = first + bi as u32 * u32::from(bs);
+        let numbered = d.clients.and_then(|(base, len)| {
+            let bits = u32::from(d.client_prefix_len - len);
+            let n = 1u128.checked_shl(bits).unwrap_or(u128::MAX);
+            (u128::from(slot) < n).then(|| {
+                let step = 1u128.checked_shl(128 - u32::from(d.client_prefix_len));
+                Ipv6Addr::from(u128::from(base) + u128::from(slot) * step.unwrap_or(0))
+            })
+        });
+        Some(BlockOwner {
+            v4,
+            first: start as u16,
+            last: (start + u32::from(bs) - 1) as u16,
+            slot,
+            numbered,
+        })
     }
 
     /// Takes `a` out of dynamic allocation (the translator's own address
@@ -924,6 +973,41 @@ mod test {
         assert_eq!(ch.len(), 1);
         assert!(!ch[0].allocated && ch[0].first == first);
         assert_eq!(p.ports_in_use(), 0);
+    }
+
+    /// The way back: an IPv4 transport address names its block, slot and
+    /// numbered client, for every client of the range.
+    #[test]
+    fn rfc7422_owner_of_a_port_is_the_numbered_client() {
+        let mut p = det_pool(
+            &[(Ipv4Addr::new(198, 51, 100, 64), 30)],
+            1024,
+            Some(("2001:db8:100::", 122)),
+        );
+        p.withhold(Ipv4Addr::new(198, 51, 100, 65));
+        for i in 0..64 {
+            let (v4, first, last) = p.deterministic_block(L4Proto::Tcp, client(i)).unwrap();
+            let o = p.deterministic_owner(L4Proto::Tcp, v4, first + 77).unwrap();
+            assert_eq!(
+                (o.first, o.last, o.numbered),
+                (first, last, Some(client(i)))
+            );
+            assert_eq!(o.slot, u64::from(i));
+        }
+        // Slot 64 and up: no numbered client (only hashed ones could be there).
+        let last_slot = p.deterministic_owner(L4Proto::Tcp, Ipv4Addr::new(198, 51, 100, 67), 65535);
+        assert_eq!(
+            last_slot.map(|o| (o.slot, o.numbered)),
+            Some((3 * 63 - 1, None))
+        );
+        assert_eq!(
+            p.deterministic_owner(L4Proto::Tcp, Ipv4Addr::new(198, 51, 100, 65), 5000),
+            None
+        );
+        assert_eq!(
+            p.deterministic_owner(L4Proto::Tcp, Ipv4Addr::new(198, 51, 100, 64), 80),
+            None
+        );
     }
 
     /// Two hashed clients in one slot share the block: each binding has
