@@ -18,6 +18,8 @@ declare -A NEED=(
   [ethtool]=ethtool
   [socat]=socat
   [conntrack]=conntrack
+  [conntrackd]=conntrackd
+  [keepalived]=keepalived
   [sha256sum]=coreutils
   [systemd-analyze]=systemd
   [unbound]=unbound
@@ -44,8 +46,10 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # These are test tools: no package may start a service while installing
-  # (unbound would start a resolver on the host; the DNS64 test runs its
-  # own instances inside network namespaces). policy-rc.d exit 101 is
+  # (unbound would start a resolver on the host, keepalived and conntrackd
+  # would run VRRP and conntrack sync there, bird and frr routing daemons;
+  # the DNS64 and HA tests run their own instances inside network
+  # namespaces, and the BGP configs are only parsed). policy-rc.d exit 101 is
   # Debian's "do not start" (invoke-rc.d(8)); one already there is kept.
   own_policy=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -57,9 +61,15 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
   if ((own_policy)); then rm -f /usr/sbin/policy-rc.d; fi
   ((rc == 0)) || exit "$rc"
-  # On a host running systemd the unit is also kept from starting at boot.
-  if [[ " ${missing[*]} " == *" unbound "* ]] && [ -d /run/systemd/system ]; then
-    systemctl disable --now unbound.service >/dev/null 2>&1 || true
+  # On a host running systemd the units are also kept from starting at
+  # boot (without systemd, policy-rc.d above kept them from starting now).
+  if [ -d /run/systemd/system ]; then
+    for pair in unbound:unbound keepalived:keepalived conntrackd:conntrackd \
+                bird:bird2 frr:frr; do
+      unit=${pair%%:*} pkg=${pair#*:}
+      [[ " ${missing[*]} " == *" $pkg "* ]] || continue
+      systemctl disable --now "$unit.service" >/dev/null 2>&1 || true
+    done
   fi
 fi
 

@@ -295,7 +295,10 @@ fn pid_alive(pid: u32) -> bool {
 ///   related ICMP of flows the clients opened, and new flows to `[[map]]`
 ///   addresses; anything else from outside is dropped, so an IPv4
 ///   neighbour with a route to the inner pool cannot reach the IPv6-only
-///   clients (issue 11 #6).
+///   clients (issue 11 #6); and out of the TUN, inner-pool packets that
+///   conntrack finds invalid (an out-of-window TCP segment, one of a flow
+///   whose entry is not there yet after an HA failover): NAT skips invalid
+///   packets, so they would leave with the inner address.
 pub fn nft_ruleset(
     table: &str,
     inner: &str,
@@ -325,6 +328,7 @@ pub fn nft_ruleset(
          \t}}\n\
          \tchain forward {{\n\
          \t\ttype filter hook forward priority filter; policy accept;\n\
+         \t\tiifname \"{tun}\" ip saddr {inner} ct state invalid drop\n\
          \t\toifname \"{tun}\" ip daddr {inner} ct state established,related accept\n\
          {allow_maps}\
          \t\toifname \"{tun}\" ip daddr {inner} drop\n\
@@ -449,6 +453,7 @@ mod test {
             1,
         );
         let fwd = r.split("chain forward").nth(1).unwrap();
+        assert!(fwd.contains("iifname \"t\" ip saddr 100.64.0.0/16 ct state invalid drop"));
         let est = fwd.find("ct state established,related accept").unwrap();
         let maps = fwd
             .find("ip daddr { 100.64.9.9, 192.0.2.100 } accept")
