@@ -16,6 +16,7 @@ pub mod plumbing;
 pub mod pref64;
 pub mod privilege;
 pub mod ratelimit;
+pub mod recovery;
 pub mod replay;
 pub mod run;
 pub mod snippets;

@@ -95,6 +95,9 @@ fn plumb(s: &Settings, tun_name: &str, inst: &mut Installed) -> anyhow::Result<(
         if let Some(ip) = s.inner_pool {
             let maps: Vec<_> = s.maps.iter().map(|(_, v4)| *v4).collect();
             inst.nft_kernel(&ip.to_string(), tun_name, &maps, s.egress_v4)?;
+            if s.lease_recovery {
+                inst.nft_track_ipv6(&s.prefix.to_string(), tun_name)?;
+            }
         }
     }
     Ok(())
@@ -197,6 +200,18 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
         // Asked to switch users: running on as root would be a surprise.
         Err(e) if s.user.is_some() => return Err(e.context("dropping privileges (`user`)")),
         Err(e) => warn!("could not drop capabilities, running on with them: {e:#}"),
+    }
+
+    // Kept CAP_NET_ADMIN (for `conntrack -L`), like the main thread: started
+    // after `reduce`, before the workers that report to it.
+    if s.lease_recovery {
+        let e = engine.core().clone();
+        let r = crate::recovery::LeaseRecovery::start(s.prefix, move |v6, v4| {
+            e.restore_kernel_leases(&[(v6, v4)]) == 1
+        })
+        .context("starting the lease-recovery thread")?;
+        info!("lease recovery from conntrack on (HA pair; docs/deployment.md §3)");
+        let _ = shared.recovery.set(r);
     }
 
     let lease_journal = match restored_leases {
@@ -476,6 +491,9 @@ fn note_restart_only(old: &Settings, new: &Settings) {
     }
     if old.farm != new.farm {
         changed.push("farm");
+    }
+    if old.lease_recovery != new.lease_recovery {
+        changed.push("lease-recovery");
     }
     if old.egress_v4 != new.egress_v4 {
         changed.push("egress-v4");

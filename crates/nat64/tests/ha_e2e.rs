@@ -2,8 +2,8 @@
 //! nodes with the same config (`napt = "kernel"`, `egress-v4` = the IPv4
 //! VRRP address), real keepalived (VRRPv3, one instance per family in a
 //! sync group) and real conntrackd (FTFW over UDP on a dedicated link).
-//! While a TCP stream (iperf3) and a paced UDP flow run from the IPv6-only
-//! client to the IPv4-only server, node A dies (SIGKILL of nat64,
+//! While TCP and UDP flows run between the IPv6-only clients and the
+//! IPv4-only server, node A dies (SIGKILL of nat64,
 //! keepalived and conntrackd); node B takes the VRRP addresses, commits the
 //! replicated conntrack entries into its kernel, and both flows go on with
 //! the same public address and port.
@@ -34,15 +34,21 @@
 //!
 //! The test prints one greppable line with what it measured:
 //! `HA-RESULT tcp_gap_ms=.. udp_lost=.. udp_sent=.. udp_gap_ms=.. tcp_kept=..
-//! same_public=.. ...`.
+//! same_public=.. dl_gap_ms=.. push_received=.. leases_recovered=.. ...`.
 //!
-//! What "hitless" covers here: flows whose client speaks after the
-//! failover (both flows here send from the client). Node B's nat64 learns
-//! the client's inner address (the same on both nodes: its slot is a fixed
-//! hash of the IPv6 address) from the client's first packet through it;
-//! conntrackd does not carry nat64's lease table, so a packet the server
-//! sends first to a client B has not heard from yet is dropped by B's
-//! nat64 (`drop.no_binding`).
+//! Four flows cross the failover: an upload (iperf3, client ::2), a paced
+//! UDP flow both ways (::2), a download (`iperf3 -R`, client ::3: the
+//! client only ACKs) and a UDP flow only the server speaks in after the
+//! client's first datagram (`udp_push.py`, client ::4). Node B's nat64
+//! gets a client's inner address (the same on both nodes: a fixed hash of
+//! the IPv6 address) from the client's next packet; for a client with
+//! nothing to send, `lease-recovery = "conntrack"` finds it in the IPv6
+//! conntrack entry conntrackd replicated (the nodes track IPv6 forwarding
+//! into the TUN for that) when the server's packet finds no lease; the
+//! test asserts that B recovered leases that way. `egress-v4` also makes
+//! the nodes drop (not answer) packets to the VRRP address that no NAT
+//! entry claims: B gets the address a moment before it commits the
+//! entries, and a RST from B then would end the download.
 
 mod support;
 
@@ -53,6 +59,8 @@ use support::*;
 const VIP6: &str = "2001:db8:1::1";
 /// The IPv4 VRRP address, and `egress-v4` of both nodes.
 const VIP4: &str = "203.0.113.10";
+/// A third client: one datagram, then it only receives (`udp_push.py`).
+const CLIENT6_C: &str = "2001:db8:1::4";
 const INNER: &str = "100.64.0.0/16";
 const GW4: &str = "100.65.0.1";
 /// The UDP flow's client port (fixed, so the NAT's port is known).
@@ -102,6 +110,7 @@ fn nat64_config(t: &Topo, n: &Node) -> String {
          napt = \"kernel\"\n\
          inner-pool = \"{INNER}\"\n\
          egress-v4 = \"{VIP4}\"\n\
+         lease-recovery = \"conntrack\"\n\
          state-file = \"{}\"\n\
          control = \"\"\n\
          metrics = \"\"\n\
@@ -386,6 +395,30 @@ fn kill_vrrp_child(t: &Topo, n: &Node, parent: u32) {
     }
 }
 
+/// The longest run of empty 0.1 s intervals in an iperf3 JSON report (ms),
+/// and the bytes after it.
+fn longest_gap(report: &serde_json::Value) -> (u64, u64) {
+    let intervals = report["intervals"].as_array().cloned().unwrap_or_default();
+    let (mut gap, mut run, mut gap_end) = (0.0f64, 0.0f64, 0usize);
+    for (i, iv) in intervals.iter().enumerate() {
+        let s = &iv["sum"];
+        if s["bytes"].as_u64().unwrap_or(0) == 0 {
+            run += s["seconds"].as_f64().unwrap_or(0.0);
+            if run > gap {
+                (gap, gap_end) = (run, i);
+            }
+        } else {
+            run = 0.0;
+        }
+    }
+    let after = intervals
+        .iter()
+        .skip(gap_end + 1)
+        .map(|iv| iv["sum"]["bytes"].as_u64().unwrap_or(0))
+        .sum();
+    ((gap * 1000.0).round() as u64, after)
+}
+
 fn json(s: &str, what: &str, context: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("{what}: not JSON ({e}):\n{s}\n{context}"))
 }
@@ -470,7 +503,8 @@ fn ha_pair_failover_keeps_flows_kernel() {
         &t.c6,
         &format!(
             "ip link set br6 up && ip addr add {CLIENT6}/64 dev br6 nodad && \
-             ip -6 route add {PREFIX} via {VIP6}"
+             ip addr add {CLIENT6_B}/64 dev br6 nodad && ip addr add {CLIENT6_C}/64 dev br6 nodad \
+             && ip -6 route add {PREFIX} via {VIP6}"
         ),
     );
     t.ok(
@@ -527,7 +561,20 @@ fn ha_pair_failover_keeps_flows_kernel() {
         ],
         "iperf3s.out",
     );
+    let iperf3s_dl = t.spawn(
+        &t.s4,
+        &[
+            "bash",
+            "-c",
+            &format!(
+                "exec iperf3 -s -1 -B {SERVER4} -p 5202 -J > {dir}/iperf3s_dl.json 2> \
+                 {dir}/iperf3s_dl.err"
+            ),
+        ],
+        "iperf3s_dl.out",
+    );
     t.wait_listen(&t.s4, "5201", "t");
+    t.wait_listen(&t.s4, "5202", "t");
     // Bounded rate: the VM has two cores for both nodes, the client, the
     // server and the test.
     let iperf3c = t.spawn(
@@ -541,6 +588,54 @@ fn ha_pair_failover_keeps_flows_kernel() {
             ),
         ],
         "iperf3c.out",
+    );
+    // A download from a second client (CLIENT6_B, nothing else running):
+    // only the server sends data, the client only ACKs what arrives. After
+    // the failover B has no lease for that client's inner address until
+    // `lease-recovery` finds it in the replicated IPv6 conntrack entry (the
+    // client has nothing to send that would make B allocate it).
+    let iperf3c_dl = t.spawn(
+        &t.c6,
+        &[
+            "bash",
+            "-c",
+            &format!(
+                "exec iperf3 -c {SERVER4_V6} -B {CLIENT6_B} -p 5202 -R -t {TRAFFIC_S} -i 0.1 \
+                 -b 20M -J \
+                 --connect-timeout 5000 > {dir}/iperf3c_dl.json 2> {dir}/iperf3c_dl.err"
+            ),
+        ],
+        "iperf3c_dl.out",
+    );
+    // A UDP flow where only the server speaks after the client's first
+    // datagram (a third client, ::4): nothing from the client can make B
+    // allocate its lease, so only `lease-recovery` can carry it on.
+    let push = support_dir().join("udp_push.py");
+    let push_s = t.spawn(
+        &t.s4,
+        &[
+            "python3",
+            &push.to_string_lossy(),
+            "server",
+            "7008",
+            &TRAFFIC_S.to_string(),
+            &UDP_EVERY_MS.to_string(),
+        ],
+        "udp_push_server.json",
+    );
+    t.wait_listen(&t.s4, "7008", "u");
+    let push_c = t.spawn(
+        &t.c6,
+        &[
+            "python3",
+            &push.to_string_lossy(),
+            "client",
+            CLIENT6_C,
+            SERVER4_V6,
+            "7008",
+            &TRAFFIC_S.to_string(),
+        ],
+        "udp_push_client.json",
     );
     let script = support_dir().join("udp_stream.py");
     let udp = t.spawn(
@@ -609,7 +704,11 @@ fn ha_pair_failover_keeps_flows_kernel() {
     let limit = Duration::from_secs(TRAFFIC_S + 15);
     let rc_c = t.wait_exit(iperf3c, limit);
     let rc_u = t.wait_exit(udp, limit);
+    let rc_dl = t.wait_exit(iperf3c_dl, limit);
+    let rc_push = t.wait_exit(push_c, limit);
+    let _ = t.wait_exit(push_s, Duration::from_secs(5));
     let rc_s = t.wait_exit(iperf3s, Duration::from_secs(10));
+    let _ = t.wait_exit(iperf3s_dl, Duration::from_secs(10));
     let ctd_log_b = t.log("b-conntrackd.log");
     let context = format!(
         "A conntrack before:\n{ct_a}\nB external cache before:\n{ext_b}\nB conntrack after:\n\
@@ -632,25 +731,33 @@ fn ha_pair_failover_keeps_flows_kernel() {
     // ---- measure ----
     // TCP: the receiver's (server's) 0.1 s intervals; the gap is the
     // longest run of intervals in which nothing arrived.
-    let intervals = server["intervals"].as_array().cloned().unwrap_or_default();
-    let (mut gap, mut run, mut gap_end) = (0.0f64, 0.0f64, 0usize);
-    for (i, iv) in intervals.iter().enumerate() {
-        let s = &iv["sum"];
-        if s["bytes"].as_u64().unwrap_or(0) == 0 {
-            run += s["seconds"].as_f64().unwrap_or(0.0);
-            if run > gap {
-                (gap, gap_end) = (run, i);
-            }
-        } else {
-            run = 0.0;
-        }
-    }
-    let tcp_gap_ms = (gap * 1000.0).round() as u64;
-    let bytes_after: u64 = intervals
-        .iter()
-        .skip(gap_end + 1)
-        .map(|iv| iv["sum"]["bytes"].as_u64().unwrap_or(0))
-        .sum();
+    let (tcp_gap_ms, bytes_after) = longest_gap(&server);
+    // The download: the receiver is the client.
+    let dl = json(
+        &t.log("iperf3c_dl.json"),
+        "iperf3 download client",
+        &context,
+    );
+    let (dl_gap_ms, dl_bytes_after) = longest_gap(&dl);
+    let recovered = t
+        .log("b-nat64.log")
+        .matches("lease recovered from conntrack")
+        .count();
+    let pushed = json(
+        t.log("udp_push_client.json").trim(),
+        "udp_push.py client",
+        &context,
+    );
+    let push_sent = json(
+        t.log("udp_push_server.json").trim(),
+        "udp_push.py server",
+        &context,
+    )["sent"]
+        .as_u64()
+        .unwrap_or(0);
+    let push_got = pushed["received"].as_u64().unwrap_or(0);
+    let push_last = pushed["last"].as_u64().unwrap_or(0);
+    let push_gap_ms = pushed["max_gap_ms"].as_f64().unwrap_or(-1.0);
     let connected = &server["start"]["connected"][0];
     let public = format!(
         "{}:{}",
@@ -714,9 +821,12 @@ fn ha_pair_failover_keeps_flows_kernel() {
          udp_gap_ms={udp_gap_ms} tcp_kept={tcp_kept} same_public={same_public} \
          tcp_public={public} udp_public={} vrrp_takeover_ms={takeover_ms:.0} \
          replicated={replicated} committed={committed} tcp_bytes_after={bytes_after} \
-         b_translated_6to4={} offload={}",
+         b_translated_6to4={} dl_gap_ms={dl_gap_ms} dl_bytes_after={dl_bytes_after} \
+         dl_kept={} push_sent={push_sent} push_received={push_got} push_gap_ms={push_gap_ms} \
+         leases_recovered={recovered} offload={}",
         peers.iter().cloned().collect::<Vec<_>>().join(","),
         stats_b.get("translated_6to4").copied().unwrap_or(0),
+        rc_dl == Some(0),
         if offloads_on() { "on" } else { "off" },
     );
     // ---- assert ----
@@ -744,13 +854,36 @@ fn ha_pair_failover_keeps_flows_kernel() {
     );
     assert!(tcp_gap_ms < 5000, "TCP stalled {tcp_gap_ms} ms\n{context}");
     assert!(
+        rc_dl == Some(0) && dl.get("error").is_none() && dl_bytes_after > 1_000_000,
+        "the download did not survive the failover: rc {rc_dl:?}, error {:?}, {dl_bytes_after} \
+         bytes after its gap, leases recovered on B: {recovered}\n{}\n{context}",
+        dl.get("error"),
+        t.log("iperf3c_dl.err")
+    );
+    assert!(
+        dl_gap_ms < 5000,
+        "download stalled {dl_gap_ms} ms\n{context}"
+    );
+    let per_s = 1000 / UDP_EVERY_MS;
+    assert_eq!(rc_push, Some(0), "udp_push.py client failed\n{context}");
+    assert!(
+        recovered >= 1,
+        "B recovered no lease from conntrack\n{context}"
+    );
+    // The server-only UDP flow: it lost the failover's datagrams, then
+    // arrived to the end through B.
+    assert!(
+        push_got + 3 * per_s >= push_sent && push_last + per_s >= push_sent,
+        "the server-only UDP flow did not survive: {push_got} of {push_sent} received, last \
+         #{push_last}\n{context}"
+    );
+    assert!(
         same_public,
         "public address:port changed: TCP {public} (B's entry: {b_has_tcp}), UDP peers \
          {peers:?} (want {udp_peer})\n{context}"
     );
     // UDP: at most 3 s of datagrams lost in the failover, none in the last
     // second (the flow runs through B).
-    let per_s = 1000 / UDP_EVERY_MS;
     assert!(lost <= 3 * per_s, "UDP lost {lost} of {sent}\n{context}");
     assert!(
         last_lost < sent as i64 - per_s as i64,

@@ -110,6 +110,11 @@ pub struct FileConfig {
     /// conntrack flush when an interface address goes away).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub egress_v4: Option<String>,
+    /// `kernel` mode in an HA pair: `conntrack` recovers a lease the other
+    /// node made from the conntrack entries conntrackd replicated, so flows
+    /// where only the server speaks survive a failover too (tracks IPv6
+    /// forwarding; [`crate::recovery`]). `off` (default) does nothing.
+    pub lease_recovery: LeaseRecoveryMode,
     /// RFC 6052 §3.1 enforcement for the Well-Known Prefix.
     pub wkp_strict: bool,
     pub tun: TunSection,
@@ -203,6 +208,7 @@ impl Default for FileConfig {
             napt: NaptMode::Daemon,
             inner_pool: None,
             egress_v4: None,
+            lease_recovery: LeaseRecoveryMode::Off,
             wkp_strict: true,
             tun: TunSection::default(),
             reap_interval_secs: 30,
@@ -235,6 +241,14 @@ impl Default for FileConfig {
             clat_uplink: String::new(),
         }
     }
+}
+
+/// `lease-recovery`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LeaseRecoveryMode {
+    Off,
+    Conntrack,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -751,6 +765,8 @@ pub struct Settings {
     pub inner_pool: Option<V4Net>,
     /// `kernel` mode: the SNAT address (None: masquerade).
     pub egress_v4: Option<Ipv4Addr>,
+    /// `kernel` mode: recover leases from conntrack (`lease-recovery`).
+    pub lease_recovery: bool,
     pub wkp_strict: bool,
     pub tun: TunSection,
     pub reap_interval: Duration,
@@ -1229,6 +1245,7 @@ impl FileConfig {
                     napt: self.napt,
                     inner_pool,
                     egress_v4,
+                    lease_recovery: self.lease_recovery == LeaseRecoveryMode::Conntrack,
                     wkp_strict: self.wkp_strict,
                     tun: self.tun.clone(),
                     reap_interval: Duration::from_secs(self.reap_interval_secs),
@@ -1647,6 +1664,14 @@ impl FileConfig {
     /// `egress-v4` (kernel mode): one unicast IPv4 address outside the
     /// inner pool and the never-translated blocks.
     fn validate_egress(&self, f: &mut Findings, inner_pool: Option<V4Net>) -> Option<Ipv4Addr> {
+        if self.lease_recovery == LeaseRecoveryMode::Conntrack && self.napt != NaptMode::Kernel {
+            f.err(err(
+                "lease-recovery",
+                "conntrack",
+                "only applies to napt = \"kernel\" (leases of an HA pair)",
+                "remove lease-recovery, or set napt = \"kernel\"",
+            ));
+        }
         let s = self.egress_v4.as_ref()?;
         if self.napt != NaptMode::Kernel {
             f.err(err(

@@ -99,6 +99,9 @@ pub struct Shared {
     /// queues); taken only for ICMP fragments, never on the path of
     /// established TCP/UDP flows.
     pub reassembly: Mutex<Reassembler>,
+    /// `lease-recovery = "conntrack"`: where IPv4 packets without a lease
+    /// are reported ([`crate::recovery`]).
+    pub recovery: std::sync::OnceLock<crate::recovery::LeaseRecovery>,
 }
 
 /// Bounds of ICMP reassembly: `timeouts.fragment`, 64 messages, 1 MiB.
@@ -122,6 +125,7 @@ impl Shared {
             tun_mtu,
             ready: Default::default(),
             reassembly: Mutex::new(Reassembler::new(reassembly_limits(s))),
+            recovery: std::sync::OnceLock::new(),
         }
     }
 }
@@ -729,7 +733,16 @@ fn handle(
                 }
             }
         }
-        Verdict::Drop(r) => stats.count_drop(r),
+        Verdict::Drop(r) => {
+            if r == DropReason::NoBinding {
+                if let Some(rec) = shared.recovery.get() {
+                    if let Some(orig) = buf.get(HEADROOM..HEADROOM + in_len) {
+                        rec.report(orig);
+                    }
+                }
+            }
+            stats.count_drop(r)
+        }
     }
 }
 

@@ -85,6 +85,8 @@ pub enum Item {
     },
     /// This instance's nftables table `ip NAME` ([`nft_table_name`]).
     NftTable(String),
+    /// `table ip6 NAME` (lease recovery's IPv6 tracking).
+    NftTable6(String),
     /// An address `addr/len` on `dev` (the TUN's own IPv4 address).
     Address { addr: String, dev: String },
     /// A proxy neighbour entry: `dev` answers neighbour solicitations for
@@ -139,6 +141,32 @@ impl Installed {
         let nat = egress.map_or("masquerade".to_string(), |a| format!("snat to {a}"));
         info!("nftables table ip {table} installed ({nat} {inner}, inbound filter)");
         self.items.push(Item::NftTable(table));
+        Ok(())
+    }
+
+    /// `lease-recovery = "conntrack"`: `table ip6 nat64_<tun>`, whose one
+    /// counting rule makes the kernel track the IPv6 flows forwarded into
+    /// the TUN, so that conntrackd replicates them to the other node
+    /// ([`crate::recovery`]). Nothing is filtered.
+    pub fn nft_track_ipv6(&mut self, prefix: &str, tun: &str) -> anyhow::Result<()> {
+        let table = nft_table_name(tun);
+        let pid = std::process::id();
+        let rules = format!(
+            "add table ip6 {table}\n\
+             delete table ip6 {table}\n\
+             table ip6 {table} {{\n\
+             \tcomment \"nat64 pid {pid} tun {tun}\"\n\
+             \tchain forward {{\n\
+             \t\ttype filter hook forward priority filter; policy accept;\n\
+             \t\toifname \"{tun}\" ip6 daddr {prefix} ct state new,established,related counter\n\
+             \t}}\n\
+             }}\n"
+        );
+        run_stdin("nft", &["-f", "-"], Some(&rules)).with_context(|| {
+            format!("installing the nftables table `ip6 {table}` (lease-recovery's IPv6 tracking)")
+        })?;
+        info!("nftables table ip6 {table} installed (IPv6 flows into {tun} tracked)");
+        self.items.push(Item::NftTable6(table));
         Ok(())
     }
 
@@ -212,6 +240,7 @@ impl Installed {
                     run("ip", &[family, "route", "del", dest, "dev", dev])
                 }
                 Item::NftTable(name) => run("nft", &["delete", "table", "ip", name]),
+                Item::NftTable6(name) => run("nft", &["delete", "table", "ip6", name]),
                 Item::Address { addr, dev } => run("ip", &["addr", "del", addr, "dev", dev]),
                 Item::ProxyNdp { addr, dev } => {
                     run("ip", &["-6", "neigh", "del", "proxy", addr, "dev", dev])
@@ -308,6 +337,19 @@ pub fn nft_ruleset(
     pid: u32,
 ) -> String {
     let nat = egress.map_or("masquerade".to_string(), |a| format!("snat to {a}"));
+    // egress-v4 is an SNAT address only: a TCP or UDP packet to it that
+    // no NAT entry claims is dropped, never answered by this host (after
+    // an HA takeover the VRRP address arrives a moment before the
+    // replicated entries are committed; a RST from this host then would
+    // kill the flow the commit is about to carry on).
+    let input = egress.map_or(String::new(), |a| {
+        format!(
+            "\tchain input {{\n\
+             \t\ttype filter hook input priority filter; policy accept;\n\
+             \t\tip daddr {a} meta l4proto {{ tcp, udp }} ct state new,invalid drop\n\
+             \t}}\n"
+        )
+    });
     let allow_maps = if maps.is_empty() {
         String::new()
     } else {
@@ -333,6 +375,7 @@ pub fn nft_ruleset(
          {allow_maps}\
          \t\toifname \"{tun}\" ip daddr {inner} drop\n\
          \t}}\n\
+         {input}\
          }}\n"
     )
 }
@@ -477,6 +520,12 @@ mod test {
         );
         assert!(r.contains("ip saddr 100.64.0.0/16 oifname != \"t\" snat to 203.0.113.10\n"));
         assert!(!r.contains("masquerade"), "{r}");
+        assert!(r.contains(
+            "type filter hook input priority filter; policy accept;\n\t\tip daddr 203.0.113.10 \
+             meta l4proto { tcp, udp } ct state new,invalid drop\n"
+        ));
+        let plain = nft_ruleset("nat64_t", "100.64.0.0/16", "t", &[], None, 1);
+        assert!(!plain.contains("chain input"), "{plain}");
     }
 
     #[test]
