@@ -29,6 +29,7 @@ declare -A NEED=(
   [getent]=libc-bin
   [bird]=bird2
   [vtysh]=frr
+  [clang]=clang
 )
 
 missing=()
@@ -36,6 +37,8 @@ for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 && continue
   [[ " ${missing[*]} " == *" ${NEED[$cmd]} "* ]] || missing+=("${NEED[$cmd]}")
 done
+# Headers rather than commands: the BPF fast path's build (crates/nat64-bpf).
+[ -e /usr/include/bpf/bpf_helpers.h ] || missing+=(libbpf-dev)
 
 if ((${#missing[@]})); then
   if [ "$(id -u)" != 0 ]; then
