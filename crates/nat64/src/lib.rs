@@ -6,6 +6,7 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod engine;
+pub mod fastpath;
 pub mod gen;
 pub mod leases;
 pub mod lookup;

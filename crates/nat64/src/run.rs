@@ -169,6 +169,8 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
     };
 
     let shared = Arc::new(worker::Shared::new(s, tun.mtu));
+    // The BPF fast path: loaded and attached while still privileged.
+    let fast_path = crate::fastpath::prepare(s, &tun.name);
 
     // Kernel-mode leases: restored before the first packet, then every
     // change is journalled durably (issue 11 #2).
@@ -213,6 +215,22 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
         info!("lease recovery from conntrack on (HA pair; docs/deployment.md §3)");
         let _ = shared.recovery.set(r);
     }
+
+    let fast_path = match fast_path {
+        Some(fp) => {
+            let sh = shared.clone();
+            Some(
+                crate::fastpath::FastPathThread::start(
+                    fp,
+                    engine.core().clone(),
+                    s.prefix,
+                    move || sh.clock.now(),
+                )
+                .context("starting the fast-path thread")?,
+            )
+        }
+        None => None,
+    };
 
     let lease_journal = match restored_leases {
         Some(path) => {
@@ -425,6 +443,9 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
     shared.shutdown.store(true, Ordering::Relaxed);
     for h in handles {
         let _ = h.join();
+    }
+    if let Some(f) = fast_path {
+        f.stop();
     }
     let _ = reaper.join();
     ops_stop.store(true, Ordering::Relaxed);

@@ -252,7 +252,7 @@ fn check_sessions(c: &Control, bindings: &ByV6, r: &mut Report) {
         r.ensure(s.deadline.load(Relaxed) != DEAD, || {
             format!("session {} is dead but still listed", skey(s))
         });
-        let st = s.tcp.load(Relaxed);
+        let st = s.tcp.load(Relaxed) & !Session::OFFERED;
         if s.proto == L4Proto::Tcp {
             r.ensure((1..=7).contains(&st), || {
                 format!(

@@ -500,6 +500,32 @@ pub struct MappingEvent {
 
 pub type EventHook = Arc<dyn Fn(&MappingEvent) + Send + Sync>;
 
+/// A session as the fast path needs it (issue 13): the client, its pool
+/// address and the remote, ports (ICMP: identifiers) included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowPair {
+    pub proto: L4Proto,
+    pub client: (Ipv6Addr, u16),
+    pub pool: (Ipv4Addr, u16),
+    pub remote: (Ipv4Addr, u16),
+}
+
+/// What the fast path is told ([`Engine::set_flow_hook`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowEvent {
+    /// The session may be translated outside the engine from now on: TCP
+    /// reached ESTABLISHED (RFC 6146 §3.5.2); UDP and ICMP echo carried
+    /// traffic both ways.
+    Established(FlowPair),
+    /// It must not any more: a TCP FIN or RST was seen, or the session was
+    /// removed (expiry, `binding del`, a static entry replaced).
+    Closed(FlowPair),
+}
+
+/// Called from the data path (a worker, lock-free) and under the writer
+/// lock: it must only queue the event.
+pub type FlowHook = Arc<dyn Fn(FlowEvent) + Send + Sync>;
+
 // ---------------------------------------------------------------------------
 // Shared state
 // ---------------------------------------------------------------------------
@@ -553,6 +579,8 @@ pub(crate) struct Shared {
     /// The EAM table (empty outside `none` mode): read per packet without a
     /// lock, replaced whole on reload (ADR 0009).
     pub eam: ArcSwap<EamTable>,
+    /// The fast path's hook ([`Engine::set_flow_hook`]), set once.
+    pub flow_hook: std::sync::OnceLock<FlowHook>,
 }
 
 /// (remote v4, remote port, pool v4, pool port) of a held SYN.
@@ -688,6 +716,8 @@ pub(crate) struct Control {
     pub adf: HashMap<(u8, u32, u16, u32), u32>,
     pub limits: Limits,
     pub hook: Option<EventHook>,
+    /// The fast path's hook (a clone of `Shared::flow_hook`).
+    pub flow_hook: Option<FlowHook>,
     pub last_now: u64,
     pub nbindings: PerProto<usize>,
     pub nstatic: usize,
@@ -932,6 +962,11 @@ impl Control {
             moved.slot.store(slot as u32, Relaxed);
         }
         s.deadline.store(DEAD, Relaxed);
+        if let Some(h) = &self.flow_hook {
+            if s.withdraw() {
+                h(FlowEvent::Closed(s.flow_pair()));
+            }
+        }
         self.op(Op::DelSession(s.clone()));
         *self.nsessions.get_mut(s.proto) -= 1;
         self.total_sessions -= 1;
@@ -1215,6 +1250,7 @@ impl Engine {
                 adf: HashMap::new(),
                 limits: cfg.limits,
                 hook: None,
+                flow_hook: None,
                 last_now: 0,
                 nbindings: PerProto::default(),
                 nstatic: 0,
@@ -1241,6 +1277,7 @@ impl Engine {
             frags: Mutex::new(FragCache::new(FRAG_CACHE_CAP)),
             held: Mutex::new(Vec::new()),
             eam: ArcSwap::from_pointee(eam),
+            flow_hook: std::sync::OnceLock::new(),
         };
         let e = Engine { sh: Arc::new(sh) };
         if let NaptConfig::Kernel(k) = &cfg.napt {
@@ -1315,13 +1352,23 @@ impl Engine {
                 // whose lifetime ran out get TCP_TRANS in state TRANS.
                 if s.proto == L4Proto::Tcp {
                     let cur = s.tcp.load(Relaxed);
-                    if let Some(ns) = tcp_fsm::on_expiry(TcpState::from_u8(cur)) {
+                    let offered = cur & Session::OFFERED;
+                    if let Some(ns) = tcp_fsm::on_expiry(TcpState::from_u8(cur & !offered)) {
                         if s.deadline
                             .compare_exchange(d, now_ms.saturating_add(trans), Relaxed, Relaxed)
                             .is_ok()
                         {
-                            let _ = s.tcp.compare_exchange(cur, ns as u8, Relaxed, Relaxed);
+                            let _ =
+                                s.tcp
+                                    .compare_exchange(cur, ns as u8 | offered, Relaxed, Relaxed);
                             st.tcp_to_trans += 1;
+                            // Idle past its lifetime: off the fast path (a
+                            // packet of it now goes through the engine).
+                            if let Some(h) = &c.flow_hook {
+                                if s.withdraw() {
+                                    h(FlowEvent::Closed(s.flow_pair()));
+                                }
+                            }
                         }
                         c.cursor += 1;
                         continue;
@@ -1694,6 +1741,44 @@ impl Engine {
     }
 
     /// Calls `hook` for every binding created or expired (the mapping log).
+    /// Tells `hook` when sessions may move to the fast path and when they
+    /// must leave it ([`FlowEvent`]). Set once, before traffic.
+    pub fn set_flow_hook(&self, hook: impl Fn(FlowEvent) + Send + Sync + 'static) {
+        let h: FlowHook = Arc::new(hook);
+        if self.sh.flow_hook.set(h.clone()).is_ok() {
+            self.sh.lock().flow_hook = Some(h);
+        }
+    }
+
+    /// Traffic of `flows` was seen outside the engine (the fast path's
+    /// counters moved): each session's timer is refreshed as a packet of it
+    /// would refresh it (RFC 6146 §3.5.2.2: established TCP gets the
+    /// established lifetime). Returns how many sessions were still there.
+    pub fn refresh_flows(&self, flows: &[FlowPair], now: Timestamp) -> usize {
+        drop(self.sh.lock()); // publishes sessions still pending
+        let h = self.sh.factory.handle();
+        let Some(g) = h.enter() else {
+            return 0;
+        };
+        let now = now.as_millis();
+        flows
+            .iter()
+            .filter(|f| {
+                let Some(s) = g.session6(f.proto, &f.client.0, f.client.1, f.remote.0, f.remote.1)
+                else {
+                    return false;
+                };
+                let which = match f.proto {
+                    L4Proto::Udp => T_UDP,
+                    L4Proto::Icmp => T_ICMP,
+                    L4Proto::Tcp if s.tcp_state() == TcpState::Established => T_EST,
+                    L4Proto::Tcp => return !s.is_dead(),
+                };
+                s.refresh(now.saturating_add(self.sh.timeout_ms(which)))
+            })
+            .count()
+    }
+
     pub fn set_event_hook(&self, hook: impl Fn(&MappingEvent) + Send + Sync + 'static) {
         self.sh.lock().hook = Some(Arc::new(hook));
     }

@@ -27,8 +27,8 @@ use super::frag_cache::FragKey;
 use super::table::{Binding, Index, Lease, Session};
 use super::tcp_fsm::{self, Dir, Lifetime, TcpState};
 use super::{
-    client_key, Control, Filtering, Mode, Processed, Shared, Tuple4Key, MAX_HELD_SYNS, T_EST,
-    T_FRAG, T_ICMP, T_TRANS, T_UDP,
+    client_key, Control, Filtering, FlowEvent, Mode, Processed, Shared, Tuple4Key, MAX_HELD_SYNS,
+    T_EST, T_FRAG, T_ICMP, T_TRANS, T_UDP,
 };
 use crate::eam::EamTable;
 use crate::time::Timestamp;
@@ -259,20 +259,38 @@ impl EngineMapper {
     fn update(&self, s: &Session, dir: Dir, flags: u8) -> bool {
         let now = self.now;
         match s.proto {
-            L4Proto::Udp => s.refresh(now.saturating_add(self.sh.timeout_ms(T_UDP))),
-            L4Proto::Icmp => s.refresh(now.saturating_add(self.sh.timeout_ms(T_ICMP))),
+            L4Proto::Udp | L4Proto::Icmp => {
+                let which = if s.proto == L4Proto::Udp {
+                    T_UDP
+                } else {
+                    T_ICMP
+                };
+                // Traffic both ways: the fast path may carry it.
+                if dir == Dir::V4 {
+                    if let Some(h) = self.sh.flow_hook.get() {
+                        if !s.offered() && !self.sh.is_local_v4(s.remote) && s.offer() {
+                            h(FlowEvent::Established(s.flow_pair()));
+                        }
+                    }
+                }
+                s.refresh(now.saturating_add(self.sh.timeout_ms(which)))
+            }
             L4Proto::Tcp => loop {
                 let cur = s.tcp.load(Relaxed);
-                let st = TcpState::from_u8(cur);
+                let offered = cur & Session::OFFERED;
+                let st = TcpState::from_u8(cur & !offered);
                 let Some((ns, life)) = tcp_fsm::step(st, dir, flags) else {
                     return !s.is_dead();
                 };
                 if ns != st
                     && s.tcp
-                        .compare_exchange(cur, ns as u8, Relaxed, Relaxed)
+                        .compare_exchange(cur, ns as u8 | offered, Relaxed, Relaxed)
                         .is_err()
                 {
                     continue;
+                }
+                if ns != st {
+                    self.tcp_moved(s, st, ns);
                 }
                 return match life {
                     Lifetime::Keep => !s.is_dead(),
@@ -280,6 +298,23 @@ impl EngineMapper {
                     Lifetime::Trans => s.refresh(now.saturating_add(self.sh.timeout_ms(T_TRANS))),
                 };
             },
+        }
+    }
+
+    /// Tells the fast path when a TCP session enters ESTABLISHED (it may
+    /// carry it; a hairpinned one never: its packets must come back here)
+    /// and when it leaves (a FIN or RST: the rest goes through the engine).
+    #[cold]
+    fn tcp_moved(&self, s: &Session, from: TcpState, to: TcpState) {
+        let Some(h) = self.sh.flow_hook.get() else {
+            return;
+        };
+        if to == TcpState::Established {
+            if !self.sh.is_local_v4(s.remote) && s.offer() {
+                h(FlowEvent::Established(s.flow_pair()));
+            }
+        } else if from == TcpState::Established && s.withdraw() {
+            h(FlowEvent::Closed(s.flow_pair()));
         }
     }
 

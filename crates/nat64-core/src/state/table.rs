@@ -70,11 +70,41 @@ pub(crate) struct Session {
 
 impl Session {
     pub fn tcp_state(&self) -> TcpState {
-        TcpState::from_u8(self.tcp.load(Relaxed))
+        TcpState::from_u8(self.tcp.load(Relaxed) & !Self::OFFERED)
     }
     pub fn is_dead(&self) -> bool {
         self.deadline.load(Relaxed) == DEAD
     }
+    /// Set in `tcp` (above any [`TcpState`]) once the session was offered to
+    /// the fast path ([`super::FlowEvent::Established`]).
+    pub const OFFERED: u8 = 0x80;
+
+    /// Whether the fast path was told about this session.
+    pub fn offered(&self) -> bool {
+        self.tcp.load(Relaxed) & Self::OFFERED != 0
+    }
+
+    /// Marks the session offered; true for the caller that did it first.
+    pub fn offer(&self) -> bool {
+        self.tcp.fetch_or(Self::OFFERED, Relaxed) & Self::OFFERED == 0
+    }
+
+    /// Clears the mark; true for the caller that did (it tells the fast
+    /// path, once). A TCP session back in ESTABLISHED is offered again.
+    pub fn withdraw(&self) -> bool {
+        self.tcp.fetch_and(!Self::OFFERED, Relaxed) & Self::OFFERED != 0
+    }
+
+    /// The session as the fast path sees it.
+    pub fn flow_pair(&self) -> super::FlowPair {
+        super::FlowPair {
+            proto: self.proto,
+            client: (self.v6, self.v6_port),
+            pool: (self.v4, self.v4_port),
+            remote: (self.remote, self.remote_port),
+        }
+    }
+
     /// Moves the deadline to `to` unless the reaper claimed the session.
     /// Returns false if the session is dead.
     #[inline]

@@ -115,6 +115,13 @@ pub struct FileConfig {
     /// where only the server speaks survive a failover too (tracks IPv6
     /// forwarding; [`crate::recovery`]). `off` (default) does nothing.
     pub lease_recovery: LeaseRecoveryMode,
+    /// `tc-bpf`: established flows translated by a tc-BPF program on
+    /// `fast-path-interfaces` (issue 13; daemon mode). `off` (default).
+    pub fast_path: FastPathMode,
+    /// The interfaces client and IPv4 traffic arrive on (the program is
+    /// attached to their ingress).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fast_path_interfaces: Vec<String>,
     /// RFC 6052 §3.1 enforcement for the Well-Known Prefix.
     pub wkp_strict: bool,
     pub tun: TunSection,
@@ -209,6 +216,8 @@ impl Default for FileConfig {
             inner_pool: None,
             egress_v4: None,
             lease_recovery: LeaseRecoveryMode::Off,
+            fast_path: FastPathMode::Off,
+            fast_path_interfaces: Vec::new(),
             wkp_strict: true,
             tun: TunSection::default(),
             reap_interval_secs: 30,
@@ -241,6 +250,14 @@ impl Default for FileConfig {
             clat_uplink: String::new(),
         }
     }
+}
+
+/// `fast-path`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FastPathMode {
+    Off,
+    TcBpf,
 }
 
 /// `lease-recovery`.
@@ -767,6 +784,8 @@ pub struct Settings {
     pub egress_v4: Option<Ipv4Addr>,
     /// `kernel` mode: recover leases from conntrack (`lease-recovery`).
     pub lease_recovery: bool,
+    /// `fast-path = "tc-bpf"`: the interfaces to attach to (empty: off).
+    pub fast_path_interfaces: Vec<String>,
     pub wkp_strict: bool,
     pub tun: TunSection,
     pub reap_interval: Duration,
@@ -1190,6 +1209,7 @@ impl FileConfig {
         let inner_pool = self.validate_napt(&mut f, prefix, &pool);
         let gateway_v4 = self.validate_gateway(&mut f, &pool, inner_pool);
         let egress_v4 = self.validate_egress(&mut f, inner_pool);
+        let fast_path_interfaces = self.validate_fast_path(&mut f);
         self.validate_tun(&mut f);
         self.validate_timers(&mut f);
         let (tcp_ports, udp_ports, icmp_ids) = self.validate_ports(&mut f);
@@ -1246,6 +1266,7 @@ impl FileConfig {
                     inner_pool,
                     egress_v4,
                     lease_recovery: self.lease_recovery == LeaseRecoveryMode::Conntrack,
+                    fast_path_interfaces,
                     wkp_strict: self.wkp_strict,
                     tun: self.tun.clone(),
                     reap_interval: Duration::from_secs(self.reap_interval_secs),
@@ -1659,6 +1680,51 @@ impl FileConfig {
             ));
         }
         Some(a)
+    }
+
+    /// `fast-path`: daemon mode (for now) and the interfaces to attach to.
+    fn validate_fast_path(&self, f: &mut Findings) -> Vec<String> {
+        if self.fast_path == FastPathMode::Off {
+            if !self.fast_path_interfaces.is_empty() {
+                f.err(err(
+                    "fast-path-interfaces",
+                    self.fast_path_interfaces.join(", "),
+                    "only applies with fast-path = \"tc-bpf\"",
+                    "set fast-path = \"tc-bpf\", or remove fast-path-interfaces",
+                ));
+            }
+            return Vec::new();
+        }
+        if self.napt != NaptMode::Daemon {
+            f.err(err(
+                "fast-path",
+                "tc-bpf",
+                format!(
+                    "is not available with napt = \"{}\" yet (daemon mode only)",
+                    self.napt
+                ),
+                "remove fast-path, or set napt = \"daemon\"",
+            ));
+        }
+        if self.fast_path_interfaces.is_empty() {
+            f.err(err(
+                "fast-path-interfaces",
+                "",
+                "is empty: the program needs the interfaces client and IPv4 traffic arrive on",
+                "list them, e.g. fast-path-interfaces = [\"eth0\", \"eth1\"]",
+            ));
+        }
+        for (i, n) in self.fast_path_interfaces.iter().enumerate() {
+            if n.is_empty() || n.len() > 15 || n.contains(['/', ' ']) || *n == self.tun.name {
+                f.err(err(
+                    format!("fast-path-interfaces[{i}]"),
+                    n,
+                    "is not an interface name nat64 can attach to (1-15 characters, not the TUN)",
+                    "name the Ethernet interfaces the traffic arrives on",
+                ));
+            }
+        }
+        self.fast_path_interfaces.clone()
     }
 
     /// `egress-v4` (kernel mode): one unicast IPv4 address outside the
@@ -3663,6 +3729,36 @@ mod test {
         let site = cfg("block-size = 1024\ndeterministic = true\nclients = \"2001:db8:100::/58\"")
             + "[limits]\nclient-prefix-len = 64\n";
         assert_eq!(accepted(&site).deterministic.unwrap().client_prefix_len, 64);
+    }
+
+    #[test]
+    fn fast_path_needs_daemon_mode_and_interfaces() {
+        let d = "prefix = \"2001:db8:64::/96\"\npool = [\"192.0.2.0/28\"]\ngateway-v4 = \"192.0.2.1\"\n";
+        let s = accepted(&format!(
+            "{d}fast-path = \"tc-bpf\"\nfast-path-interfaces = [\"eth0\", \"eth1\"]\n"
+        ));
+        assert_eq!(s.fast_path_interfaces, ["eth0", "eth1"]);
+        assert!(accepted(d).fast_path_interfaces.is_empty());
+        refused(
+            &format!("{d}fast-path = \"tc-bpf\"\n"),
+            "fast-path-interfaces",
+            "",
+        );
+        refused(
+            &format!("{d}fast-path-interfaces = [\"eth0\"]\n"),
+            "fast-path-interfaces",
+            "eth0",
+        );
+        refused(
+            &format!("{d}fast-path = \"tc-bpf\"\nfast-path-interfaces = [\"nat64\"]\n"),
+            "fast-path-interfaces[0]",
+            "nat64",
+        );
+        refused(
+            &(kernel_base() + "fast-path = \"tc-bpf\"\nfast-path-interfaces = [\"eth0\"]\n"),
+            "fast-path",
+            "tc-bpf",
+        );
     }
 
     #[test]

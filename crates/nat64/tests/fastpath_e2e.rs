@@ -1,0 +1,161 @@
+//! The BPF fast path (`fast-path = "tc-bpf"`, issue 13) end to end, in the
+//! three-namespace line of `support` (daemon mode; the program on the
+//! xlat namespace's `v6x` and `v4x` ingress):
+//!
+//! * a 10 MiB HTTP download arrives intact (sha256) and an iperf3 TCP
+//!   stream runs both ways, while the TUN carries only a handful of their
+//!   packets (the handshake and the close): the rest crossed in the kernel;
+//! * after SIGKILL of nat64 the established stream stops (the kernel
+//!   removed the TCX links with the process: no orphan program keeps
+//!   translating), and a restarted nat64 attaches again (a download
+//!   arrives intact).
+//!
+//! Root only, a loud SKIP otherwise; a kernel or build without BPF makes
+//! nat64 log "fast path off" and is a SKIP here too, except under CI.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+
+const FAST: &str = "fast-path = \"tc-bpf\"\nfast-path-interfaces = [\"v6x\", \"v4x\"]\n";
+
+/// Starts nat64 with the fast path; None (after a SKIP notice) when it could
+/// not load here and this is not CI.
+fn start_fast(t: &Topo) -> Option<u32> {
+    let pid = t.start_nat64(&t.config(FAST));
+    let log = t.nat64_log_tail();
+    if log.contains("fast path off") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the fast path did not load under CI:\n{log}"
+        );
+        eprintln!("*** SKIP fastpath_e2e: the fast path cannot load here ***\n{log}");
+        return None;
+    }
+    assert!(log.contains("fast path on"), "{log}");
+    Some(pid)
+}
+
+/// Bytes the iperf3 server's data connections received so far (`ss -ti`).
+fn received(t: &Topo) -> u64 {
+    let out = t.ok(&t.s4, "ss -Htin state established '( sport = :5201 )'");
+    out.split_whitespace()
+        .filter_map(|w| w.strip_prefix("bytes_received:"))
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum()
+}
+
+fn translated(s: &std::collections::HashMap<String, u64>) -> u64 {
+    s.get("translated_6to4").copied().unwrap_or(0) + s.get("translated_4to6").copied().unwrap_or(0)
+}
+
+#[test]
+fn established_flows_cross_in_the_kernel_not_the_tun() {
+    let Some(t) = Topo::new("fastpath", Napt::Daemon) else {
+        return;
+    };
+    let sum = t.http_server4(10);
+    t.iperf3_server4();
+    let Some(pid) = start_fast(&t) else {
+        return;
+    };
+    t.wait_path();
+    let before = translated(&t.stats(pid));
+    let out = t.ok(
+        &t.c6,
+        &format!("curl -sS --max-time 50 http://[{SERVER4_V6}]:8080/big.bin | sha256sum"),
+    );
+    assert_eq!(out.split_whitespace().next(), Some(sum.as_str()));
+    let mut bytes = 0u64;
+    for dir in ["", "-R"] {
+        let v = t.iperf3_tcp(&format!("-t 3 {dir}"));
+        let b = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+        eprintln!(
+            "fast path iperf3 {}: {:.1} Mbit/s",
+            if dir.is_empty() { "6->4" } else { "4->6" },
+            v["end"]["sum_received"]["bits_per_second"]
+                .as_f64()
+                .unwrap_or(0.0)
+                / 1e6
+        );
+        bytes += b;
+    }
+    let through_tun = translated(&t.stats(pid)) - before;
+    // 10 MiB + two 3 s streams are tens of thousands of packets (MSS-sized
+    // or GSO): the TUN saw the handshakes, the closes and the packets
+    // before each flow's entry was installed.
+    let packets_min = (bytes + 10 * 1024 * 1024) / 65536;
+    eprintln!("fast path: {bytes} iperf3 bytes, {through_tun} packets through the TUN");
+    assert!(bytes > 10_000_000, "iperf3 moved only {bytes} bytes");
+    assert!(
+        through_tun < packets_min,
+        "{through_tun} packets crossed the TUN for {bytes} bytes: the fast path did not carry \
+         the flows\n{}",
+        t.nat64_log_tail()
+    );
+    assert_eq!(t.stop_nat64(pid), 0);
+    assert!(
+        t.nat64_log_tail().contains("fast path: detached"),
+        "{}",
+        t.nat64_log_tail()
+    );
+}
+
+#[test]
+fn sigkill_leaves_no_program_translating() {
+    let Some(t) = Topo::new("fastpath-kill", Napt::Daemon) else {
+        return;
+    };
+    let sum = t.http_server4(2);
+    t.iperf3_server4();
+    let Some(pid) = start_fast(&t) else {
+        return;
+    };
+    t.wait_path();
+    let client = t.spawn(
+        &t.c6,
+        &[
+            "iperf3",
+            "-c",
+            SERVER4_V6,
+            "-p",
+            "5201",
+            "-t",
+            "30",
+            "--connect-timeout",
+            "5000",
+        ],
+        "kill.out",
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let running = received(&t);
+    t.signal(pid, libc::SIGKILL);
+    let _ = t.wait_exit(pid, Duration::from_secs(5));
+    // Whatever was in flight lands within a second; after that, nothing.
+    std::thread::sleep(Duration::from_secs(1));
+    let after_kill = received(&t);
+    std::thread::sleep(Duration::from_secs(2));
+    let later = received(&t);
+    t.signal(client, libc::SIGKILL);
+    eprintln!(
+        "fast path SIGKILL: server had {running} bytes at 1.5 s, {after_kill} 1 s after the \
+         kill, {later} 2 s later"
+    );
+    assert!(running > 1_000_000, "the stream never ran");
+    assert_eq!(
+        later, after_kill,
+        "bytes crossed after nat64 died: a program was left attached"
+    );
+    // A new instance attaches again and carries new flows.
+    let Some(pid) = start_fast(&t) else {
+        return;
+    };
+    t.wait_path();
+    let out = t.ok(
+        &t.c6,
+        &format!("curl -sS --max-time 20 http://[{SERVER4_V6}]:8080/big.bin | sha256sum"),
+    );
+    assert_eq!(out.split_whitespace().next(), Some(sum.as_str()));
+    assert_eq!(t.stop_nat64(pid), 0);
+}
