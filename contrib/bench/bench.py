@@ -17,6 +17,7 @@ import statistics
 import sys
 
 MODES = [("kernel4nat", "kernel4nat"), ("daemon", "nat64 daemon"), ("daemon1q", "nat64 daemon, 1 queue"),
+         ("fastpath", "nat64 daemon + tc-bpf fast path"),
          ("kernel", "nat64 kernel")]
 THROUGHPUT = [
     ("tcp6to4_1", "TCP 6→4, 1 stream", "Gbit/s"),

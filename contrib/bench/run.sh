@@ -16,6 +16,9 @@
 #               203.0.113.0/24 routed to the TUN; s4 routes the pool to x.
 #   daemon1q    the same with tun.queues = 1: one worker, for the scaling
 #               ratio (daemon ÷ daemon1q); not in the default MODES.
+#   fastpath    daemon with fast-path = "tc-bpf" on v6x and v4x: established
+#               flows translated by the BPF program (issue 13); not in the
+#               default MODES.
 #   kernel      nat64 napt = "kernel": inner-pool 100.64.0.0/16, nat64 installs
 #               the masquerade (manage-nft); egress NAPT by conntrack.
 #   The client of the nat64 modes is IPv6-only and targets
@@ -139,7 +142,7 @@ exec {LOGFD}>&2
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&"$LOGFD"; }
 die() { log "ERROR: $*"; exit 1; }
 
-for m in $MODES; do [[ $m =~ ^(kernel4nat|daemon|daemon1q|kernel)$ ]] || die "unknown mode '$m' (kernel4nat daemon daemon1q kernel)"; done
+for m in $MODES; do [[ $m =~ ^(kernel4nat|daemon|daemon1q|fastpath|kernel)$ ]] || die "unknown mode '$m' (kernel4nat daemon daemon1q fastpath kernel)"; done
 for o in $OFFLOAD; do [[ $o =~ ^(on|off|default)$ ]] || die "OFFLOAD takes on, off and/or default, not '$o'"; done
 for t in $TESTS; do
 	[[ $t =~ ^(tcp(6to4|4to6)_[0-9]+|udp6to4|udp4to6|udpnl6to4|udpnl4to6|connrate|capacity|teardown)$ ]] || die "unknown test '$t'"
@@ -232,12 +235,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 nsx() { ip netns exec "$@"; }
-is_daemon() { [[ $1 == daemon || $1 == daemon1q ]]; } # nat64 doing the NAPT
+is_daemon() { [[ $1 == daemon || $1 == daemon1q || $1 == fastpath ]]; } # nat64 doing the NAPT
 
 # -------------------------------------------------------------- topology ---
 setup_topo() { # setup_topo MODE
 	local m=$1 tag c6 x s4 l
-	case $m in kernel4nat) tag=k4 ;; daemon) tag=nd ;; daemon1q) tag=n1 ;; kernel) tag=nk ;; esac
+	case $m in kernel4nat) tag=k4 ;; daemon) tag=nd ;; daemon1q) tag=n1 ;; fastpath) tag=nf ;; kernel) tag=nk ;; esac
 	c6=$ID${tag}c6 x=$ID${tag}x s4=$ID${tag}s4
 	NS_C6[$m]=$c6 NS_X[$m]=$x NS_S4[$m]=$s4
 	for ns in "$c6" "$x" "$s4"; do
@@ -271,7 +274,7 @@ setup_topo() { # setup_topo MODE
 		EOF
 		TARGET[$m]=$SERVER4
 		;;
-	daemon | daemon1q)
+	daemon | daemon1q | fastpath)
 		ip -n "$c6" -6 route add "$PREFIX" via "$X6_ADDR"
 		ip -n "$s4" route add "$POOL" via "$X4_ADDR"
 		TARGET[$m]=$SERVER4_V6
@@ -336,6 +339,10 @@ write_conf() { # write_conf MODE FILE [teardown]
 		if is_daemon "$m"; then
 			echo 'napt = "daemon"'
 			echo "pool = [\"$POOL\"]"
+			if [[ $m == fastpath ]]; then
+				echo 'fast-path = "tc-bpf"'
+				echo 'fast-path-interfaces = ["v6x", "v4x"]'
+			fi
 		else
 			echo 'napt = "kernel"'
 			echo 'inner-pool = "100.64.0.0/16"'
