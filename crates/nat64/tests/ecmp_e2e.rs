@@ -505,21 +505,9 @@ fn build(test: &str) -> Option<Farm> {
 /// and instance namespaces (see [`Topo::wait_dad`]: until its link-local
 /// address has passed DAD a namespace sends no Neighbor Solicitation).
 fn wait_dad(f: &Farm) {
-    let t0 = Instant::now();
-    for ns in [&f.t.c6, &f.t.x].into_iter().chain(&f.ns) {
-        loop {
-            let r = f.t.sh(ns, "ip -6 addr show tentative");
-            if r.ok && r.stdout.trim().is_empty() {
-                break;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "addresses still tentative in {ns} after 10 s:\n{}",
-                r.stdout
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    let mut nss: Vec<&str> = vec![&f.t.c6, &f.t.x];
+    nss.extend(f.ns.iter().map(String::as_str));
+    f.t.wait_dad_in(&nss);
 }
 
 /// What a mapping log should hold: (client, protocol) -> (pool address,

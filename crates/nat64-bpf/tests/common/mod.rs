@@ -201,32 +201,9 @@ pub fn tcp6(
     t: &Tcp,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut b = PacketBuilder::ipv6(src.octets(), dst.octets(), hop)
-        .tcp(sport, dport, t.seq, t.window)
-        .ack(t.ack);
-    if t.syn {
-        b = b.syn();
-    }
-    if t.fin {
-        b = b.fin();
-    }
-    if t.rst {
-        b = b.rst();
-    }
-    if t.psh {
-        b = b.psh();
-    }
-    if t.timestamps {
-        b = b
-            .options(&[
-                TcpOptionElement::Noop,
-                TcpOptionElement::Noop,
-                TcpOptionElement::Timestamp(0x0102_0304, 0x0506_0708),
-            ])
-            .unwrap();
-    }
+    let b = PacketBuilder::ipv6(src.octets(), dst.octets(), hop).tcp(sport, dport, t.seq, t.window);
     let mut out = Vec::new();
-    b.write(&mut out, payload).unwrap();
+    with_tcp(b, t).write(&mut out, payload).unwrap();
     out
 }
 
@@ -239,9 +216,18 @@ pub fn tcp4(
     t: &Tcp,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut b = PacketBuilder::ipv4(src.octets(), dst.octets(), ttl)
-        .tcp(sport, dport, t.seq, t.window)
-        .ack(t.ack);
+    let b = PacketBuilder::ipv4(src.octets(), dst.octets(), ttl).tcp(sport, dport, t.seq, t.window);
+    let mut out = Vec::new();
+    with_tcp(b, t).write(&mut out, payload).unwrap();
+    out
+}
+
+/// The flags and options of `t` on a TCP header being built.
+fn with_tcp(
+    b: etherparse::PacketBuilderStep<etherparse::TcpHeader>,
+    t: &Tcp,
+) -> etherparse::PacketBuilderStep<etherparse::TcpHeader> {
+    let mut b = b.ack(t.ack);
     if t.syn {
         b = b.syn();
     }
@@ -263,9 +249,7 @@ pub fn tcp4(
             ])
             .unwrap();
     }
-    let mut out = Vec::new();
-    b.write(&mut out, payload).unwrap();
-    out
+    b
 }
 
 pub fn udp6(

@@ -511,8 +511,13 @@ impl Topo {
     /// forwards to a client address it has not resolved yet waits for a
     /// retransmission: seconds, longer than a one-shot probe waits.
     pub fn wait_dad(&self) {
+        self.wait_dad_in(&[&self.c6, &self.x]);
+    }
+
+    /// [`Topo::wait_dad`] for the namespaces `nss` (extra ones included).
+    pub fn wait_dad_in(&self, nss: &[&str]) {
         let t0 = Instant::now();
-        for ns in [&self.c6, &self.x] {
+        for ns in nss {
             loop {
                 let r = self.sh(ns, "ip -6 addr show tentative");
                 if r.ok && r.stdout.trim().is_empty() {
