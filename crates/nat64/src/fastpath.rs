@@ -33,6 +33,8 @@ use tracing::{debug, info, warn};
 
 /// Events queued between the engine and the thread.
 const QUEUE: usize = 65536;
+/// Most flows the program's maps hold.
+const MAX_FLOWS: u32 = 262_144;
 /// How often the counters refresh session timers.
 const REFRESH: Duration = Duration::from_secs(1);
 
@@ -53,7 +55,10 @@ pub fn prepare(s: &Settings, tun: &str) -> Option<FastPath> {
     if s.fast_path_interfaces.is_empty() {
         return None;
     }
-    let max = s.limits.max_sessions.clamp(1024, 1 << 22);
+    // BPF hash maps are preallocated kernel memory (~130 B an entry, two
+    // maps): at most 262,144 flows (~70 MB); flows beyond stay on the TUN
+    // path (counted as install_failed), which is correct, only slower.
+    let max = s.limits.max_sessions.clamp(1024, MAX_FLOWS);
     let mut fp = match FastPath::load(max) {
         Ok(fp) => fp,
         Err(e) => {
