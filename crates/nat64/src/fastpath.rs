@@ -48,6 +48,21 @@ pub struct Counters {
     pub refreshed: AtomicU64,
 }
 
+impl Counters {
+    /// `key=value` pairs for the stats line (SIGUSR1, exit).
+    pub fn render(&self) -> String {
+        format!(
+            "fast_path_installed={} fast_path_removed={} fast_path_install_failed={} \
+             fast_path_events_dropped={} fast_path_refreshed={}",
+            self.installed.load(Relaxed),
+            self.removed.load(Relaxed),
+            self.install_failed.load(Relaxed),
+            self.events_dropped.load(Relaxed),
+            self.refreshed.load(Relaxed)
+        )
+    }
+}
+
 /// The program loaded and attached, before privileges are dropped. None
 /// (with a warning saying why) when the fast path cannot run here: the
 /// daemon then translates everything through the TUN.

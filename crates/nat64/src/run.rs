@@ -39,6 +39,13 @@ fn stats_line(engine: &Engine, all: &[Arc<Stats>]) -> String {
     }
 }
 
+/// The fast path's counters for the stats line (" k=v ..."), if it runs.
+fn fp_stats(c: &Option<Arc<crate::fastpath::Counters>>) -> String {
+    c.as_ref()
+        .map(|c| format!(" {}", c.render()))
+        .unwrap_or_default()
+}
+
 /// Installs the routes (and nft table) the settings ask for.
 fn plumb(s: &Settings, tun_name: &str, inst: &mut Installed) -> anyhow::Result<()> {
     let manage_routes = s.manage_routes.unwrap_or(s.tun.mode == TunMode::Create);
@@ -231,6 +238,8 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
         }
         None => None,
     };
+
+    let fp_counters = fast_path.as_ref().map(|f| f.counters.clone());
 
     let lease_journal = match restored_leases {
         Some(path) => {
@@ -435,7 +444,11 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
                 }
                 Err(e) => error!("SIGHUP: new configuration refused, keeping the old one: {e:#}"),
             },
-            SIGUSR1 => info!("stats: {}", stats_line(&engine, &all_stats)),
+            SIGUSR1 => info!(
+                "stats: {}{fp_line}",
+                stats_line(&engine, &all_stats),
+                fp_line = fp_stats(&fp_counters)
+            ),
             _ => {}
         }
     }
@@ -468,7 +481,11 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
         }
     }
     installed.teardown();
-    info!("final stats: {}", stats_line(&engine, &all_stats));
+    info!(
+        "final stats: {}{}",
+        stats_line(&engine, &all_stats),
+        fp_stats(&fp_counters)
+    );
     info!("nat64 stopped");
     Ok(())
 }

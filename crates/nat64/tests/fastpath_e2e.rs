@@ -5,6 +5,10 @@
 //! * a 10 MiB HTTP download arrives intact (sha256) and an iperf3 TCP
 //!   stream runs both ways, while the TUN carries only a handful of their
 //!   packets (the handshake and the close): the rest crossed in the kernel;
+//!   each TCP flow's FIN took it off the fast path;
+//! * a UDP flow whose packets all cross in the kernel outlives a 2 s UDP
+//!   lifetime (the program's counters refresh the session), one public
+//!   port, nothing lost;
 //! * after SIGKILL of nat64 the established stream stops (the kernel
 //!   removed the TCX links with the process: no orphan program keeps
 //!   translating), and a restarted nat64 attaches again (a download
@@ -94,12 +98,90 @@ fn established_flows_cross_in_the_kernel_not_the_tun() {
          the flows\n{}",
         t.nat64_log_tail()
     );
+    // Every flow went to the fast path once established and came back at
+    // its FIN (the program passes FINs to the TUN; the engine withdraws the
+    // flow): nothing is left installed.
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = t.stats(pid);
+    let (installed, removed) = (
+        st.get("fast_path_installed").copied().unwrap_or(0),
+        st.get("fast_path_removed").copied().unwrap_or(0),
+    );
+    eprintln!("fast path: {installed} flows installed, {removed} removed");
+    assert!(
+        installed >= 5,
+        "the download and both iperf3 runs were installed: {st:?}"
+    );
+    // The download and the two iperf3 runs' control and data connections
+    // (5 TCP flows) left at their FINs; what stays installed are
+    // wait_path's pings (ICMP echo sessions have no FIN: they stay until
+    // they expire, 60 s).
+    let icmp = st.get("sessions_icmp").copied().unwrap_or(0);
+    assert!(
+        removed >= 5 && installed - removed <= icmp,
+        "FINs took every TCP flow off the fast path: {st:?}"
+    );
     assert_eq!(t.stop_nat64(pid), 0);
     assert!(
         t.nat64_log_tail().contains("fast path: detached"),
         "{}",
         t.nat64_log_tail()
     );
+}
+
+/// RFC 6146 timers with the fast path: a UDP flow whose packets all cross
+/// in the kernel outlives a 2 s UDP lifetime (the program's counters
+/// refresh it), keeps one public port, and loses nothing.
+#[test]
+fn udp_kept_alive_by_fast_path_traffic_alone() {
+    let Some(t) = Topo::new("fastpath-udp", Napt::Daemon) else {
+        return;
+    };
+    t.udp_echo4();
+    let pid = t.start_nat64(&t.config(&format!(
+        "{FAST}reap-interval-secs = 1\n[timeouts]\nudp = 2\n"
+    )));
+    if t.nat64_log_tail().contains("fast path off") {
+        assert!(std::env::var_os("CI").is_none(), "{}", t.nat64_log_tail());
+        eprintln!("*** SKIP fastpath_e2e: the fast path cannot load here ***");
+        return;
+    }
+    t.wait_path();
+    let script = support_dir().join("udp_stream.py");
+    let out = t.ok(
+        &t.c6,
+        &format!(
+            "python3 {} {CLIENT6} 40123 {SERVER4_V6} 7007 8 20",
+            script.display()
+        ),
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let st = t.stats(pid);
+    let peers: std::collections::BTreeSet<String> = t
+        .log("udp4.log")
+        .lines()
+        .filter(|l| l.split_whitespace().count() == 4)
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some(format!("{}:{}", f.next()?, f.next()?))
+        })
+        .collect();
+    eprintln!(
+        "fast path UDP: {v}, public {peers:?}, refreshed {:?}, translated through the TUN {}",
+        st.get("fast_path_refreshed"),
+        translated(&st)
+    );
+    assert_eq!(v["lost"].as_u64(), Some(0), "{v}");
+    assert_eq!(peers.len(), 1, "the mapping changed: {peers:?}");
+    assert!(
+        st.get("fast_path_refreshed").copied().unwrap_or(0) >= 3,
+        "{st:?}"
+    );
+    assert!(
+        translated(&st) < 50,
+        "the flow did not move to the fast path: {st:?}"
+    );
+    assert_eq!(t.stop_nat64(pid), 0);
 }
 
 #[test]
@@ -157,5 +239,84 @@ fn sigkill_leaves_no_program_translating() {
         &format!("curl -sS --max-time 20 http://[{SERVER4_V6}]:8080/big.bin | sha256sum"),
     );
     assert_eq!(out.split_whitespace().next(), Some(sum.as_str()));
+    assert_eq!(t.stop_nat64(pid), 0);
+}
+
+/// Bytes the IPv6 iperf3 server (in the client namespace) received so far.
+fn received6(t: &Topo) -> u64 {
+    let out = t.ok(&t.c6, "ss -Htin state established '( sport = :5201 )'");
+    out.split_whitespace()
+        .filter_map(|w| w.strip_prefix("bytes_received:"))
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum()
+}
+
+/// `nat64 binding del` takes a flow off the fast path at once: an
+/// IPv4-initiated stream to a static binding (forwarded in the kernel once
+/// established) stops crossing as soon as the entry is deleted.
+#[test]
+fn binding_del_stops_fast_path_traffic_at_once() {
+    let Some(t) = Topo::new("fastpath-del", Napt::Daemon) else {
+        return;
+    };
+    let sock = t.dir.join("control.sock").display().to_string();
+    t.spawn(
+        &t.c6,
+        &["iperf3", "-s", "-B", CLIENT6, "-p", "5201"],
+        "iperf3s6.log",
+    );
+    t.wait_listen(&t.c6, "5201", "t");
+    let pid = t.start_nat64(&t.config(&format!(
+        "control = \"{sock}\"\n{FAST}\n[[static]]\nproto = \"tcp\"\nv6 = \"[{CLIENT6}]:5201\"\n\
+         v4 = \"203.0.113.30:5201\"\n"
+    )));
+    if t.nat64_log_tail().contains("fast path off") {
+        assert!(std::env::var_os("CI").is_none(), "{}", t.nat64_log_tail());
+        eprintln!("*** SKIP fastpath_e2e: the fast path cannot load here ***");
+        return;
+    }
+    t.wait_path();
+    let client = t.spawn(
+        &t.s4,
+        &[
+            "iperf3",
+            "-c",
+            "203.0.113.30",
+            "-p",
+            "5201",
+            "-t",
+            "30",
+            "--connect-timeout",
+            "5000",
+        ],
+        "iperf3c4.log",
+    );
+    std::thread::sleep(Duration::from_millis(2000));
+    let st = t.stats(pid);
+    let running = received6(&t);
+    let del = t.sh(
+        &t.x,
+        &format!(
+            "{} binding del --proto tcp --v4 203.0.113.30:5201 --socket {sock}",
+            bin()
+        ),
+    );
+    assert!(del.ok, "binding del: {}{}", del.stdout, del.stderr);
+    std::thread::sleep(Duration::from_millis(500));
+    let after_del = received6(&t);
+    std::thread::sleep(Duration::from_secs(2));
+    let later = received6(&t);
+    t.signal(client, libc::SIGKILL);
+    eprintln!(
+        "fast path binding del: {running} bytes before (installed {:?}), {after_del} 0.5 s \
+         after, {later} 2 s later",
+        st.get("fast_path_installed")
+    );
+    assert!(
+        st.get("fast_path_installed").copied().unwrap_or(0) >= 1,
+        "{st:?}"
+    );
+    assert!(running > 1_000_000, "the stream never ran");
+    assert_eq!(later, after_del, "bytes crossed after binding del");
     assert_eq!(t.stop_nat64(pid), 0);
 }
