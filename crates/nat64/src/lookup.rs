@@ -41,7 +41,7 @@ pub fn lookup(query: &str, config: &str, sets: &[String]) -> anyhow::Result<Stri
         let map = block_map(&l)?;
         let d = l.settings.deterministic.expect("block_map checked it");
         let how = match d.clients {
-            Some((base, len)) if in_v6net(v6, base, len) => {
+            Some((base, len)) if config::derive::in_range(v6, (base, len)) => {
                 format!("numbered in {base}/{len}")
             }
             _ => "hashed".to_string(),
@@ -167,10 +167,6 @@ fn merged(lines: &[(L4Proto, String)]) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-fn in_v6net(a: Ipv6Addr, base: Ipv6Addr, len: u8) -> bool {
-    client_of(a, len) == base
 }
 
 fn client_of(a: Ipv6Addr, len: u8) -> Ipv6Addr {

@@ -24,10 +24,10 @@ use support::*;
 
 const FAST: &str = "fast-path = \"tc-bpf\"\nfast-path-interfaces = [\"v6x\", \"v4x\"]\n";
 
-/// Starts nat64 with the fast path; None (after a SKIP notice) when it could
-/// not load here and this is not CI.
-fn start_fast(t: &Topo) -> Option<u32> {
-    let pid = t.start_nat64(&t.config(FAST));
+/// Starts nat64 with the fast path and `extra` config; None (after a SKIP
+/// notice) when it could not load here and this is not CI.
+fn start_fast(t: &Topo, extra: &str) -> Option<u32> {
+    let pid = t.start_nat64(&t.config(&format!("{FAST}{extra}")));
     let log = t.nat64_log_tail();
     if log.contains("fast path off") {
         assert!(
@@ -41,15 +41,6 @@ fn start_fast(t: &Topo) -> Option<u32> {
     Some(pid)
 }
 
-/// Bytes the iperf3 server's data connections received so far (`ss -ti`).
-fn received(t: &Topo) -> u64 {
-    let out = t.ok(&t.s4, "ss -Htin state established '( sport = :5201 )'");
-    out.split_whitespace()
-        .filter_map(|w| w.strip_prefix("bytes_received:"))
-        .filter_map(|n| n.parse::<u64>().ok())
-        .sum()
-}
-
 fn translated(s: &std::collections::HashMap<String, u64>) -> u64 {
     s.get("translated_6to4").copied().unwrap_or(0) + s.get("translated_4to6").copied().unwrap_or(0)
 }
@@ -61,7 +52,7 @@ fn established_flows_cross_in_the_kernel_not_the_tun() {
     };
     let sum = t.http_server4(10);
     t.iperf3_server4();
-    let Some(pid) = start_fast(&t) else {
+    let Some(pid) = start_fast(&t, "") else {
         return;
     };
     t.wait_path();
@@ -138,14 +129,9 @@ fn udp_kept_alive_by_fast_path_traffic_alone() {
         return;
     };
     t.udp_echo4();
-    let pid = t.start_nat64(&t.config(&format!(
-        "{FAST}reap-interval-secs = 1\n[timeouts]\nudp = 2\n"
-    )));
-    if t.nat64_log_tail().contains("fast path off") {
-        assert!(std::env::var_os("CI").is_none(), "{}", t.nat64_log_tail());
-        eprintln!("*** SKIP fastpath_e2e: the fast path cannot load here ***");
+    let Some(pid) = start_fast(&t, "reap-interval-secs = 1\n[timeouts]\nudp = 2\n") else {
         return;
-    }
+    };
     t.wait_path();
     let script = support_dir().join("udp_stream.py");
     let out = t.ok(
@@ -157,15 +143,7 @@ fn udp_kept_alive_by_fast_path_traffic_alone() {
     );
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let st = t.stats(pid);
-    let peers: std::collections::BTreeSet<String> = t
-        .log("udp4.log")
-        .lines()
-        .filter(|l| l.split_whitespace().count() == 4)
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            Some(format!("{}:{}", f.next()?, f.next()?))
-        })
-        .collect();
+    let peers = t.udp_echo_peers();
     eprintln!(
         "fast path UDP: {v}, public {peers:?}, refreshed {:?}, translated through the TUN {}",
         st.get("fast_path_refreshed"),
@@ -191,7 +169,7 @@ fn sigkill_leaves_no_program_translating() {
     };
     let sum = t.http_server4(2);
     t.iperf3_server4();
-    let Some(pid) = start_fast(&t) else {
+    let Some(pid) = start_fast(&t, "") else {
         return;
     };
     t.wait_path();
@@ -211,14 +189,14 @@ fn sigkill_leaves_no_program_translating() {
         "kill.out",
     );
     std::thread::sleep(Duration::from_millis(1500));
-    let running = received(&t);
+    let running = t.tcp_bytes_received(&t.s4, 5201);
     t.signal(pid, libc::SIGKILL);
     let _ = t.wait_exit(pid, Duration::from_secs(5));
     // Whatever was in flight lands within a second; after that, nothing.
     std::thread::sleep(Duration::from_secs(1));
-    let after_kill = received(&t);
+    let after_kill = t.tcp_bytes_received(&t.s4, 5201);
     std::thread::sleep(Duration::from_secs(2));
-    let later = received(&t);
+    let later = t.tcp_bytes_received(&t.s4, 5201);
     t.signal(client, libc::SIGKILL);
     eprintln!(
         "fast path SIGKILL: server had {running} bytes at 1.5 s, {after_kill} 1 s after the \
@@ -230,7 +208,7 @@ fn sigkill_leaves_no_program_translating() {
         "bytes crossed after nat64 died: a program was left attached"
     );
     // A new instance attaches again and carries new flows.
-    let Some(pid) = start_fast(&t) else {
+    let Some(pid) = start_fast(&t, "") else {
         return;
     };
     t.wait_path();
@@ -240,15 +218,6 @@ fn sigkill_leaves_no_program_translating() {
     );
     assert_eq!(out.split_whitespace().next(), Some(sum.as_str()));
     assert_eq!(t.stop_nat64(pid), 0);
-}
-
-/// Bytes the IPv6 iperf3 server (in the client namespace) received so far.
-fn received6(t: &Topo) -> u64 {
-    let out = t.ok(&t.c6, "ss -Htin state established '( sport = :5201 )'");
-    out.split_whitespace()
-        .filter_map(|w| w.strip_prefix("bytes_received:"))
-        .filter_map(|n| n.parse::<u64>().ok())
-        .sum()
 }
 
 /// `nat64 binding del` takes a flow off the fast path at once: an
@@ -266,15 +235,15 @@ fn binding_del_stops_fast_path_traffic_at_once() {
         "iperf3s6.log",
     );
     t.wait_listen(&t.c6, "5201", "t");
-    let pid = t.start_nat64(&t.config(&format!(
-        "control = \"{sock}\"\n{FAST}\n[[static]]\nproto = \"tcp\"\nv6 = \"[{CLIENT6}]:5201\"\n\
-         v4 = \"203.0.113.30:5201\"\n"
-    )));
-    if t.nat64_log_tail().contains("fast path off") {
-        assert!(std::env::var_os("CI").is_none(), "{}", t.nat64_log_tail());
-        eprintln!("*** SKIP fastpath_e2e: the fast path cannot load here ***");
+    let Some(pid) = start_fast(
+        &t,
+        &format!(
+            "control = \"{sock}\"\n\n[[static]]\nproto = \"tcp\"\nv6 = \"[{CLIENT6}]:5201\"\n\
+             v4 = \"203.0.113.30:5201\"\n"
+        ),
+    ) else {
         return;
-    }
+    };
     t.wait_path();
     let client = t.spawn(
         &t.s4,
@@ -293,7 +262,7 @@ fn binding_del_stops_fast_path_traffic_at_once() {
     );
     std::thread::sleep(Duration::from_millis(2000));
     let st = t.stats(pid);
-    let running = received6(&t);
+    let running = t.tcp_bytes_received(&t.c6, 5201);
     let del = t.sh(
         &t.x,
         &format!(
@@ -303,9 +272,9 @@ fn binding_del_stops_fast_path_traffic_at_once() {
     );
     assert!(del.ok, "binding del: {}{}", del.stdout, del.stderr);
     std::thread::sleep(Duration::from_millis(500));
-    let after_del = received6(&t);
+    let after_del = t.tcp_bytes_received(&t.c6, 5201);
     std::thread::sleep(Duration::from_secs(2));
-    let later = received6(&t);
+    let later = t.tcp_bytes_received(&t.c6, 5201);
     t.signal(client, libc::SIGKILL);
     eprintln!(
         "fast path binding del: {running} bytes before (installed {:?}), {after_del} 0.5 s \

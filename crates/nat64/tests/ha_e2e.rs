@@ -780,15 +780,7 @@ fn ha_pair_failover_keeps_flows_kernel() {
     });
     // UDP: every datagram the echo server saw came from one public
     // address:port, before and after.
-    let peers: std::collections::BTreeSet<String> = t
-        .log("udp4.log")
-        .lines()
-        .filter(|l| l.split_whitespace().count() == 4)
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            Some(format!("{}:{}", f.next()?, f.next()?))
-        })
-        .collect();
+    let peers = t.udp_echo_peers();
     let udp_peer = format!("{VIP4}:{UDP_SPORT}");
     let (sent, lost) = (
         u["sent"].as_u64().unwrap_or(0),

@@ -328,11 +328,16 @@ impl Pool {
     /// block `v6` gets for protocol `p` (`nat64 show`, abuse lookups).
     pub fn deterministic_block(&self, p: L4Proto, v6: Ipv6Addr) -> Option<(Ipv4Addr, u16, u16)> {
         let d = self.det?;
-        let bs = self.block?;
         let (_, ai, bi) = self.det_slot(&d, v6);
-        let (first, _) = aligned_blocks(self.ranges[pidx(p)], bs);
-        let start = first + bi * bs as u32;
-        Some((self.addrs[ai], start as u16, (start + bs as u32 - 1) as u16))
+        self.block_at(p, ai, bi)
+    }
+
+    /// Block `bi` of address `ai` for `p`: the address, first and last port.
+    fn block_at(&self, p: L4Proto, ai: usize, bi: u32) -> Option<(Ipv4Addr, u16, u16)> {
+        let bs = u32::from(self.block?);
+        let (first, _) = aligned_blocks(self.ranges[pidx(p)], bs as u16);
+        let start = first + bi * bs;
+        Some((self.addrs[ai], start as u16, (start + bs - 1) as u16))
     }
 
     /// Deterministic mode, the other way: the block holding `v4:port` for
@@ -482,8 +487,8 @@ impl Pool {
         port: u16,
         changes: &mut Vec<BlockChange>,
     ) -> Result<(Ipv4Addr, u16), Exhausted> {
-        let (key, ai, _) = self.det_slot(d, v6);
-        let (v4, first, last) = self.deterministic_block(p, v6).ok_or(Exhausted)?;
+        let (key, ai, bi) = self.det_slot(d, v6);
+        let (v4, first, last) = self.block_at(p, ai, bi).ok_or(Exhausted)?;
         let m = self.map(ai, p);
         let got = if (first..=last).contains(&port) && m.is_free(port) {
             port

@@ -80,7 +80,7 @@ pub(crate) fn parse_v6net(s: &str) -> Option<(Ipv6Addr, u8)> {
     Some((a, l))
 }
 
-fn in_range(a: Ipv6Addr, (net, len): (Ipv6Addr, u8)) -> bool {
+pub(crate) fn in_range(a: Ipv6Addr, (net, len): (Ipv6Addr, u8)) -> bool {
     let mask = if len == 0 {
         0
     } else {

@@ -681,6 +681,31 @@ impl Topo {
     }
 
     /// The UDP echo/recorder on server4 port 7007; its log is `udp4.log`.
+    /// The distinct `address:port` peers [`Topo::udp_echo4`] has echoed to.
+    pub fn udp_echo_peers(&self) -> std::collections::BTreeSet<String> {
+        self.log("udp4.log")
+            .lines()
+            .filter(|l| l.split_whitespace().count() == 4)
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                Some(format!("{}:{}", f.next()?, f.next()?))
+            })
+            .collect()
+    }
+
+    /// Bytes received so far on `ns`'s established TCP sockets with local
+    /// port `port` (`ss -ti`).
+    pub fn tcp_bytes_received(&self, ns: &str, port: u16) -> u64 {
+        let out = self.ok(
+            ns,
+            &format!("ss -Htin state established '( sport = :{port} )'"),
+        );
+        out.split_whitespace()
+            .filter_map(|w| w.strip_prefix("bytes_received:"))
+            .filter_map(|n| n.parse::<u64>().ok())
+            .sum()
+    }
+
     pub fn udp_echo4(&self) {
         let script = support_dir().join("udp_echo.py");
         let log = self.dir.join("udp4.log");
