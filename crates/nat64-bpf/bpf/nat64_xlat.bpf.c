@@ -347,10 +347,12 @@ static __always_inline void account(struct nat64_counters *c, __u32 bytes)
 	c->last_seen_ns = bpf_ktime_get_ns();
 }
 
-static __always_inline int forward(int stack, __u32 ifindex, struct bpf_redir_neigh *nh)
+static __always_inline int forward(const struct nat64_config *cfg, int stack, __u32 ifindex,
+				   struct bpf_redir_neigh *nh)
 {
 	if (stack)
-		return TC_ACT_OK;
+		return cfg->stack_ifindex ? bpf_redirect(cfg->stack_ifindex, BPF_F_INGRESS)
+					  : TC_ACT_OK;
 	return bpf_redirect_neigh(ifindex, nh, sizeof(*nh), 0);
 }
 
@@ -507,15 +509,23 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, const struct nat64_c
 	}
 	account(&val->c, plen + sizeof(*ip6));
 	count(STAT_XLAT_6TO4, 0);
-	return forward(stack, ifindex, &nh);
+	return forward(cfg, stack, ifindex, &nh);
 err:
 	return count(STAT_ERROR, TC_ACT_SHOT);
 }
 
-/* RFC 7915 §4: IPv4 -> IPv6. */
-static __always_inline int xlat_4to6(struct __sk_buff *skb, const struct nat64_config *cfg)
+/*
+ * RFC 7915 §4: IPv4 -> IPv6. `l3`: where the IPv4 header starts, ETH_HLEN
+ * on an Ethernet interface, 0 on an L3 device (the TUN's egress in kernel
+ * mode, where the packet arrives after conntrack gave it back its inner
+ * address). Translated packets always leave with an Ethernet header: an L3
+ * device's packet gets a blank one first, which bpf_redirect_neigh strips
+ * and rebuilds for the egress.
+ */
+static __always_inline int xlat_4to6(struct __sk_buff *skb, const struct nat64_config *cfg,
+				     const __u32 l3)
 {
-	const __u32 l3 = ETH_HLEN;
+	const __u32 lw = ETH_HLEN; /* the IPv4 (then IPv6) header while rewriting */
 	void *data, *data_end;
 	struct iphdr *ip4;
 	struct nat64_flow4 key = {};
@@ -580,6 +590,10 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, const struct nat64_c
 	ttl = ip4->ttl - ((cfg->flags & NAT64_CFG_NO_DECREMENT_TTL) ? 0 : 1);
 
 	stack = (cfg->flags & NAT64_CFG_STACK_FORWARD) || (val->flags & NAT64_FLOW_STACK_FORWARD);
+	/* Handed back to the stack, an L3 device's IPv6 packet would go out
+	 * of that device (the TUN): only a route lookup knows where it goes. */
+	if (stack && l3 == 0)
+		return PASS(STAT_PASS_FIB);
 	if (stack) {
 		if (cfg->mtu6 && size6 > cfg->mtu6)
 			return PASS(STAT_PASS_MTU);
@@ -622,18 +636,22 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, const struct nat64_c
 	/* Rewrite: cut Ethernet padding first (nothing modified yet). */
 	if (l3 + total < skb->len && bpf_skb_change_tail(skb, l3 + total, 0))
 		return PASS(STAT_PASS_MALFORMED);
+	/* The blank Ethernet header (zeroes; the packet is unchanged if this
+	 * fails). */
+	if (l3 == 0 && bpf_skb_change_head(skb, ETH_HLEN, 0))
+		return PASS(STAT_PASS_MALFORMED);
 	/* 20 zero bytes are inserted after the Ethernet header: the old IPv4
 	 * header now ends where the IPv6 header will. */
 	if (bpf_skb_change_proto(skb, bpf_htons(ETH_P_IPV6), 0))
 		goto err;
 	if (proto == IPPROTO_ICMP) {
 		/* The client's identifier: the destination "port" back. */
-		if (rewrite_echo(skb, l3 + sizeof(ip6), &l4, val->out.dport, diff))
+		if (rewrite_echo(skb, lw + sizeof(ip6), &l4, val->out.dport, diff))
 			goto err;
-	} else if (rewrite_l4(skb, l3 + sizeof(ip6), proto, l4.ports, new_ports, diff)) {
+	} else if (rewrite_l4(skb, lw + sizeof(ip6), proto, l4.ports, new_ports, diff)) {
 		goto err;
 	}
-	if (bpf_skb_store_bytes(skb, l3, &ip6, sizeof(ip6), BPF_F_RECOMPUTE_CSUM))
+	if (bpf_skb_store_bytes(skb, lw, &ip6, sizeof(ip6), BPF_F_RECOMPUTE_CSUM))
 		goto err;
 	{
 		__be16 ethertype = bpf_htons(ETH_P_IPV6);
@@ -644,7 +662,7 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, const struct nat64_c
 	}
 	account(&val->c, total);
 	count(STAT_XLAT_4TO6, 0);
-	return forward(stack, ifindex, &nh);
+	return forward(cfg, stack, ifindex, &nh);
 err:
 	return count(STAT_ERROR, TC_ACT_SHOT);
 }
@@ -666,8 +684,28 @@ int nat64_xlat(struct __sk_buff *skb)
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
 		return xlat_6to4(skb, cfg);
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
-		return xlat_4to6(skb, cfg);
+		return xlat_4to6(skb, cfg, ETH_HLEN);
 	return PASS(STAT_PASS_NOT_IP);
+}
+
+/*
+ * The same for an L3 device's egress (no Ethernet header: the packet starts
+ * with its IP header): kernel mode attaches it to the TUN, where an IPv4
+ * packet of an installed flow arrives after the kernel's NAT gave it back
+ * its inner destination. IPv4 -> IPv6 only: IPv6 packets to the prefix are
+ * caught at the client interfaces' ingress before they are routed here.
+ */
+SEC("classifier")
+int nat64_xlat_l3(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	const struct nat64_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+	if (!cfg || (cfg->flags & NAT64_CFG_DISABLED))
+		return PASS(STAT_PASS_DISABLED);
+	if (skb->protocol != bpf_htons(ETH_P_IP) || skb->vlan_present)
+		return PASS(STAT_PASS_NOT_IP);
+	return xlat_4to6(skb, cfg, 0);
 }
 
 /* GPL-compatible (bpf_fib_lookup is GPL-only): this file is also offered under GPL-2.0. */

@@ -58,8 +58,9 @@ struct nat64_to6 {
 };
 
 /* Per-flow flags. */
-/* Translate, then hand the packet to the local stack (TC_ACT_OK) instead of
- * looking up a route and redirecting it. */
+/* Translate, then hand the packet to the local stack (see
+ * `nat64_config.stack_ifindex`) instead of looking up a route and
+ * redirecting it. */
 #define NAT64_FLOW_STACK_FORWARD 0x1u
 
 /* The program's settings: `config` array map, index 0. */
@@ -77,6 +78,12 @@ struct nat64_config {
 	__u16 mtu4;
 	__u16 mtu6;
 	__u16 pad;
+	/* Where packets handed to the stack enter it: 0, the interface they
+	 * arrived on (TC_ACT_OK); else that interface's ingress
+	 * (bpf_redirect with BPF_F_INGRESS): kernel mode gives the TUN's, so
+	 * a translated packet enters the stack exactly as one nat64 wrote into
+	 * the TUN (firewall rules on iifname, rp_filter, policy routing). */
+	__u32 stack_ifindex;
 };
 
 #define NAT64_CFG_STACK_FORWARD 0x1u /* every flow as NAT64_FLOW_STACK_FORWARD */
@@ -112,7 +119,7 @@ _Static_assert(sizeof(struct nat64_to4) == 48, "nat64_to4 layout");
 _Static_assert(__builtin_offsetof(struct nat64_to4, c) == 24, "nat64_to4 layout");
 _Static_assert(sizeof(struct nat64_to6) == 72, "nat64_to6 layout");
 _Static_assert(__builtin_offsetof(struct nat64_to6, c) == 48, "nat64_to6 layout");
-_Static_assert(sizeof(struct nat64_config) == 16, "nat64_config layout");
+_Static_assert(sizeof(struct nat64_config) == 20, "nat64_config layout");
 _Static_assert(STAT_MAX == 16, "Stat::ALL in src/lib.rs");
 
 #endif

@@ -74,6 +74,7 @@ pub struct RawConfig {
     pub mtu4: u16,
     pub mtu6: u16,
     pub pad: u16,
+    pub stack_ifindex: u32,
 }
 
 pub(crate) const CFG_STACK_FORWARD: u32 = 0x1;
@@ -153,7 +154,8 @@ mod test {
         assert_eq!(offset_of!(To6Value, flags), 40);
         assert_eq!(offset_of!(To6Value, c), 48);
 
-        assert_eq!(size_of::<RawConfig>(), 16);
+        assert_eq!(size_of::<RawConfig>(), 20);
+        assert_eq!(offset_of!(RawConfig, stack_ifindex), 16);
         assert_eq!(offset_of!(RawConfig, fib_ifindex), 4);
         assert_eq!(offset_of!(RawConfig, lowest_ipv6_mtu), 8);
         assert_eq!(offset_of!(RawConfig, mtu4), 10);

@@ -42,11 +42,15 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 /// filters are found.
 pub const PROGRAM_NAME: &str = "nat64_xlat";
 
+/// The program for an L3 device's egress (no Ethernet header): kernel
+/// mode attaches it to the TUN ([`FastPath::attach_l3_egress`]).
+pub const PROGRAM_L3_NAME: &str = "nat64_xlat_l3";
+
 /// Flow table size when the caller has no opinion.
 pub const DEFAULT_MAX_FLOWS: u32 = 65536;
 
 /// Per-flow flag: translate, then hand the packet to the local stack
-/// (`TC_ACT_OK`) rather than route and redirect it.
+/// ([`Config::stack_into`]) rather than route and redirect it.
 pub const FLOW_STACK_FORWARD: u32 = 0x1;
 
 /// The compiled program, when the build had clang.
@@ -97,6 +101,11 @@ pub enum FastPathError {
          handles Ethernet frames only"
     )]
     NotEthernet(String, u16),
+    #[error(
+        "interface {0:?} is not an L3 device (link type {1}): the L3 program reads \
+         packets that start with their IP header (a TUN)"
+    )]
+    NotL3(String, u16),
     #[error("attaching to {ifname}: {source}")]
     Attach {
         ifname: String,
@@ -178,6 +187,21 @@ pub enum Forwarding {
     Stack { mtu4: u16, mtu6: u16 },
 }
 
+/// Where a packet handed to the stack ([`Forwarding::Stack`], or a flow
+/// installed with [`FLOW_STACK_FORWARD`]) enters it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackInto {
+    /// The interface it arrived on (`TC_ACT_OK`).
+    Arrival,
+    /// The ingress of interface `ifindex` (`bpf_redirect` with
+    /// `BPF_F_INGRESS`). Kernel mode names its TUN: a translated packet then
+    /// enters the stack exactly as one nat64 wrote into the TUN would
+    /// (firewall rules on `iifname`, rp_filter and policy routing see the
+    /// same), and packets above `mtu4` / `mtu6` (0: no check) are passed
+    /// untranslated, as the TUN's MTU would have stopped them.
+    Ingress { ifindex: u32, mtu4: u16, mtu6: u16 },
+}
+
 /// The program's settings (RFC 7915 knobs mirror `nat64_core::xlat::Config`:
 /// set them alike, or the two paths translate differently).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +209,7 @@ pub struct Config {
     /// False: every packet is passed (the maps and links stay).
     pub enabled: bool,
     pub forwarding: Forwarding,
+    pub stack_into: StackInto,
     /// RFC 7915 §4.1 lowest-ipv6-mtu: an IPv4 packet without DF whose
     /// translation is larger is passed (the TUN path fragments it).
     pub lowest_ipv6_mtu: u16,
@@ -197,6 +222,7 @@ impl Default for Config {
         Config {
             enabled: true,
             forwarding: Forwarding::Redirect { fib_ifindex: 0 },
+            stack_into: StackInto::Arrival,
             lowest_ipv6_mtu: 1280,
             copy_tos: true,
             decrement_ttl: true,
@@ -226,6 +252,16 @@ impl Config {
                 r.mtu4 = mtu4;
                 r.mtu6 = mtu6;
             }
+        }
+        if let StackInto::Ingress {
+            ifindex,
+            mtu4,
+            mtu6,
+        } = self.stack_into
+        {
+            r.stack_ifindex = ifindex;
+            r.mtu4 = mtu4;
+            r.mtu6 = mtu6;
         }
         r
     }
@@ -342,8 +378,34 @@ pub enum Attached {
     Netlink,
 }
 
+/// Where a program is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// tc ingress of an Ethernet interface ([`PROGRAM_NAME`]): both
+    /// directions.
+    EthernetIngress,
+    /// tc egress of an L3 device ([`PROGRAM_L3_NAME`]): IPv4 → IPv6.
+    L3Egress,
+}
+
+impl Hook {
+    fn program(self) -> &'static str {
+        match self {
+            Hook::EthernetIngress => PROGRAM_NAME,
+            Hook::L3Egress => PROGRAM_L3_NAME,
+        }
+    }
+    fn tc(self) -> TcAttachType {
+        match self {
+            Hook::EthernetIngress => TcAttachType::Ingress,
+            Hook::L3Egress => TcAttachType::Egress,
+        }
+    }
+}
+
 struct Link {
     ifname: String,
+    hook: Hook,
     kind: Attached,
     /// Detaches on drop.
     _link: tc::SchedClassifierLink,
@@ -487,9 +549,9 @@ impl FastPath {
             .map_max_entries("flows_4to6", max_flows)
             .load(bytes)
             .map_err(load_error)?;
-        {
+        for name in [PROGRAM_NAME, PROGRAM_L3_NAME] {
             let prog: &mut SchedClassifier = ebpf
-                .program_mut(PROGRAM_NAME)
+                .program_mut(name)
                 .expect("the object has the program")
                 .try_into()
                 .expect("a classifier");
@@ -541,9 +603,9 @@ impl FastPath {
             .expect("a classifier")
     }
 
-    fn program_mut(&mut self) -> &mut SchedClassifier {
+    fn program_mut(&mut self, name: &str) -> &mut SchedClassifier {
         self.ebpf
-            .program_mut(PROGRAM_NAME)
+            .program_mut(name)
             .expect("the object has the program")
             .try_into()
             .expect("a classifier")
@@ -575,17 +637,40 @@ impl FastPath {
         ifname: &str,
         mode: AttachMode,
     ) -> Result<Attached, FastPathError> {
-        if let Some(l) = self.links.iter().find(|l| l.ifname == ifname) {
+        self.attach_hook(ifname, Hook::EthernetIngress, mode)
+    }
+
+    /// Attaches [`PROGRAM_L3_NAME`] at the tc egress of the L3 device
+    /// `ifname` (kernel mode: the TUN), TCX or netlink as
+    /// [`FastPath::attach`].
+    pub fn attach_l3_egress(&mut self, ifname: &str) -> Result<Attached, FastPathError> {
+        self.attach_hook(ifname, Hook::L3Egress, AttachMode::Auto)
+    }
+
+    fn attach_hook(
+        &mut self,
+        ifname: &str,
+        hook: Hook,
+        mode: AttachMode,
+    ) -> Result<Attached, FastPathError> {
+        if let Some(l) = self
+            .links
+            .iter()
+            .find(|l| l.ifname == ifname && l.hook == hook)
+        {
             return Ok(l.kind);
         }
-        match link_type(ifname) {
-            Ok(ARPHRD_ETHER) => {}
-            Ok(t) => return Err(FastPathError::NotEthernet(ifname.into(), t)),
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
+        match (hook, link_type(ifname)) {
+            (Hook::EthernetIngress, Ok(ARPHRD_ETHER)) | (Hook::L3Egress, Ok(ARPHRD_NONE)) => {}
+            (Hook::EthernetIngress, Ok(t)) => {
+                return Err(FastPathError::NotEthernet(ifname.into(), t))
+            }
+            (Hook::L3Egress, Ok(t)) => return Err(FastPathError::NotL3(ifname.into(), t)),
+            (_, Err(e)) if e.raw_os_error() == Some(libc::ENODEV) => {
                 return Err(FastPathError::NoInterface(ifname.into()))
             }
             // Let the attach itself report other problems.
-            Err(_) => {}
+            (_, Err(_)) => {}
         }
         let attach_err = |source: ProgramError| match source {
             ProgramError::TcError(TcError::IoError(e))
@@ -601,10 +686,10 @@ impl FastPath {
         let tcx = match mode {
             AttachMode::Netlink => None,
             AttachMode::Tcx | AttachMode::Auto => {
-                let prog = self.program_mut();
+                let prog = self.program_mut(hook.program());
                 let r = prog.attach_with_options(
                     ifname,
-                    TcAttachType::Ingress,
+                    hook.tc(),
                     TcAttachOptions::TcxOrder(LinkOrder::default()),
                 );
                 match r {
@@ -626,12 +711,12 @@ impl FastPath {
                 let _ = tc::qdisc_add_clsact(ifname);
                 // Filters of ours left by a process that died (netlink
                 // filters are not tied to a file descriptor).
-                let _ = tc::qdisc_detach_program(ifname, TcAttachType::Ingress, PROGRAM_NAME);
-                let prog = self.program_mut();
+                let _ = tc::qdisc_detach_program(ifname, hook.tc(), hook.program());
+                let prog = self.program_mut(hook.program());
                 let id = prog
                     .attach_with_options(
                         ifname,
-                        TcAttachType::Ingress,
+                        hook.tc(),
                         TcAttachOptions::Netlink(tc::NlOptions::default()),
                     )
                     .map_err(attach_err)?;
@@ -640,6 +725,7 @@ impl FastPath {
         };
         self.links.push(Link {
             ifname: ifname.to_owned(),
+            hook,
             kind,
             _link: link,
         });
@@ -654,7 +740,7 @@ impl FastPath {
             .collect()
     }
 
-    /// Detaches the program from `ifname` (no-op when not attached there).
+    /// Detaches the programs from `ifname` (no-op when not attached there).
     pub fn detach(&mut self, ifname: &str) {
         self.links.retain(|l| l.ifname != ifname);
     }
@@ -816,6 +902,8 @@ impl Drop for FastPath {
 }
 
 const ARPHRD_ETHER: u16 = 1;
+/// A TUN (`IFF_TUN`), WireGuard: packets start with their IP header.
+const ARPHRD_NONE: u16 = 0xfffe;
 
 /// The link type (`ARPHRD_*`) of interface `ifname`, from
 /// `SIOCGIFHWADDR`: the program reads an Ethernet header at the start of

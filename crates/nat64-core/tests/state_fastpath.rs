@@ -136,3 +136,62 @@ fn hairpinned_flows_stay_in_the_engine() {
     let _ = h.inb(&back, 0, 10);
     assert!(take(&seen).is_empty());
 }
+
+/// Kernel mode keeps no sessions (conntrack is the state machine): every
+/// packet coming back through a confirmed lease offers its flow (the
+/// fast-path thread ignores repeats), ports as the client sent them (the
+/// kernel's NAT does the ports); a FIN or RST either way withdraws it; the
+/// lease's end withdraws all of the client's flows; the fast path's traffic
+/// keeps the lease as its packets would.
+#[test]
+fn kernel_mode_offers_flows_of_a_lease_and_keeps_the_lease() {
+    let mut cfg = kernel_cfg(("100.64.0.0", 16), &[]);
+    cfg.timeouts.udp = Duration::from_secs(300);
+    let (mut h, seen) = hooked(cfg);
+    let t = t6(L4Proto::Tcp, "2001:db8::1", 40000, "198.51.100.2", 80);
+    let o = h.out(&t, SYN, 0).unwrap();
+    assert!(take(&seen).is_empty(), "nothing came back yet");
+    assert_eq!(o.src_port, 40000, "kernel mode keeps the port");
+    let back = t4(L4Proto::Tcp, o.dst, o.dst_port, o.src, o.src_port);
+    let pair = FlowPair {
+        proto: L4Proto::Tcp,
+        client: (v6("2001:db8::1"), 40000),
+        pool: (o.src, 40000),
+        remote: (v4("198.51.100.2"), 80),
+    };
+    h.inb(&back, SYN | ACK, 10).unwrap();
+    assert_eq!(take(&seen), [FlowEvent::Established(pair)]);
+    h.inb(&back, ACK, 20).unwrap();
+    assert_eq!(take(&seen), [FlowEvent::Established(pair)], "each reply");
+    h.out(&t, ACK, 30).unwrap();
+    assert!(take(&seen).is_empty(), "the client's side offers nothing");
+    h.out(&t, FIN | ACK, 40).unwrap();
+    assert_eq!(take(&seen), [FlowEvent::Closed(pair)]);
+    h.inb(&back, RST, 50).unwrap();
+    assert_eq!(take(&seen), [FlowEvent::Closed(pair)]);
+
+    // A UDP-only client: the fast path's traffic alone keeps its lease
+    // (and so its address) past the lease's lifetime.
+    let u = t6(L4Proto::Udp, "2001:db8::2", 5000, "198.51.100.2", 53);
+    let ou = h.out(&u, 0, 60).unwrap();
+    h.inb(&t4(L4Proto::Udp, ou.dst, 53, ou.src, 5000), 0, 70)
+        .unwrap();
+    let upair = FlowPair {
+        proto: L4Proto::Udp,
+        client: (v6("2001:db8::2"), 5000),
+        pool: (ou.src, 5000),
+        remote: (v4("198.51.100.2"), 53),
+    };
+    assert_eq!(take(&seen), [FlowEvent::Established(upair)]);
+    assert_eq!(h.e.refresh_flows(&[upair], Timestamp(200 * S)), 1);
+    assert_eq!(h.e.refresh_flows(&[upair], Timestamp(400 * S)), 1);
+    h.sweep_all(650 * S);
+    assert!(take(&seen).is_empty(), "refreshed to 700 s");
+    h.sweep_all(701 * S);
+    assert_eq!(
+        take(&seen),
+        [FlowEvent::ClientGone(v6("2001:db8::2"))],
+        "the lease ended: every flow of the client goes"
+    );
+    assert_eq!(h.e.refresh_flows(&[upair], Timestamp(702 * S)), 0);
+}

@@ -12,14 +12,29 @@
 //! packets ([`state::Engine::refresh_flows`]), so RFC 6146 timers run as
 //! they would without the fast path.
 //!
+//! Kernel mode (`napt = "kernel"`) has no sessions: the kernel's
+//! conntrack is the state machine and NAT, and nat64 only maps a client to
+//! its inner address. There the program sits around the kernel's NAT
+//! rather than replacing it: a client's IPv6 packet is translated to its
+//! inner IPv4 address at the client interface's ingress and redirected
+//! into the TUN's ingress, so it enters the stack exactly as if nat64 had
+//! written it (conntrack, masquerade, the nft rules on `iifname`); a reply
+//! arrives at the TUN's egress after conntrack gave it back its inner
+//! destination, and the L3 program there translates it and sends it to the
+//! client. A flow is offered by every packet that comes back through the
+//! TUN (the thread ignores repeats), withdrawn at a FIN or RST for a short
+//! while (the close runs through the TUN), dropped when idle for its
+//! protocol's lifetime, and all of a client's flows go when its lease does
+//! ([`FlowEvent::ClientGone`]). See ADR 0012.
+//!
 //! Loading and attaching need privileges: [`prepare`] runs before the
 //! daemon drops them; [`FastPathThread::start`] after, and the thread
 //! keeps CAP_NET_ADMIN (inherited from the main thread) to detach a
 //! netlink-attached program at exit. TCX links the kernel removes by itself
 //! when the process dies, SIGKILL included.
 
-use crate::config::Settings;
-use nat64_bpf::{Config, FastPath, Forwarding};
+use crate::config::{NaptMode, Settings, TimeoutsSection};
+use nat64_bpf::{Config, FastPath, Forwarding, StackInto, FLOW_STACK_FORWARD};
 use nat64_core::addr::Prefix;
 use nat64_core::state::{self, FlowEvent, FlowPair};
 use nat64_core::time::Timestamp;
@@ -37,6 +52,11 @@ const QUEUE: usize = 65536;
 const MAX_FLOWS: u32 = 262_144;
 /// How often the counters refresh session timers.
 const REFRESH: Duration = Duration::from_secs(1);
+/// Kernel mode: how long a flow stays off the fast path after a FIN or RST
+/// (its close runs through the TUN, where each packet would offer it
+/// again). A flow still busy after that (a half-closed download) comes
+/// back, which is harmless: conntrack judges every packet either way.
+const CLOSED_HOLD: Duration = Duration::from_secs(2);
 
 /// What the fast path did (read by the stats dump at exit).
 #[derive(Debug, Default)]
@@ -65,8 +85,10 @@ impl Counters {
 
 /// The program loaded and attached, before privileges are dropped. None
 /// (with a warning saying why) when the fast path cannot run here: the
-/// daemon then translates everything through the TUN.
-pub fn prepare(s: &Settings, tun: &str) -> Option<FastPath> {
+/// daemon then translates everything through the TUN. `tun_mtu`: the
+/// TUN's MTU (kernel mode: packets the TUN would not have taken stay on
+/// its path).
+pub fn prepare(s: &Settings, tun: &str, tun_mtu: u16) -> Option<FastPath> {
     if s.fast_path_interfaces.is_empty() {
         return None;
     }
@@ -81,10 +103,29 @@ pub fn prepare(s: &Settings, tun: &str) -> Option<FastPath> {
             return None;
         }
     };
-    let fib_ifindex = nix_ifindex(tun);
+    let tun_ifindex = nix_ifindex(tun);
+    let kernel = s.napt == NaptMode::Kernel;
     let cfg = Config {
         enabled: true,
-        forwarding: Forwarding::Redirect { fib_ifindex },
+        // Routed as the TUN path's packets are: as if they came from the TUN.
+        forwarding: Forwarding::Redirect {
+            fib_ifindex: tun_ifindex,
+        },
+        // Kernel mode's IPv4 packets enter the stack through the TUN. An
+        // IPv6 packet above the TUN's MTU would have been refused with a
+        // Packet Too Big on its way in, and one above `ipv4-mtu` once
+        // translated gets one from nat64: both stay on the TUN path.
+        stack_into: if kernel {
+            StackInto::Ingress {
+                ifindex: tun_ifindex,
+                mtu4: tun_mtu
+                    .saturating_sub(20)
+                    .min(s.ipv4_mtu.unwrap_or(u16::MAX)),
+                mtu6: 0,
+            }
+        } else {
+            StackInto::Arrival
+        },
         lowest_ipv6_mtu: s.ipv6_mtu,
         copy_tos: true,
         decrement_ttl: true,
@@ -93,9 +134,10 @@ pub fn prepare(s: &Settings, tun: &str) -> Option<FastPath> {
         warn!("fast path off: {e}; every packet goes through the TUN");
         return None;
     }
+    let mut hooks: Vec<String> = Vec::new();
     for ifname in &s.fast_path_interfaces {
         match fp.attach(ifname) {
-            Ok(how) => info!("fast path: tc-bpf attached to {ifname} ingress ({how:?})"),
+            Ok(how) => hooks.push(format!("{ifname} ingress ({how:?})")),
             Err(e) => {
                 warn!("fast path off: {ifname}: {e}; every packet goes through the TUN");
                 fp.detach_all();
@@ -103,9 +145,19 @@ pub fn prepare(s: &Settings, tun: &str) -> Option<FastPath> {
             }
         }
     }
+    if kernel {
+        match fp.attach_l3_egress(tun) {
+            Ok(how) => hooks.push(format!("{tun} egress ({how:?})")),
+            Err(e) => {
+                warn!("fast path off: {tun}: {e}; every packet goes through the TUN");
+                fp.detach_all();
+                return None;
+            }
+        }
+    }
     info!(
-        "fast path on: established flows translated in the kernel on {} (up to {max} flows)",
-        s.fast_path_interfaces.join(", ")
+        "fast path on: established flows translated in the kernel, tc-bpf on {} (up to {max} flows)",
+        hooks.join(", ")
     );
     Some(fp)
 }
@@ -130,7 +182,7 @@ impl FastPathThread {
     pub fn start(
         fp: FastPath,
         engine: state::Engine,
-        prefix: Prefix,
+        s: &Settings,
         now: impl Fn() -> Timestamp + Send + 'static,
     ) -> std::io::Result<FastPathThread> {
         let (tx, rx) = sync_channel(QUEUE);
@@ -143,9 +195,11 @@ impl FastPathThread {
         });
         let stop = Arc::new(AtomicBool::new(false));
         let (st, c) = (stop.clone(), counters.clone());
+        let kernel = (s.napt == NaptMode::Kernel).then(|| s.timeouts.clone());
+        let prefix = s.prefix;
         let handle = std::thread::Builder::new()
             .name("fast-path".into())
-            .spawn(move || Feeder::new(fp, engine, prefix, c).run(rx, &st, now))?;
+            .spawn(move || Feeder::new(fp, engine, prefix, kernel, c).run(rx, &st, now))?;
         Ok(FastPathThread {
             stop,
             handle: Some(handle),
@@ -193,19 +247,31 @@ struct Feeder {
     fp: FastPath,
     engine: state::Engine,
     prefix: Prefix,
+    /// Kernel mode, with the lifetimes after which an idle flow goes.
+    kernel: Option<TimeoutsSection>,
     c: Arc<Counters>,
     /// Installed flows and the last `last_seen_ns` of each direction.
     flows: HashMap<FlowPair, (u64, u64)>,
+    /// Kernel mode: flows closed by a FIN or RST, and when.
+    closed: HashMap<FlowPair, Instant>,
 }
 
 impl Feeder {
-    fn new(fp: FastPath, engine: state::Engine, prefix: Prefix, c: Arc<Counters>) -> Feeder {
+    fn new(
+        fp: FastPath,
+        engine: state::Engine,
+        prefix: Prefix,
+        kernel: Option<TimeoutsSection>,
+        c: Arc<Counters>,
+    ) -> Feeder {
         Feeder {
             fp,
             engine,
             prefix,
+            kernel,
             c,
             flows: HashMap::new(),
+            closed: HashMap::new(),
         }
     }
 
@@ -233,10 +299,27 @@ impl Feeder {
     fn apply(&mut self, ev: FlowEvent) {
         match ev {
             FlowEvent::Established(p) => {
+                // Kernel mode offers a flow with each packet that comes back
+                // through the TUN: once is enough.
+                if self.flows.contains_key(&p)
+                    || self
+                        .closed
+                        .get(&p)
+                        .is_some_and(|t| t.elapsed() < CLOSED_HOLD)
+                {
+                    return;
+                }
                 let (in6, out4, in4, out6) = tuples(&p, self.prefix);
+                // Kernel mode: into the stack through the TUN, for the
+                // kernel's NAT (see the module comment).
+                let flags6 = if self.kernel.is_some() {
+                    FLOW_STACK_FORWARD
+                } else {
+                    0
+                };
                 let r = self
                     .fp
-                    .insert_6to4(&in6, &out4, 0)
+                    .insert_6to4(&in6, &out4, flags6)
                     .and_then(|()| self.fp.insert_4to6(&in4, &out6, 0));
                 match r {
                     Ok(()) => {
@@ -253,20 +336,50 @@ impl Feeder {
                 }
             }
             FlowEvent::Closed(p) => {
-                let (in6, _, in4, _) = tuples(&p, self.prefix);
-                let _ = self.fp.remove_6to4(&in6);
-                let _ = self.fp.remove_4to6(&in4);
-                if self.flows.remove(&p).is_some() {
-                    self.c.removed.fetch_add(1, Relaxed);
+                if self.kernel.is_some() {
+                    self.closed.insert(p, Instant::now());
+                }
+                self.remove(&p);
+            }
+            FlowEvent::ClientGone(v6) => {
+                let gone: Vec<FlowPair> = self
+                    .flows
+                    .keys()
+                    .filter(|p| p.client.0 == v6)
+                    .copied()
+                    .collect();
+                for p in gone {
+                    self.remove(&p);
                 }
             }
         }
+    }
+
+    fn remove(&mut self, p: &FlowPair) {
+        let (in6, _, in4, _) = tuples(p, self.prefix);
+        let _ = self.fp.remove_6to4(&in6);
+        let _ = self.fp.remove_4to6(&in4);
+        if self.flows.remove(p).is_some() {
+            self.c.removed.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Kernel mode: how long a flow of `proto` may sit idle in the maps
+    /// (the lifetime a lease gets from one of its packets).
+    fn idle_limit(t: &TimeoutsSection, proto: L4Proto) -> Duration {
+        Duration::from_secs(match proto {
+            L4Proto::Tcp => t.tcp_established,
+            L4Proto::Udp => t.udp,
+            L4Proto::Icmp => t.icmp,
+        })
     }
 
     /// Sessions whose entries carried packets since the last look get their
     /// timers refreshed; entries of sessions the engine no longer has go.
     fn refresh(&mut self, now: Timestamp) {
         let mut moved = Vec::new();
+        let mut idle = Vec::new();
+        let mono = nat64_bpf::monotonic_now_ns();
         for (p, (seen6, seen4)) in self.flows.iter_mut() {
             let (in6, _, in4, _) = tuples(p, self.prefix);
             let a = self.fp.counters_6to4(&in6).map_or(0, |c| c.last_seen_ns);
@@ -275,7 +388,17 @@ impl Feeder {
                 (*seen6, *seen4) = (a, b);
                 moved.push(*p);
             }
+            if let Some(t) = &self.kernel {
+                let quiet = Duration::from_nanos(mono.saturating_sub(a.max(b)));
+                if quiet > Self::idle_limit(t, p.proto) {
+                    idle.push(*p);
+                }
+            }
         }
+        for p in &idle {
+            self.remove(p);
+        }
+        self.closed.retain(|_, t| t.elapsed() < CLOSED_HOLD);
         if moved.is_empty() {
             return;
         }

@@ -177,7 +177,7 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
 
     let shared = Arc::new(worker::Shared::new(s, tun.mtu));
     // The BPF fast path: loaded and attached while still privileged.
-    let fast_path = crate::fastpath::prepare(s, &tun.name);
+    let fast_path = crate::fastpath::prepare(s, &tun.name, tun.mtu);
 
     // Kernel-mode leases: restored before the first packet, then every
     // change is journalled durably (issue 11 #2).
@@ -227,12 +227,9 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
         Some(fp) => {
             let sh = shared.clone();
             Some(
-                crate::fastpath::FastPathThread::start(
-                    fp,
-                    engine.core().clone(),
-                    s.prefix,
-                    move || sh.clock.now(),
-                )
+                crate::fastpath::FastPathThread::start(fp, engine.core().clone(), s, move || {
+                    sh.clock.now()
+                })
                 .context("starting the fast-path thread")?,
             )
         }

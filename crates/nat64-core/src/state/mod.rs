@@ -520,6 +520,10 @@ pub enum FlowEvent {
     /// It must not any more: a TCP FIN or RST was seen, or the session was
     /// removed (expiry, `binding del`, a static entry replaced).
     Closed(FlowPair),
+    /// Kernel mode: the client's lease ended (expiry, `lease del`), so
+    /// none of its flows may be translated outside the engine: its address
+    /// may go to another client next.
+    ClientGone(Ipv6Addr),
 }
 
 /// Called from the data path (a worker, lock-free) and under the writer
@@ -1045,6 +1049,9 @@ impl Control {
 
     fn remove_lease_at(&mut self, slot: usize, now: u64) {
         let l = self.leases.swap_remove(slot);
+        if let Some(h) = &self.flow_hook {
+            h(FlowEvent::ClientGone(l.v6));
+        }
         if let Some(moved) = self.leases.get(slot) {
             moved.slot.store(slot as u32, Relaxed);
         }
@@ -1753,7 +1760,9 @@ impl Engine {
     /// Traffic of `flows` was seen outside the engine (the fast path's
     /// counters moved): each session's timer is refreshed as a packet of it
     /// would refresh it (RFC 6146 §3.5.2.2: established TCP gets the
-    /// established lifetime). Returns how many sessions were still there.
+    /// established lifetime); in kernel mode, the client's lease, as a
+    /// packet of that protocol through the TUN would. Returns how many
+    /// sessions (leases) were still there.
     pub fn refresh_flows(&self, flows: &[FlowPair], now: Timestamp) -> usize {
         drop(self.sh.lock()); // publishes sessions still pending
         let h = self.sh.factory.handle();
@@ -1761,6 +1770,21 @@ impl Engine {
             return 0;
         };
         let now = now.as_millis();
+        if matches!(self.sh.mode, Mode::Kernel { .. }) {
+            return flows
+                .iter()
+                .filter(|f| {
+                    let which = match f.proto {
+                        L4Proto::Udp => T_UDP,
+                        L4Proto::Icmp => T_ICMP,
+                        L4Proto::Tcp => T_EST,
+                    };
+                    g.lease6(&f.client.0).is_some_and(|l| {
+                        l.v4 == f.pool.0 && l.refresh(now.saturating_add(self.sh.timeout_ms(which)))
+                    })
+                })
+                .count();
+        }
         flows
             .iter()
             .filter(|f| {

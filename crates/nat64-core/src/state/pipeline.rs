@@ -27,8 +27,8 @@ use super::frag_cache::FragKey;
 use super::table::{Binding, Index, Lease, Session};
 use super::tcp_fsm::{self, Dir, Lifetime, TcpState};
 use super::{
-    client_key, Control, Filtering, FlowEvent, Mode, Processed, Shared, Tuple4Key, MAX_HELD_SYNS,
-    T_EST, T_FRAG, T_ICMP, T_TRANS, T_UDP,
+    client_key, Control, Filtering, FlowEvent, FlowPair, Mode, Processed, Shared, Tuple4Key,
+    MAX_HELD_SYNS, T_EST, T_FRAG, T_ICMP, T_TRANS, T_UDP,
 };
 use crate::eam::EamTable;
 use crate::time::Timestamp;
@@ -613,6 +613,43 @@ impl EngineMapper {
         Ok(out(v4))
     }
 
+    /// `kernel` mode and the fast path (issue 13): a packet of a flow of
+    /// `client`'s lease went through, `pool` being the lease's address and
+    /// the client's port (kept: the kernel's NAT does the ports) and
+    /// `remote` the IPv4 peer. Kernel mode keeps no
+    /// sessions: conntrack, which sees every packet of a flow whichever
+    /// path translates it, is the state machine, and an installed flow is
+    /// only the lease's address mapping for one 5-tuple. So every packet
+    /// coming back (4 → 6) offers its flow (the fast-path thread keeps the
+    /// set and ignores repeats) and a FIN or RST either way withdraws it;
+    /// hairpinned flows never leave (their packets must come back here).
+    fn kernel_flow_seen(
+        &self,
+        proto: L4Proto,
+        client: Ipv6Addr,
+        pool: (Ipv4Addr, u16),
+        remote: (Ipv4Addr, u16),
+        flags: u8,
+    ) {
+        let Some(h) = self.sh.flow_hook.get() else {
+            return;
+        };
+        if self.sh.is_local_v4(remote.0) {
+            return;
+        }
+        let p = FlowPair {
+            proto,
+            client: (client, pool.1),
+            pool,
+            remote,
+        };
+        if proto == L4Proto::Tcp && flags & (tcp_fsm::FIN | tcp_fsm::RST) != 0 {
+            h(FlowEvent::Closed(p));
+        } else {
+            h(FlowEvent::Established(p));
+        }
+    }
+
     /// `kernel` mode, IPv4 → IPv6: the lease (dynamic or a static map) of
     /// the destination; any IPv4 source becomes `prefix || v4`.
     fn kernel_4to6(&mut self, t: &Tuple4, meta: &FlowMeta) -> Result<Tuple6, DropReason> {
@@ -793,7 +830,12 @@ impl Mapper for EngineMapper {
         let out = match self.sh.mode {
             Mode::Kernel { .. } => {
                 let dst4 = self.nat64_dst4(&t.dst)?;
-                self.kernel_6to4(&t, dst4, meta)?
+                let out = self.kernel_6to4(&t, dst4, meta)?;
+                if meta.role == Role::Outer && meta.tcp_flags & (tcp_fsm::FIN | tcp_fsm::RST) != 0 {
+                    let (pool, remote) = ((out.src, out.src_port), (out.dst, out.dst_port));
+                    self.kernel_flow_seen(t.proto, t.src, pool, remote, meta.tcp_flags);
+                }
+                out
             }
             Mode::Daemon { .. } => {
                 let dst4 = self.nat64_dst4(&t.dst)?;
@@ -815,7 +857,14 @@ impl Mapper for EngineMapper {
         let now = self.now;
         let t = determine_incoming_tuple_4(&self.sh, t, meta, now)?;
         let out = match self.sh.mode {
-            Mode::Kernel { .. } => self.kernel_4to6(&t, meta)?,
+            Mode::Kernel { .. } => {
+                let out = self.kernel_4to6(&t, meta)?;
+                if meta.role == Role::Outer {
+                    let (pool, remote) = ((t.dst, t.dst_port), (t.src, t.src_port));
+                    self.kernel_flow_seen(t.proto, out.dst, pool, remote, meta.tcp_flags);
+                }
+                out
+            }
             Mode::Daemon { .. } => self.filtering_and_updating_4(&t, meta)?,
             Mode::Siit { .. } => self.siit_4to6(&t, meta)?,
         };

@@ -1682,7 +1682,8 @@ impl FileConfig {
         Some(a)
     }
 
-    /// `fast-path`: daemon mode (for now) and the interfaces to attach to.
+    /// `fast-path`: the stateful modes (daemon and kernel) and the
+    /// interfaces to attach to.
     fn validate_fast_path(&self, f: &mut Findings) -> Vec<String> {
         if self.fast_path == FastPathMode::Off {
             if !self.fast_path_interfaces.is_empty() {
@@ -1695,15 +1696,13 @@ impl FileConfig {
             }
             return Vec::new();
         }
-        if self.napt != NaptMode::Daemon {
+        if self.napt == NaptMode::None {
             f.err(err(
                 "fast-path",
                 "tc-bpf",
-                format!(
-                    "is not available with napt = \"{}\" yet (daemon mode only)",
-                    self.napt
-                ),
-                "remove fast-path, or set napt = \"daemon\"",
+                "is not available with napt = \"none\" (SIIT/CLAT) yet: the program \
+                 installs stateful flows (daemon or kernel mode)",
+                "remove fast-path, or set napt = \"daemon\" or \"kernel\"",
             ));
         }
         if self.fast_path_interfaces.is_empty() {
@@ -3732,7 +3731,7 @@ mod test {
     }
 
     #[test]
-    fn fast_path_needs_daemon_mode_and_interfaces() {
+    fn fast_path_needs_a_stateful_mode_and_interfaces() {
         let d = "prefix = \"2001:db8:64::/96\"\npool = [\"192.0.2.0/28\"]\ngateway-v4 = \"192.0.2.1\"\n";
         let s = accepted(&format!(
             "{d}fast-path = \"tc-bpf\"\nfast-path-interfaces = [\"eth0\", \"eth1\"]\n"
@@ -3754,8 +3753,12 @@ mod test {
             "fast-path-interfaces[0]",
             "nat64",
         );
-        refused(
+        let k = accepted(
             &(kernel_base() + "fast-path = \"tc-bpf\"\nfast-path-interfaces = [\"eth0\"]\n"),
+        );
+        assert_eq!(k.fast_path_interfaces, ["eth0"]);
+        refused(
+            &(siit_base() + "fast-path = \"tc-bpf\"\nfast-path-interfaces = [\"eth0\"]\n"),
             "fast-path",
             "tc-bpf",
         );
