@@ -18,7 +18,7 @@ import sys
 
 MODES = [("kernel4nat", "kernel4nat"), ("daemon", "nat64 daemon"), ("daemon1q", "nat64 daemon, 1 queue"),
          ("fastpath", "nat64 daemon + tc-bpf fast path"),
-         ("kernel", "nat64 kernel")]
+         ("kernel", "nat64 kernel"), ("kernelfast", "nat64 kernel + tc-bpf fast path")]
 THROUGHPUT = [
     ("tcp6to4_1", "TCP 6→4, 1 stream", "Gbit/s"),
     ("tcp4to6_1", "TCP 4→6, 1 stream", "Gbit/s"),

@@ -21,6 +21,9 @@
 #               default MODES.
 #   kernel      nat64 napt = "kernel": inner-pool 100.64.0.0/16, nat64 installs
 #               the masquerade (manage-nft); egress NAPT by conntrack.
+#   kernelfast  kernel with fast-path = "tc-bpf" on v6x (and the TUN's egress):
+#               established flows translated by the BPF program around the
+#               kernel's NAT (issue 13); not in the default MODES.
 #   The client of the nat64 modes is IPv6-only and targets
 #   2001:db8:64::198.51.100.2.
 #
@@ -142,7 +145,7 @@ exec {LOGFD}>&2
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&"$LOGFD"; }
 die() { log "ERROR: $*"; exit 1; }
 
-for m in $MODES; do [[ $m =~ ^(kernel4nat|daemon|daemon1q|fastpath|kernel)$ ]] || die "unknown mode '$m' (kernel4nat daemon daemon1q fastpath kernel)"; done
+for m in $MODES; do [[ $m =~ ^(kernel4nat|daemon|daemon1q|fastpath|kernel|kernelfast)$ ]] || die "unknown mode '$m' (kernel4nat daemon daemon1q fastpath kernel kernelfast)"; done
 for o in $OFFLOAD; do [[ $o =~ ^(on|off|default)$ ]] || die "OFFLOAD takes on, off and/or default, not '$o'"; done
 for t in $TESTS; do
 	[[ $t =~ ^(tcp(6to4|4to6)_[0-9]+|udp6to4|udp4to6|udpnl6to4|udpnl4to6|connrate|capacity|teardown)$ ]] || die "unknown test '$t'"
@@ -236,11 +239,12 @@ trap 'exit 143' TERM
 
 nsx() { ip netns exec "$@"; }
 is_daemon() { [[ $1 == daemon || $1 == daemon1q || $1 == fastpath ]]; } # nat64 doing the NAPT
+is_knat64() { [[ $1 == kernel || $1 == kernelfast ]]; }                  # nat64 + the kernel's NAPT
 
 # -------------------------------------------------------------- topology ---
 setup_topo() { # setup_topo MODE
 	local m=$1 tag c6 x s4 l
-	case $m in kernel4nat) tag=k4 ;; daemon) tag=nd ;; daemon1q) tag=n1 ;; fastpath) tag=nf ;; kernel) tag=nk ;; esac
+	case $m in kernel4nat) tag=k4 ;; daemon) tag=nd ;; daemon1q) tag=n1 ;; fastpath) tag=nf ;; kernel) tag=nk ;; kernelfast) tag=kf ;; esac
 	c6=$ID${tag}c6 x=$ID${tag}x s4=$ID${tag}s4
 	NS_C6[$m]=$c6 NS_X[$m]=$x NS_S4[$m]=$s4
 	for ns in "$c6" "$x" "$s4"; do
@@ -279,7 +283,7 @@ setup_topo() { # setup_topo MODE
 		ip -n "$s4" route add "$POOL" via "$X4_ADDR"
 		TARGET[$m]=$SERVER4_V6
 		;;
-	kernel)
+	kernel | kernelfast)
 		ip -n "$c6" -6 route add "$PREFIX" via "$X6_ADDR"
 		TARGET[$m]=$SERVER4_V6
 		;;
@@ -347,6 +351,10 @@ write_conf() { # write_conf MODE FILE [teardown]
 			echo 'napt = "kernel"'
 			echo 'inner-pool = "100.64.0.0/16"'
 			echo 'manage-nft = true'
+			if [[ $m == kernelfast ]]; then
+				echo 'fast-path = "tc-bpf"'
+				echo 'fast-path-interfaces = ["v6x"]'
+			fi
 		fi
 		[[ -n $td ]] && echo "reap-interval-secs = $TD_REAP"
 		echo
@@ -397,6 +405,11 @@ start_nat64() { # start_nat64 MODE [teardown] -> 0 if running and the path works
 		sleep 0.1
 	done
 	tail -n 5 "${XLOG[$m]}" | grep -q "nat64 running" || { FAILED[$m]="nat64 not running after 20 s: $(log_tail "${XLOG[$m]}")"; return 1; }
+	# A fast-path mode that fell back to the TUN would measure the wrong thing.
+	if [[ $m == fastpath || $m == kernelfast ]] && ! grep -q "fast path on" "${XLOG[$m]}"; then
+		FAILED[$m]="the fast path did not load: $(log_tail "${XLOG[$m]}")"
+		return 1
+	fi
 	wait_path "$m"
 }
 
@@ -720,7 +733,7 @@ run_capacity() {
 		held=$((ct1 - ct0))
 	fi
 	ex="sent=$GEN_SENT;recv=$GEN_RECV;gen_rate=$GEN_RATE;ct_count=$((ct1 - ct0))"
-	if [[ $m == kernel4nat || $m == kernel ]]; then
+	if [[ $m == kernel4nat ]] || is_knat64 "$m"; then
 		ex+=";ct_max=$ctmax;ct_mib=$(awk -v a="$s0" -v b="$s1" 'BEGIN{printf "%.1f", (b-a)/1048576}')"
 	fi
 	if [[ $m != kernel4nat ]]; then
@@ -731,7 +744,7 @@ run_capacity() {
 		else
 			ex+=";bytes_per_flow=NA"
 		fi
-		[[ $m == kernel ]] && ex+=";leases=$(nat64_stats "$m" kernel_leases)"
+		is_knat64 "$m" && ex+=";leases=$(nat64_stats "$m" kernel_leases)"
 	fi
 	row "$m" "$off" capacity "$rep" 1 "$held" flows NA NA NA NA NA "$CPU_FIELDS" "$ex" ""
 	log "  $m/$off capacity: $held flows held ($GEN_RECV of $GEN_SENT received at $GEN_RATE/s); RSS ${rss0}->${rss1} KiB; conntrack +$((ct1 - ct0))"
@@ -744,7 +757,7 @@ run_teardown() {
 	if ! alive "$m"; then fail_row "$m" "$off" teardown "$rep" flows/s; return; fi
 	count_fn() { if is_daemon "$m"; then nat64_stats "$m" sessions_udp; else ct_count "$m"; fi; }
 	old=$(nsx "${NS_X[$m]}" sysctl -n net.netfilter.nf_conntrack_udp_timeout 2>/dev/null || echo 30)
-	if [[ $m == kernel4nat || $m == kernel ]]; then
+	if [[ $m == kernel4nat ]] || is_knat64 "$m"; then
 		nsx "${NS_X[$m]}" sysctl -qw net.netfilter.nf_conntrack_udp_timeout="$TD_TIMEOUT"
 	fi
 	fresh_table "$m" teardown || { fail_row "$m" "$off" teardown "$rep" flows/s; return; }

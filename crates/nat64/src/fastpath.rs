@@ -34,7 +34,7 @@
 //! when the process dies, SIGKILL included.
 
 use crate::config::{NaptMode, Settings, TimeoutsSection};
-use nat64_bpf::{Config, FastPath, Forwarding, StackInto, FLOW_STACK_FORWARD};
+use nat64_bpf::{Config, FastPath, Forwarding, StackInto, Stat, FLOW_STACK_FORWARD};
 use nat64_core::addr::Prefix;
 use nat64_core::state::{self, FlowEvent, FlowPair};
 use nat64_core::time::Timestamp;
@@ -48,8 +48,6 @@ use tracing::{debug, info, warn};
 
 /// Events queued between the engine and the thread.
 const QUEUE: usize = 65536;
-/// Most flows the program's maps hold.
-const MAX_FLOWS: u32 = 262_144;
 /// How often the counters refresh session timers.
 const REFRESH: Duration = Duration::from_secs(1);
 /// Kernel mode: how long a flow stays off the fast path after a FIN or RST
@@ -58,7 +56,9 @@ const REFRESH: Duration = Duration::from_secs(1);
 /// back, which is harmless: conntrack judges every packet either way.
 const CLOSED_HOLD: Duration = Duration::from_secs(2);
 
-/// What the fast path did (read by the stats dump at exit).
+/// What the fast path did: the stats line (SIGUSR1, exit), `nat64 show
+/// stats` and `/metrics` read it. The thread copies the program's own
+/// counters here once a second ([`REFRESH`]).
 #[derive(Debug, Default)]
 pub struct Counters {
     pub installed: AtomicU64,
@@ -66,6 +66,14 @@ pub struct Counters {
     pub install_failed: AtomicU64,
     pub events_dropped: AtomicU64,
     pub refreshed: AtomicU64,
+    /// Flows installed now.
+    pub flows: AtomicU64,
+    /// IP bytes the program translated (as received), 6 → 4 and 4 → 6:
+    /// installed flows' counters plus those of flows removed.
+    pub bytes: [AtomicU64; 2],
+    /// The program's packet counts by [`Stat`] (translated, passed by
+    /// reason, errors), summed over CPUs.
+    pub program: [AtomicU64; Stat::ALL.len()],
 }
 
 impl Counters {
@@ -81,6 +89,33 @@ impl Counters {
             self.refreshed.load(Relaxed)
         )
     }
+
+    /// The program's count of `s`.
+    pub fn program(&self, s: Stat) -> u64 {
+        self.program[s as usize].load(Relaxed)
+    }
+
+    /// The `fast_path` object of the `stats` reply (`nat64 show stats`).
+    pub fn json(&self) -> serde_json::Value {
+        let passed: serde_json::Map<String, serde_json::Value> = Stat::ALL
+            .iter()
+            .filter(|s| !matches!(s, Stat::Xlat6to4 | Stat::Xlat4to6))
+            .map(|s| (s.name().to_string(), self.program(*s).into()))
+            .collect();
+        serde_json::json!({
+            "flows": self.flows.load(Relaxed),
+            "installed": self.installed.load(Relaxed),
+            "removed": self.removed.load(Relaxed),
+            "install_failed": self.install_failed.load(Relaxed),
+            "events_dropped": self.events_dropped.load(Relaxed),
+            "refreshed": self.refreshed.load(Relaxed),
+            "translated_6to4": self.program(Stat::Xlat6to4),
+            "translated_4to6": self.program(Stat::Xlat4to6),
+            "bytes_6to4": self.bytes[0].load(Relaxed),
+            "bytes_4to6": self.bytes[1].load(Relaxed),
+            "program": passed,
+        })
+    }
 }
 
 /// The program loaded and attached, before privileges are dropped. None
@@ -92,10 +127,10 @@ pub fn prepare(s: &Settings, tun: &str, tun_mtu: u16) -> Option<FastPath> {
     if s.fast_path_interfaces.is_empty() {
         return None;
     }
-    // BPF hash maps are preallocated kernel memory (~130 B an entry, two
-    // maps): at most 262,144 flows (~70 MB); flows beyond stay on the TUN
-    // path (counted as install_failed), which is correct, only slower.
-    let max = s.limits.max_sessions.clamp(1024, MAX_FLOWS);
+    // BPF hash maps are preallocated kernel memory (~135 B an entry, two
+    // maps: `fast-path-max-flows`); flows beyond stay on the TUN path
+    // (counted as install_failed), which is correct, only slower.
+    let max = s.fast_path_max_flows;
     let mut fp = match FastPath::load(max) {
         Ok(fp) => fp,
         Err(e) => {
@@ -254,6 +289,8 @@ struct Feeder {
     flows: HashMap<FlowPair, (u64, u64)>,
     /// Kernel mode: flows closed by a FIN or RST, and when.
     closed: HashMap<FlowPair, Instant>,
+    /// Bytes of flows removed, 6 → 4 and 4 → 6 (for [`Counters::bytes`]).
+    gone_bytes: [u64; 2],
 }
 
 impl Feeder {
@@ -272,6 +309,7 @@ impl Feeder {
             c,
             flows: HashMap::new(),
             closed: HashMap::new(),
+            gone_bytes: [0; 2],
         }
     }
 
@@ -288,6 +326,8 @@ impl Feeder {
                 self.refresh(now());
             }
         }
+        // The last counters, for the final stats line.
+        self.refresh(now());
         self.fp.detach_all();
         info!(
             "fast path: detached ({} flows installed, {} removed over the run)",
@@ -357,10 +397,28 @@ impl Feeder {
 
     fn remove(&mut self, p: &FlowPair) {
         let (in6, _, in4, _) = tuples(p, self.prefix);
-        let _ = self.fp.remove_6to4(&in6);
-        let _ = self.fp.remove_4to6(&in4);
+        if let Ok(Some(c)) = self.fp.remove_6to4(&in6) {
+            self.gone_bytes[0] += c.bytes;
+        }
+        if let Ok(Some(c)) = self.fp.remove_4to6(&in4) {
+            self.gone_bytes[1] += c.bytes;
+        }
         if self.flows.remove(p).is_some() {
             self.c.removed.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Copies the program's counters and the flow count for the readers
+    /// of [`Counters`].
+    fn publish_counters(&self, bytes: [u64; 2]) {
+        for (slot, b) in self.c.bytes.iter().zip(bytes) {
+            slot.store(b, Relaxed);
+        }
+        self.c.flows.store(self.flows.len() as u64, Relaxed);
+        if let Ok(st) = self.fp.stats() {
+            for s in Stat::ALL {
+                self.c.program[s as usize].store(st.get(s), Relaxed);
+            }
         }
     }
 
@@ -380,10 +438,14 @@ impl Feeder {
         let mut moved = Vec::new();
         let mut idle = Vec::new();
         let mono = nat64_bpf::monotonic_now_ns();
+        let mut bytes = self.gone_bytes;
         for (p, (seen6, seen4)) in self.flows.iter_mut() {
             let (in6, _, in4, _) = tuples(p, self.prefix);
-            let a = self.fp.counters_6to4(&in6).map_or(0, |c| c.last_seen_ns);
-            let b = self.fp.counters_4to6(&in4).map_or(0, |c| c.last_seen_ns);
+            let c6 = self.fp.counters_6to4(&in6).unwrap_or_default();
+            let c4 = self.fp.counters_4to6(&in4).unwrap_or_default();
+            bytes[0] += c6.bytes;
+            bytes[1] += c4.bytes;
+            let (a, b) = (c6.last_seen_ns, c4.last_seen_ns);
             if a > *seen6 || b > *seen4 {
                 (*seen6, *seen4) = (a, b);
                 moved.push(*p);
@@ -398,6 +460,7 @@ impl Feeder {
         for p in &idle {
             self.remove(p);
         }
+        self.publish_counters(bytes);
         self.closed.retain(|_, t| t.elapsed() < CLOSED_HOLD);
         if moved.is_empty() {
             return;

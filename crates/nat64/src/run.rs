@@ -264,6 +264,7 @@ pub fn run(loaded: Loaded, config_arg: &str, sets: &[String]) -> anyhow::Result<
         prefix: s.prefix.to_string(),
         prefix_origin: loaded.prefix_origin(),
         pool: s.pool.clone(),
+        fast_path: fp_counters.clone(),
     });
     // The mapping log starts before the first packet so no binding is missed.
     let maplog = match &s.mapping_log {
@@ -541,6 +542,12 @@ fn note_restart_only(old: &Settings, new: &Settings) {
     }
     if old.reap_interval != new.reap_interval {
         changed.push("reap-interval-secs");
+    }
+    if old.fast_path_interfaces != new.fast_path_interfaces {
+        changed.push("fast-path, fast-path-interfaces");
+    }
+    if old.fast_path_max_flows != new.fast_path_max_flows {
+        changed.push("fast-path-max-flows");
     }
     if !changed.is_empty() {
         warn!(

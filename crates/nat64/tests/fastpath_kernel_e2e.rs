@@ -56,7 +56,11 @@ fn kernel_mode_flows_cross_in_the_kernel_around_its_nat() {
     };
     let sum = t.http_server4(10);
     t.iperf3_server4();
-    let Some(pid) = start_fast(&t, "") else {
+    let sock = t.dir.join("control.sock").display().to_string();
+    let Some(pid) = start_fast(
+        &t,
+        &format!("control = \"{sock}\"\nmetrics = \"127.0.0.1:9164\"\n"),
+    ) else {
         return;
     };
     t.wait_path();
@@ -115,6 +119,43 @@ fn kernel_mode_flows_cross_in_the_kernel_around_its_nat() {
     // The download and iperf3's control and data connections, and
     // wait_path's pings; the TCP flows left at their FINs.
     assert!(installed >= 5 && removed >= 5, "{st:?}");
+    // What the program translated is in `nat64 show stats` and /metrics
+    // (copied once a second): at least the 10 MiB download's packets.
+    let show = t.ok(
+        &t.x,
+        &format!(
+            "{} show stats --socket {sock} --json | jq -c .fast_path",
+            bin()
+        ),
+    );
+    let fp: serde_json::Value = serde_json::from_str(show.trim()).unwrap();
+    eprintln!("kernel-mode fast path, show stats: {fp}");
+    let n = |k: &str| fp[k].as_u64().unwrap_or(0);
+    assert!(
+        n("translated_4to6") > 150 && n("bytes_4to6") > 10 * 1024 * 1024,
+        "{fp}"
+    );
+    assert!(
+        n("translated_6to4") > 100 && n("installed") == installed,
+        "{fp}"
+    );
+    let metrics = t.ok(&t.x, "curl -sS --max-time 5 http://127.0.0.1:9164/metrics");
+    let series = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        series("nat64_fast_path_packets_total{what=\"xlat_4to6\"}") >= n("translated_4to6"),
+        "{metrics}"
+    );
+    assert!(
+        series("nat64_fast_path_packets_total{what=\"pass_tcp_flags\"}") >= 10,
+        "SYNs and FINs went to the TUN path:\n{metrics}"
+    );
     assert_eq!(t.stop_nat64(pid), 0);
     assert!(
         t.nat64_log_tail().contains("fast path: detached"),

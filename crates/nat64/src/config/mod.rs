@@ -116,12 +116,18 @@ pub struct FileConfig {
     /// forwarding; [`crate::recovery`]). `off` (default) does nothing.
     pub lease_recovery: LeaseRecoveryMode,
     /// `tc-bpf`: established flows translated by a tc-BPF program on
-    /// `fast-path-interfaces` (issue 13; daemon mode). `off` (default).
+    /// `fast-path-interfaces` (issue 13; daemon and kernel mode). `off`
+    /// (default).
     pub fast_path: FastPathMode,
     /// The interfaces client and IPv4 traffic arrive on (the program is
     /// attached to their ingress).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fast_path_interfaces: Vec<String>,
+    /// Flows the program's tables hold (preallocated kernel memory, about
+    /// 270 B a flow); flows beyond stay on the TUN path. Default: daemon
+    /// mode `limits.max-sessions` up to 262,144; kernel mode 65,536.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fast_path_max_flows: Option<u32>,
     /// RFC 6052 §3.1 enforcement for the Well-Known Prefix.
     pub wkp_strict: bool,
     pub tun: TunSection,
@@ -218,6 +224,7 @@ impl Default for FileConfig {
             lease_recovery: LeaseRecoveryMode::Off,
             fast_path: FastPathMode::Off,
             fast_path_interfaces: Vec::new(),
+            fast_path_max_flows: None,
             wkp_strict: true,
             tun: TunSection::default(),
             reap_interval_secs: 30,
@@ -772,6 +779,13 @@ pub struct StaticBib {
     pub v4: SocketAddrV4,
 }
 
+/// `fast-path-max-flows` bounds (4 M flows are ~1 GiB of kernel memory)
+/// and defaults.
+pub const FAST_PATH_MIN_FLOWS: u32 = 1024;
+pub const FAST_PATH_MAX_FLOWS: u32 = 4 << 20;
+const FAST_PATH_DEFAULT_DAEMON_FLOWS: u32 = 262_144;
+const FAST_PATH_DEFAULT_KERNEL_FLOWS: u32 = 65_536;
+
 /// Validated configuration the daemon runs on.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -786,6 +800,8 @@ pub struct Settings {
     pub lease_recovery: bool,
     /// `fast-path = "tc-bpf"`: the interfaces to attach to (empty: off).
     pub fast_path_interfaces: Vec<String>,
+    /// `fast-path-max-flows`, or its default for the mode.
+    pub fast_path_max_flows: u32,
     pub wkp_strict: bool,
     pub tun: TunSection,
     pub reap_interval: Duration,
@@ -1267,6 +1283,7 @@ impl FileConfig {
                     egress_v4,
                     lease_recovery: self.lease_recovery == LeaseRecoveryMode::Conntrack,
                     fast_path_interfaces,
+                    fast_path_max_flows: self.fast_path_max_flows(),
                     wkp_strict: self.wkp_strict,
                     tun: self.tun.clone(),
                     reap_interval: Duration::from_secs(self.reap_interval_secs),
@@ -1713,6 +1730,19 @@ impl FileConfig {
                 "list them, e.g. fast-path-interfaces = [\"eth0\", \"eth1\"]",
             ));
         }
+        if let Some(n) = self.fast_path_max_flows {
+            if !(FAST_PATH_MIN_FLOWS..=FAST_PATH_MAX_FLOWS).contains(&n) {
+                f.err(err(
+                    "fast-path-max-flows",
+                    n,
+                    format!(
+                        "is outside {FAST_PATH_MIN_FLOWS}-{FAST_PATH_MAX_FLOWS} (each flow \
+                         takes ~270 B of kernel memory, allocated at start)"
+                    ),
+                    "remove it for the default, or pick a value in that range",
+                ));
+            }
+        }
         for (i, n) in self.fast_path_interfaces.iter().enumerate() {
             if n.is_empty() || n.len() > 15 || n.contains(['/', ' ']) || *n == self.tun.name {
                 f.err(err(
@@ -1724,6 +1754,17 @@ impl FileConfig {
             }
         }
         self.fast_path_interfaces.clone()
+    }
+
+    /// The fast path's table size: the key, or the mode's default.
+    fn fast_path_max_flows(&self) -> u32 {
+        self.fast_path_max_flows.unwrap_or(match self.napt {
+            NaptMode::Daemon => self
+                .limits
+                .max_sessions
+                .clamp(FAST_PATH_MIN_FLOWS, FAST_PATH_DEFAULT_DAEMON_FLOWS),
+            _ => FAST_PATH_DEFAULT_KERNEL_FLOWS,
+        })
     }
 
     /// `egress-v4` (kernel mode): one unicast IPv4 address outside the
@@ -3757,6 +3798,22 @@ mod test {
             &(kernel_base() + "fast-path = \"tc-bpf\"\nfast-path-interfaces = [\"eth0\"]\n"),
         );
         assert_eq!(k.fast_path_interfaces, ["eth0"]);
+        // The table size: the mode's default, or the key within bounds.
+        assert_eq!(k.fast_path_max_flows, 65_536);
+        assert_eq!(s.fast_path_max_flows, 262_144, "max-sessions 1 M, capped");
+        let small = accepted(&format!(
+            "{d}fast-path = \"tc-bpf\"\nfast-path-interfaces = [\"eth0\"]\n\
+             fast-path-max-flows = 4096\n"
+        ));
+        assert_eq!(small.fast_path_max_flows, 4096);
+        refused(
+            &format!(
+                "{d}fast-path = \"tc-bpf\"\nfast-path-interfaces = [\"eth0\"]\n\
+                 fast-path-max-flows = 100\n"
+            ),
+            "fast-path-max-flows",
+            "100",
+        );
         refused(
             &(siit_base() + "fast-path = \"tc-bpf\"\nfast-path-interfaces = [\"eth0\"]\n"),
             "fast-path",

@@ -117,6 +117,62 @@ fn per_proto<T: Copy>(tcp: T, udp: T, icmp: T) -> Vec<(Labels<'static>, T)> {
         .collect()
 }
 
+/// The kernel fast path's series (issue 13), when it runs: the program's
+/// packets by what it did with them, its bytes, and the flow table. Packets
+/// it translated never reach the TUN, so they are not in
+/// `nat64_packets_translated`: traffic through nat64 is the sum of both.
+fn fast_path(e: &mut DescriptorEncoder, fp: &crate::fastpath::Counters) -> std::fmt::Result {
+    use nat64_bpf::Stat;
+    let by_what: Vec<(Labels, u64)> = Stat::ALL
+        .iter()
+        .map(|s| (vec![("what", s.name().to_string())], fp.program(*s)))
+        .collect();
+    counter(
+        e,
+        "nat64_fast_path_packets",
+        "Packets the fast-path program saw, by what it did: xlat_6to4 / xlat_4to6 \
+         (translated in the kernel), pass_* (handed to the TUN path, by reason), error \
+         (dropped mid-translation). Updated once a second.",
+        &by_what,
+    )?;
+    counter(
+        e,
+        "nat64_fast_path_bytes",
+        "IP bytes (as received) the fast-path program translated, by direction.",
+        &[
+            (
+                vec![("direction", "6to4".to_string())],
+                fp.bytes[0].load(Relaxed),
+            ),
+            (
+                vec![("direction", "4to6".to_string())],
+                fp.bytes[1].load(Relaxed),
+            ),
+        ],
+    )?;
+    gauge(
+        e,
+        "nat64_fast_path_flows",
+        "Flows installed in the fast path.",
+        &one(fp.flows.load(Relaxed) as i64),
+    )?;
+    let ev = |name: &str, v: &AtomicU64| (vec![("event", name.to_string())], v.load(Relaxed));
+    counter(
+        e,
+        "nat64_fast_path_flow_events",
+        "Fast-path flow table events: installed, removed, install_failed (table full: the \
+         flow stays on the TUN path), dropped (an event the thread could not queue) and \
+         refreshed (timers kept by fast-path traffic).",
+        &[
+            ev("installed", &fp.installed),
+            ev("removed", &fp.removed),
+            ev("install_failed", &fp.install_failed),
+            ev("dropped", &fp.events_dropped),
+            ev("refreshed", &fp.refreshed),
+        ],
+    )
+}
+
 impl Collector for Scrape {
     fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
         let tel = &self.0;
@@ -466,6 +522,10 @@ impl Collector for Scrape {
             "Mapping-log events lost (writer behind or file not writable).",
             &one(tel.maplog.dropped.load(Relaxed)),
         )?;
+
+        if let Some(fp) = &tel.fast_path {
+            fast_path(e, fp)?;
+        }
 
         // The operations endpoints themselves.
         let ctl = &super::socket::COUNTERS;

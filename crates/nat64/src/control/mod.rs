@@ -41,6 +41,8 @@ pub struct Telemetry {
     pub prefix_origin: String,
     /// The daemon-mode pool: where run-time static entries must lie.
     pub pool: Vec<crate::config::V4Net>,
+    /// The kernel fast path's counters, when it runs.
+    pub fast_path: Option<Arc<crate::fastpath::Counters>>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -137,6 +139,7 @@ impl Telemetry {
                 "lines": self.maplog.lines.load(Relaxed),
                 "dropped": self.maplog.dropped.load(Relaxed),
             },
+            "fast_path": self.fast_path.as_ref().map(|f| f.json()),
         })
     }
 }

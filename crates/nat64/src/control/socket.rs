@@ -554,6 +554,7 @@ pub(crate) mod test {
             prefix: s.prefix.to_string(),
             prefix_origin: "test".into(),
             pool: s.pool.clone(),
+            fast_path: None,
         })
     }
 
