@@ -287,7 +287,8 @@ struct Feeder {
     c: Arc<Counters>,
     /// Installed flows and the last `last_seen_ns` of each direction.
     flows: HashMap<FlowPair, (u64, u64)>,
-    /// Kernel mode: flows closed by a FIN or RST, and when.
+    /// Kernel mode: flows closed by a FIN or RST (or that failed to
+    /// install), and when: not taken again for [`CLOSED_HOLD`].
     closed: HashMap<FlowPair, Instant>,
     /// Bytes of flows removed, 6 → 4 and 4 → 6 (for [`Counters::bytes`]).
     gone_bytes: [u64; 2],
@@ -372,6 +373,11 @@ impl Feeder {
                         let _ = self.fp.remove_6to4(&in6);
                         self.c.install_failed.fetch_add(1, Relaxed);
                         debug!("fast path: {p:?} stays on the TUN path: {e}");
+                        // Kernel mode offers it again with every reply: not
+                        // one failed insert per packet.
+                        if self.kernel.is_some() {
+                            self.closed.insert(p, Instant::now());
+                        }
                     }
                 }
             }

@@ -170,12 +170,17 @@ impl Farm {
             .map(|p| format!("\"{p}\""))
             .collect::<Vec<_>>()
             .join(", ");
-        self.t.config(&format!(
-            "pool = [{pool}]\nmapping-log = \"{}\"\n\n[ports]\nblock-size = {BLOCK}\n\
-             deterministic = true\nclients = \"{CLIENTS_NET}\"\n\n\
-             [farm]\ninstance = {i}\ninstances = {INSTANCES}\n",
-            self.maplog(i)
-        ))
+        // The fast path (NAT64_E2E_FAST_PATH=on) on the instance's own
+        // links, not the standard topology's v6x/v4x (the router's).
+        self.t.config_on(
+            &format!(
+                "pool = [{pool}]\nmapping-log = \"{}\"\n\n[ports]\nblock-size = {BLOCK}\n\
+                 deterministic = true\nclients = \"{CLIENTS_NET}\"\n\n\
+                 [farm]\ninstance = {i}\ninstances = {INSTANCES}\n",
+                self.maplog(i)
+            ),
+            &["v6", "v4"],
+        )
     }
 
     /// Starts instance `i` (log `log`) and returns its PID; does not wait.
@@ -202,6 +207,7 @@ impl Farm {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        self.t.check_fast_path(log, self.t.fast_path());
     }
 
     fn logs_tail(&self) -> String {

@@ -12,14 +12,19 @@
 //! * after SIGKILL of nat64 the established stream stops (the kernel
 //!   removed the TCX links with the process: no orphan program keeps
 //!   translating), and a restarted nat64 attaches again (a download
-//!   arrives intact).
+//!   arrives intact);
+//! * PMTU discovery still answered: a TCP upload and a TCP download on
+//!   the fast path go on intact after the path shrinks to 1280 mid-flow;
+//!   the program passes the too-big packets to the TUN, the sender gets a
+//!   Packet Too Big / Fragmentation Needed and caches the smaller MTU, and
+//!   the flow returns to the kernel.
 //!
 //! Root only, a loud SKIP otherwise; a kernel or build without BPF makes
 //! nat64 log "fast path off" and is a SKIP here too, except under CI.
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::*;
 
 const FAST: &str = "fast-path = \"tc-bpf\"\nfast-path-interfaces = [\"v6x\", \"v4x\"]\n";
@@ -39,6 +44,26 @@ fn start_fast(t: &Topo, extra: &str) -> Option<u32> {
     }
     assert!(log.contains("fast path on"), "{log}");
     Some(pid)
+}
+
+/// Waits (20 s limit) until `ns`'s established TCP sockets on local port
+/// `port` received more than `min` bytes; returns the count. A fixed wait
+/// is not enough on a loaded machine: iperf3's data connection can start
+/// seconds after its control connection.
+fn wait_received(t: &Topo, ns: &str, port: u16, min: u64) -> u64 {
+    let t0 = Instant::now();
+    loop {
+        let n = t.tcp_bytes_received(ns, port);
+        if n > min {
+            return n;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "only {n} bytes received on port {port} in {ns} after 20 s\n{}",
+            t.nat64_log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn translated(s: &std::collections::HashMap<String, u64>) -> u64 {
@@ -188,8 +213,7 @@ fn sigkill_leaves_no_program_translating() {
         ],
         "kill.out",
     );
-    std::thread::sleep(Duration::from_millis(1500));
-    let running = t.tcp_bytes_received(&t.s4, 5201);
+    let running = wait_received(&t, &t.s4, 5201, 1_000_000);
     t.signal(pid, libc::SIGKILL);
     let _ = t.wait_exit(pid, Duration::from_secs(5));
     // Whatever was in flight lands within a second; after that, nothing.
@@ -199,7 +223,7 @@ fn sigkill_leaves_no_program_translating() {
     let later = t.tcp_bytes_received(&t.s4, 5201);
     t.signal(client, libc::SIGKILL);
     eprintln!(
-        "fast path SIGKILL: server had {running} bytes at 1.5 s, {after_kill} 1 s after the \
+        "fast path SIGKILL: server had {running} bytes before, {after_kill} 1 s after the \
          kill, {later} 2 s later"
     );
     assert!(running > 1_000_000, "the stream never ran");
@@ -260,9 +284,8 @@ fn binding_del_stops_fast_path_traffic_at_once() {
         ],
         "iperf3c4.log",
     );
-    std::thread::sleep(Duration::from_millis(2000));
+    let running = wait_received(&t, &t.c6, 5201, 1_000_000);
     let st = t.stats(pid);
-    let running = t.tcp_bytes_received(&t.c6, 5201);
     let del = t.sh(
         &t.x,
         &format!(
@@ -287,5 +310,374 @@ fn binding_del_stops_fast_path_traffic_at_once() {
     );
     assert!(running > 1_000_000, "the stream never ran");
     assert_eq!(later, after_del, "bytes crossed after binding del");
+    assert_eq!(t.stop_nat64(pid), 0);
+}
+
+// ------------------------------------------------------------------ PMTU ---
+
+/// Size of the PMTU tests' transfers, their pace and how much of it
+/// crosses before the path shrinks: 3 MiB at 2 MiB/s takes 1.5 s, long
+/// enough for the flow to be on the fast path well before the shrink, and
+/// 5 MiB still to go after it.
+const PMTU_MIB: usize = 8;
+const PMTU_RATE: u64 = 2 << 20;
+const SHRINK_AT: u64 = 3 << 20;
+/// The MTU the path shrinks to (the IPv6 minimum, RFC 8200 §5).
+const SMALL_MTU: u32 = 1280;
+
+/// Polls `f` (every 50 ms, `limit`) until it returns Some.
+fn wait_for<T>(t: &Topo, what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "{what}: not after {limit:?}\n{}",
+            t.nat64_log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts tcpdump in `ns` on `dev` writing what `filter` matches to
+/// `DIR/<name>.pcap`; returns its PID once it listens.
+fn tcpdump(t: &Topo, ns: &str, dev: &str, filter: &str, name: &str) -> u32 {
+    let cap = t.dir.join(format!("{name}.pcap"));
+    let log = format!("{name}.log");
+    let pid = t.spawn(
+        ns,
+        &[
+            "tcpdump",
+            "-i",
+            dev,
+            "-n",
+            // each packet written at once, so stopping tcpdump right after
+            // the transfer loses nothing
+            "--immediate-mode",
+            "-U",
+            "-w",
+            &cap.to_string_lossy(),
+            filter,
+        ],
+        &log,
+    );
+    wait_for(t, "tcpdump listening", Duration::from_secs(10), || {
+        t.log(&log).contains("listening").then_some(())
+    });
+    pid
+}
+
+/// Stops the tcpdump `pid` and decodes what it wrote to `DIR/<name>.pcap`.
+fn tcpdump_text(t: &Topo, pid: u32, name: &str) -> String {
+    t.signal(pid, libc::SIGTERM);
+    let _ = t.wait_exit(pid, Duration::from_secs(5));
+    let cap = t.dir.join(format!("{name}.pcap"));
+    t.sh(&t.c6, &format!("tcpdump -n -v -r {} 2>&1", cap.display()))
+        .stdout
+}
+
+/// The sha256 of `path` (on the host: the namespaces share the file
+/// system).
+fn sha256(t: &Topo, path: &std::path::Path) -> String {
+    t.ok(&t.x, &format!("sha256sum {}", path.display()))
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Checks, at the moment the path shrinks, that the transfer so far
+/// crossed the fast path: a flow was installed since `before`, and the
+/// TUN carried fewer packets than even 64 KiB GSO packets would have
+/// needed for `bytes` (in practice the handshake and the packets before
+/// the entry was installed), and the program passed nothing as too big
+/// yet. Returns the stats.
+fn on_fast_path(
+    t: &Topo,
+    pid: u32,
+    before: &std::collections::HashMap<String, u64>,
+    bytes: u64,
+) -> std::collections::HashMap<String, u64> {
+    let st = t.stats(pid);
+    let installed = |s: &std::collections::HashMap<String, u64>| {
+        s.get("fast_path_installed").copied().unwrap_or(0)
+    };
+    let through_tun = translated(&st) - translated(before);
+    let bpf = fast_path_counters(pid);
+    eprintln!(
+        "fast path PMTU: {bytes} bytes before the shrink, {through_tun} packets through the \
+         TUN, {} flows installed; program: {bpf:?}",
+        installed(&st) - installed(before)
+    );
+    // Nothing was too big yet: the segments fit the path they set out on.
+    assert_eq!(bpf.get("pass_mtu"), Some(&0), "{bpf:?}");
+    assert!(
+        installed(&st) > installed(before),
+        "the transfer's flow was not installed on the fast path: {st:?}"
+    );
+    assert!(
+        through_tun < bytes / 65536,
+        "{through_tun} packets crossed the TUN for {bytes} bytes: the transfer was not on the \
+         fast path before the shrink\n{}",
+        t.nat64_log_tail()
+    );
+    st
+}
+
+/// Writes `PMTU_MIB` MiB of random data to `path`.
+fn random_file(path: &std::path::Path) {
+    let mut data = vec![0u8; PMTU_MIB << 20];
+    let mut f = std::fs::File::open("/dev/urandom").expect("opening /dev/urandom");
+    std::io::Read::read_exact(&mut f, &mut data).expect("reading /dev/urandom");
+    std::fs::write(path, &data).expect("writing the file to transfer");
+}
+
+/// After the transfer (`st`; `at_shrink` when the path shrank): the
+/// program passed the too-big packets to the TUN (its `pass_mtu` count),
+/// and once the sender had adapted the flow crossed in the kernel again:
+/// the 5 MiB after the shrink took fewer TUN packets than even 64 KiB GSO
+/// packets would have needed (in practice the few too-big packets and the
+/// close).
+fn back_on_fast_path(
+    t: &Topo,
+    pid: u32,
+    at_shrink: &std::collections::HashMap<String, u64>,
+    st: &std::collections::HashMap<String, u64>,
+    route: &str,
+) {
+    let bpf = fast_path_counters(pid);
+    let through_tun = translated(st) - translated(at_shrink);
+    eprintln!(
+        "fast path PMTU: {through_tun} packets through the TUN after the shrink; program: \
+         {bpf:?}; sender's route: {route}"
+    );
+    assert!(
+        bpf.get("pass_mtu").copied().unwrap_or(0) >= 1,
+        "the program passed no packet as too big: {bpf:?}"
+    );
+    let after = (PMTU_MIB as u64) * (1 << 20) - SHRINK_AT;
+    assert!(
+        through_tun < after / 65536,
+        "{through_tun} packets crossed the TUN after the shrink: the flow did not return to \
+         the fast path once the sender adapted\n{}",
+        t.nat64_log_tail()
+    );
+}
+
+/// PMTU discovery with the fast path, client upload (6→4): a TCP upload
+/// runs on the fast path, then the IPv4 link behind the translator shrinks
+/// to 1280. The program must pass each too-big packet (bpf_fib_lookup:
+/// FRAG_NEEDED) to the stack instead of translating it: through the TUN
+/// the daemon translates it, the xlat kernel answers Fragmentation Needed
+/// (MTU 1280) to the pool address, and the daemon turns that into a Packet
+/// Too Big (MTU 1300) for the client, whose TCP shrinks its segments. The
+/// upload completes intact and the client's route to the server caches MTU
+/// 1300.
+///
+/// Were the program to translate too-big packets, no Fragmentation Needed
+/// would be sent (nothing reaches the kernel's forwarding MTU check): no
+/// PTB, no cached MTU, and without offloads the 1480-byte packets would
+/// be dropped at the veth (above v4s's MTU) and the upload stall.
+#[test]
+fn pmtu_upload_ptb_reaches_client_after_the_ipv4_link_shrinks() {
+    let Some(t) = Topo::new("fastpath-pmtu-up", Napt::Daemon) else {
+        return;
+    };
+    let src = t.dir.join("up.bin");
+    let dst = t.dir.join("received.bin");
+    random_file(&src);
+    let sink = t.spawn(
+        &t.s4,
+        &[
+            "socat",
+            "-u",
+            "TCP-LISTEN:9000,reuseaddr",
+            &format!("CREATE:{}", dst.display()),
+        ],
+        "sink.log",
+    );
+    t.wait_listen(&t.s4, "9000", "t");
+    let Some(pid) = start_fast(&t, "") else {
+        return;
+    };
+    t.wait_path();
+    // ICMPv6 type 2: Packet Too Big.
+    let dump = tcpdump(&t, &t.c6, "v6c", "icmp6 and ip6[40] == 2", "ptb");
+    let before = t.stats(pid);
+    let script = support_dir().join("tcp_send.py");
+    let sender = t.spawn(
+        &t.c6,
+        &[
+            "python3",
+            &script.to_string_lossy(),
+            "connect",
+            SERVER4_V6,
+            "9000",
+            &src.to_string_lossy(),
+            &PMTU_RATE.to_string(),
+        ],
+        "sender.log",
+    );
+    let bytes = wait_for(
+        &t,
+        "3 MiB of the upload received",
+        Duration::from_secs(30),
+        || {
+            let n = t.tcp_bytes_received(&t.s4, 9000);
+            (n >= SHRINK_AT).then_some(n)
+        },
+    );
+    let at_shrink = on_fast_path(&t, pid, &before, bytes);
+    t.ok(&t.x, &format!("ip link set v4x mtu {SMALL_MTU}"));
+    t.ok(&t.s4, &format!("ip link set v4s mtu {SMALL_MTU}"));
+
+    let code = t.wait_exit(sender, Duration::from_secs(60));
+    let st = t.stats(pid);
+    let ptb = tcpdump_text(&t, dump, "ptb");
+    let route = t.ok(&t.c6, &format!("ip -6 route get {SERVER4_V6}"));
+    assert_eq!(
+        code,
+        Some(0),
+        "the upload did not complete after the path shrank\n{}\n{}\n{}",
+        t.log("sender.log"),
+        ptb,
+        t.nat64_log_tail()
+    );
+    assert!(
+        t.wait_exit(sink, Duration::from_secs(10)).is_some(),
+        "the sink did not see the end of the upload"
+    );
+    assert_eq!(
+        sha256(&t, &dst),
+        sha256(&t, &src),
+        "the upload arrived damaged"
+    );
+    assert!(
+        ptb.contains("packet too big, mtu 1300"),
+        "no Packet Too Big with mtu 1300 reached the client:\n{ptb}"
+    );
+    assert!(
+        route.contains("mtu 1300"),
+        "the client did not learn the path MTU: {route}"
+    );
+    back_on_fast_path(&t, pid, &at_shrink, &st, route.trim());
+    assert_eq!(t.stop_nat64(pid), 0);
+}
+
+/// PMTU discovery with the fast path, download (4→6): a TCP download
+/// from the IPv4 server runs on the fast path, then the client's link
+/// shrinks to 1280. The server's 1480-byte segments (DF, as Linux TCP
+/// sends) translate to 1500-byte IPv6 packets: the program passes them
+/// (FRAG_NEEDED), the daemon translates them, the xlat kernel answers
+/// Packet Too Big (MTU 1280) towards the server's IPv6 address, and the
+/// daemon turns that into Fragmentation Needed (MTU 1260) for the server,
+/// whose TCP shrinks its segments. The download completes intact and the
+/// server's route to the client's pool address caches MTU 1260.
+///
+/// The server paces the download itself (a client reading slowly would
+/// not do: the file would already sit in its socket buffer when the path
+/// shrinks). Were the program to translate too-big packets there would be
+/// no Packet Too Big and no Fragmentation Needed (no cached MTU at the
+/// server), and without offloads the 1500-byte packets would be dropped at
+/// the veth (above v6c's MTU) and the download stall.
+#[test]
+fn pmtu_download_frag_needed_reaches_server_after_the_client_link_shrinks() {
+    let Some(t) = Topo::new("fastpath-pmtu-down", Napt::Daemon) else {
+        return;
+    };
+    let (src, dst) = (t.dir.join("down.bin"), t.dir.join("received.bin"));
+    random_file(&src);
+    let script = support_dir().join("tcp_send.py");
+    let sender = t.spawn(
+        &t.s4,
+        &[
+            "python3",
+            &script.to_string_lossy(),
+            "listen",
+            SERVER4,
+            "9001",
+            &src.to_string_lossy(),
+            &PMTU_RATE.to_string(),
+        ],
+        "sender.log",
+    );
+    t.wait_listen(&t.s4, "9001", "t");
+    let Some(pid) = start_fast(&t, "") else {
+        return;
+    };
+    t.wait_path();
+    // ICMP type 3 code 4: Fragmentation Needed.
+    let dump = tcpdump(
+        &t,
+        &t.s4,
+        "v4s",
+        "icmp and icmp[0] == 3 and icmp[1] == 4",
+        "fragneeded",
+    );
+    let before = t.stats(pid);
+    let receiver = t.spawn(
+        &t.c6,
+        &[
+            "socat",
+            "-u",
+            &format!("TCP6:[{SERVER4_V6}]:9001"),
+            &format!("CREATE:{}", dst.display()),
+        ],
+        "receiver.log",
+    );
+    let bytes = wait_for(
+        &t,
+        "3 MiB of the download received",
+        Duration::from_secs(30),
+        || {
+            let n = std::fs::metadata(&dst).map(|m| m.len()).unwrap_or(0);
+            (n >= SHRINK_AT).then_some(n)
+        },
+    );
+    let at_shrink = on_fast_path(&t, pid, &before, bytes);
+    t.ok(&t.x, &format!("ip link set v6x mtu {SMALL_MTU}"));
+    t.ok(&t.c6, &format!("ip link set v6c mtu {SMALL_MTU}"));
+
+    let code = t.wait_exit(receiver, Duration::from_secs(60));
+    let st = t.stats(pid);
+    let frag = tcpdump_text(&t, dump, "fragneeded");
+    // The client as the server sees it: a pool address.
+    let pool_addr = t
+        .log("sender.log")
+        .lines()
+        .find_map(|l| l.strip_prefix("peer "))
+        .unwrap_or_else(|| panic!("the sender saw no client: {}", t.log("sender.log")))
+        .to_string();
+    let route = t.ok(&t.s4, &format!("ip route get {pool_addr}"));
+    assert_eq!(
+        code,
+        Some(0),
+        "the download did not complete after the path shrank\n{}\n{}\n{}",
+        t.log("receiver.log"),
+        frag,
+        t.nat64_log_tail()
+    );
+    assert_eq!(
+        t.wait_exit(sender, Duration::from_secs(10)),
+        Some(0),
+        "the sender did not finish: {}",
+        t.log("sender.log")
+    );
+    assert_eq!(
+        sha256(&t, &dst),
+        sha256(&t, &src),
+        "the download arrived damaged"
+    );
+    assert!(
+        frag.contains("mtu 1260"),
+        "no Fragmentation Needed with mtu 1260 reached the server:\n{frag}"
+    );
+    assert!(
+        route.contains("mtu 1260"),
+        "the server did not learn the path MTU: {route}"
+    );
+    back_on_fast_path(&t, pid, &at_shrink, &st, route.trim());
     assert_eq!(t.stop_nat64(pid), 0);
 }
