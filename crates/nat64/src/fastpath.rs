@@ -28,10 +28,11 @@
 //! ([`FlowEvent::ClientGone`]). See ADR 0012.
 //!
 //! Loading and attaching need privileges: [`prepare`] runs before the
-//! daemon drops them; [`FastPathThread::start`] after, and the thread
-//! keeps CAP_NET_ADMIN (inherited from the main thread) to detach a
-//! netlink-attached program at exit. TCX links the kernel removes by itself
-//! when the process dies, SIGKILL included.
+//! daemon drops them; [`FastPathThread::start`] after. The thread keeps no
+//! capability when every attachment is a TCX link (the kernel removes those
+//! by itself when their descriptor closes, SIGKILL included), and
+//! CAP_NET_ADMIN (inherited from the main thread) only to remove a
+//! netlink-attached filter at exit on kernels without TCX.
 
 use crate::config::{NaptMode, Settings, TimeoutsSection};
 use nat64_bpf::{Config, FastPath, Forwarding, StackInto, Stat, FLOW_STACK_FORWARD};
@@ -232,9 +233,22 @@ impl FastPathThread {
         let (st, c) = (stop.clone(), counters.clone());
         let kernel = (s.napt == NaptMode::Kernel).then(|| s.timeouts.clone());
         let prefix = s.prefix;
+        // TCX links detach when their descriptor closes, and map updates
+        // on descriptors the thread holds need no capability (Linux 6.5+;
+        // TCX came in 6.6): the thread then keeps none. A classic tc
+        // filter (older kernels) needs CAP_NET_ADMIN to be removed at exit.
+        let netlink = fp
+            .attached()
+            .iter()
+            .any(|(_, how)| *how == nat64_bpf::Attached::Netlink);
         let handle = std::thread::Builder::new()
             .name("fast-path".into())
-            .spawn(move || Feeder::new(fp, engine, prefix, kernel, c).run(rx, &st, now))?;
+            .spawn(move || {
+                if !netlink {
+                    crate::privilege::drop_thread_caps();
+                }
+                Feeder::new(fp, engine, prefix, kernel, c).run(rx, &st, now)
+            })?;
         Ok(FastPathThread {
             stop,
             handle: Some(handle),

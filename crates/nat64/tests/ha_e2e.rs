@@ -102,10 +102,18 @@ fn tool_present(t: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// The nat64 config of both nodes (only the lease file differs).
+/// The nat64 config of both nodes (only the lease file differs). With
+/// `NAT64_E2E_FAST_PATH=on`, the fast path on the client side (kernel
+/// mode: conntrack still sees every packet, so replication and the
+/// failover work the same).
 fn nat64_config(t: &Topo, n: &Node) -> String {
+    let fast = if fast_path_on() && fast_path_modes(Mode::Kernel) {
+        "fast-path = \"tc-bpf\"\nfast-path-interfaces = [\"lan6\"]\n"
+    } else {
+        ""
+    };
     format!(
-        "prefix = \"{PREFIX}\"\n\
+        "{fast}prefix = \"{PREFIX}\"\n\
          gateway-v4 = \"{GW4}\"\n\
          napt = \"kernel\"\n\
          inner-pool = \"{INNER}\"\n\
@@ -246,6 +254,7 @@ fn start_nat64(t: &Topo, n: &Node) -> u32 {
     let log = format!("{}-nat64.log", n.name);
     let pid = t.spawn(&n.ns, &[bin(), "run", "--config", &conf], &log);
     wait_for(t, &log, "nat64 running", pid, Duration::from_secs(20));
+    t.check_fast_path(&log, fast_path_on() && fast_path_modes(Mode::Kernel));
     pid
 }
 

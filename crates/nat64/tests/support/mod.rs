@@ -183,13 +183,13 @@ pub fn fast_path_on() -> bool {
     )
 }
 
-/// The modes the fast path runs in, the one place that says so: daemon
-/// NAPT. nat64 refuses `fast-path` with `napt = "kernel"` (not yet
-/// supported) and SIIT (`napt = "none"`, not planned).
+/// The modes the fast path runs in, the one place that says so: the two
+/// stateful NAPT modes. nat64 refuses `fast-path` with SIIT (`napt =
+/// "none"`).
 pub fn fast_path_modes(mode: Mode) -> bool {
     match mode {
-        Mode::Daemon => true,
-        Mode::Kernel | Mode::Siit => false,
+        Mode::Daemon | Mode::Kernel => true,
+        Mode::Siit => false,
     }
 }
 
