@@ -18,16 +18,16 @@ cargo test --workspace --locked
 # The namespace suites again with every offload off (TUN virtio-net header
 # and veth TSO/GSO/GRO): correctness must not depend on them (ADR 0004).
 echo "== end-to-end suites with offloads off"
-NAT64_E2E_OFFLOAD=off cargo test -p nat64 --locked --test e2e --test ops_e2e --test siit_e2e --test clat_e2e --test dns64_e2e --test ecmp_e2e --test ha_e2e --test fastpath_e2e --test fastpath_kernel_e2e
+NAT64_E2E_OFFLOAD=off cargo test -p nat64 --locked --test e2e --test ops_e2e --test siit_e2e --test clat_e2e --test dns64_e2e --test ecmp_e2e --test ha_e2e --test fastpath_e2e
 # The namespace suites again with the tc-BPF fast path on (issue 13), with
 # offloads on and off: established flows then cross in the kernel, and
 # every suite must pass either way. Only the suites whose translator gets
 # the fast path from tests/support (Topo::config, the modes of
 # fast_path_modes, and ha_e2e's kernel-mode pair); siit_e2e (napt =
 # "none") and mycelium_e2e (a config of its own) would only repeat
-# themselves, and fastpath_e2e / fastpath_kernel_e2e turn it on by
-# themselves in the passes above. Under CI a fast path that cannot load
-# fails these tests instead of being skipped.
+# themselves, and fastpath_e2e turns it on by itself in the passes above.
+# Under CI a fast path that cannot load fails these tests instead of being
+# skipped.
 fast_suites=(--test e2e --test ops_e2e --test clat_e2e --test dns64_e2e --test ecmp_e2e --test ha_e2e --test hostile --test hostile_ops)
 echo "== end-to-end suites with the fast path on (offloads on)"
 NAT64_E2E_FAST_PATH=on cargo test -p nat64 --locked "${fast_suites[@]}"

@@ -40,6 +40,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         prefix: s.prefix.to_string(),
         prefix_origin: "fuzz".into(),
         pool: s.pool.clone(),
+        fast_path: None,
     };
     for line in data.split(|&b| b == b'\n').take(32) {
         let reply = answer(line, &tel);

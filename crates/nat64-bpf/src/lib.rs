@@ -43,7 +43,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 pub const PROGRAM_NAME: &str = "nat64_xlat";
 
 /// The program for an L3 device's egress (no Ethernet header): kernel
-/// mode attaches it to the TUN ([`FastPath::attach_l3_egress`]).
+/// mode attaches it to the TUN ([`FastPath::attach_at`], [`Hook::L3Egress`]).
 pub const PROGRAM_L3_NAME: &str = "nat64_xlat_l3";
 
 /// Flow table size when the caller has no opinion.
@@ -389,6 +389,13 @@ pub enum Hook {
 }
 
 impl Hook {
+    /// "ingress" or "egress", for log lines.
+    pub const fn direction(self) -> &'static str {
+        match self {
+            Hook::EthernetIngress => "ingress",
+            Hook::L3Egress => "egress",
+        }
+    }
     fn program(self) -> &'static str {
         match self {
             Hook::EthernetIngress => PROGRAM_NAME,
@@ -640,11 +647,11 @@ impl FastPath {
         self.attach_hook(ifname, Hook::EthernetIngress, mode)
     }
 
-    /// Attaches [`PROGRAM_L3_NAME`] at the tc egress of the L3 device
-    /// `ifname` (kernel mode: the TUN), TCX or netlink as
-    /// [`FastPath::attach`].
-    pub fn attach_l3_egress(&mut self, ifname: &str) -> Result<Attached, FastPathError> {
-        self.attach_hook(ifname, Hook::L3Egress, AttachMode::Auto)
+    /// Attaches the program for `hook` to `ifname` ([`Hook::L3Egress`]:
+    /// [`PROGRAM_L3_NAME`] at the tc egress of an L3 device, kernel mode's
+    /// TUN), TCX or netlink as [`FastPath::attach`].
+    pub fn attach_at(&mut self, ifname: &str, hook: Hook) -> Result<Attached, FastPathError> {
+        self.attach_hook(ifname, hook, AttachMode::Auto)
     }
 
     fn attach_hook(

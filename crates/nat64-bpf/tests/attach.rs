@@ -8,7 +8,8 @@ mod common;
 
 use common::*;
 use nat64_bpf::{
-    AttachMode, Attached, Config, FastPath, Forwarding, L4Proto, SkBuffCtx, Stat, PROGRAM_NAME,
+    AttachMode, Attached, Config, FastPath, Forwarding, Hook, L4Proto, SkBuffCtx, Stat,
+    PROGRAM_L3_NAME, PROGRAM_NAME,
 };
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -84,6 +85,51 @@ fn netlink_filters() -> usize {
 
 fn can_run(test: &str) -> bool {
     fast_path(test).is_some()
+}
+
+/// Kernel mode's reply program goes on an L3 device's egress (a TUN,
+/// whose packets start with their IP header) and nowhere else; the
+/// Ethernet program never on a TUN.
+#[test]
+fn l3_program_attaches_to_a_tun_egress_only() {
+    if !can_run("l3_program_attaches_to_a_tun_egress_only") {
+        return;
+    }
+    in_netns(|| {
+        sh("ip tuntap add dev nat64tun mode tun && ip link set nat64tun up");
+        let mut fp = FastPath::load(16).unwrap();
+        assert_eq!(
+            fp.attach_at("nat64tun", Hook::L3Egress).unwrap(),
+            Attached::Tcx
+        );
+        let (_, progs) = aya::programs::SchedClassifier::query_tcx(
+            "nat64tun",
+            aya::programs::TcAttachType::Egress,
+        )
+        .expect("query tcx");
+        let names: Vec<&str> = progs
+            .iter()
+            .map(|p| p.name_as_str().unwrap_or("?"))
+            .collect();
+        assert_eq!(names, [PROGRAM_L3_NAME]);
+        let e = fp.attach_at(DEV, Hook::L3Egress).unwrap_err();
+        assert!(
+            matches!(e, nat64_bpf::FastPathError::NotL3(_, 1)),
+            "a veth is Ethernet: {e}"
+        );
+        let e = fp.attach("nat64tun").unwrap_err();
+        assert!(
+            matches!(e, nat64_bpf::FastPathError::NotEthernet(_, 0xfffe)),
+            "{e}"
+        );
+        drop(fp);
+        let (_, progs) = aya::programs::SchedClassifier::query_tcx(
+            "nat64tun",
+            aya::programs::TcAttachType::Egress,
+        )
+        .expect("query tcx");
+        assert!(progs.is_empty(), "dropping detaches");
+    });
 }
 
 #[test]

@@ -35,7 +35,7 @@
 //! netlink-attached filter at exit on kernels without TCX.
 
 use crate::config::{NaptMode, Settings, TimeoutsSection};
-use nat64_bpf::{Config, FastPath, Forwarding, StackInto, Stat, FLOW_STACK_FORWARD};
+use nat64_bpf::{Config, FastPath, Forwarding, Hook, StackInto, Stat, FLOW_STACK_FORWARD};
 use nat64_core::addr::Prefix;
 use nat64_core::state::{self, FlowEvent, FlowPair};
 use nat64_core::time::Timestamp;
@@ -170,22 +170,21 @@ pub fn prepare(s: &Settings, tun: &str, tun_mtu: u16) -> Option<FastPath> {
         warn!("fast path off: {e}; every packet goes through the TUN");
         return None;
     }
+    // Kernel mode: the replies' program on the TUN's egress too.
+    let mut wanted: Vec<(&str, Hook)> = s
+        .fast_path_interfaces
+        .iter()
+        .map(|i| (i.as_str(), Hook::EthernetIngress))
+        .collect();
+    if kernel {
+        wanted.push((tun, Hook::L3Egress));
+    }
     let mut hooks: Vec<String> = Vec::new();
-    for ifname in &s.fast_path_interfaces {
-        match fp.attach(ifname) {
-            Ok(how) => hooks.push(format!("{ifname} ingress ({how:?})")),
+    for (ifname, hook) in wanted {
+        match fp.attach_at(ifname, hook) {
+            Ok(how) => hooks.push(format!("{ifname} {} ({how:?})", hook.direction())),
             Err(e) => {
                 warn!("fast path off: {ifname}: {e}; every packet goes through the TUN");
-                fp.detach_all();
-                return None;
-            }
-        }
-    }
-    if kernel {
-        match fp.attach_l3_egress(tun) {
-            Ok(how) => hooks.push(format!("{tun} egress ({how:?})")),
-            Err(e) => {
-                warn!("fast path off: {tun}: {e}; every packet goes through the TUN");
                 fp.detach_all();
                 return None;
             }
