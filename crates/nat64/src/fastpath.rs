@@ -35,7 +35,9 @@
 //! netlink-attached filter at exit on kernels without TCX.
 
 use crate::config::{NaptMode, Settings, TimeoutsSection};
-use nat64_bpf::{Config, FastPath, Forwarding, Hook, StackInto, Stat, FLOW_STACK_FORWARD};
+use nat64_bpf::{
+    Config, FastPath, FastPathError, Forwarding, Hook, StackInto, Stat, FLOW_STACK_FORWARD,
+};
 use nat64_core::addr::Prefix;
 use nat64_core::state::{self, FlowEvent, FlowPair};
 use nat64_core::time::Timestamp;
@@ -125,9 +127,29 @@ impl Counters {
 /// TUN's MTU (kernel mode: packets the TUN would not have taken stay on
 /// its path).
 pub fn prepare(s: &Settings, tun: &str, tun_mtu: u16) -> Option<FastPath> {
-    if s.fast_path_interfaces.is_empty() {
+    if !s.fast_path {
         return None;
     }
+    let kernel = s.napt == NaptMode::Kernel;
+    let derived = s.fast_path_interfaces.is_empty();
+    let interfaces = if derived {
+        match route_interfaces(tun, !kernel) {
+            Ok(l) if !l.is_empty() => l,
+            Ok(_) => {
+                warn!(
+                    "fast path off: no route leaves by an interface other than {tun} (set \
+                     fast-path-interfaces); every packet goes through the TUN"
+                );
+                return None;
+            }
+            Err(e) => {
+                warn!("fast path off: finding its interfaces: {e:#}; every packet goes through the TUN");
+                return None;
+            }
+        }
+    } else {
+        s.fast_path_interfaces.clone()
+    };
     // BPF hash maps are preallocated kernel memory (~135 B an entry, two
     // maps: `fast-path-max-flows`); flows beyond stay on the TUN path
     // (counted as install_failed), which is correct, only slower.
@@ -140,7 +162,6 @@ pub fn prepare(s: &Settings, tun: &str, tun_mtu: u16) -> Option<FastPath> {
         }
     };
     let tun_ifindex = nix_ifindex(tun);
-    let kernel = s.napt == NaptMode::Kernel;
     let cfg = Config {
         enabled: true,
         // Routed as the TUN path's packets are: as if they came from the TUN.
@@ -171,8 +192,7 @@ pub fn prepare(s: &Settings, tun: &str, tun_mtu: u16) -> Option<FastPath> {
         return None;
     }
     // Kernel mode: the replies' program on the TUN's egress too.
-    let mut wanted: Vec<(&str, Hook)> = s
-        .fast_path_interfaces
+    let mut wanted: Vec<(&str, Hook)> = interfaces
         .iter()
         .map(|i| (i.as_str(), Hook::EthernetIngress))
         .collect();
@@ -183,6 +203,11 @@ pub fn prepare(s: &Settings, tun: &str, tun_mtu: u16) -> Option<FastPath> {
     for (ifname, hook) in wanted {
         match fp.attach_at(ifname, hook) {
             Ok(how) => hooks.push(format!("{ifname} {} ({how:?})", hook.direction())),
+            // A derived list may name a WireGuard or PPP link: its
+            // traffic stays on the TUN path.
+            Err(e @ FastPathError::NotEthernet(..)) if derived => {
+                info!("fast path: not on {ifname}: {e}");
+            }
             Err(e) => {
                 warn!("fast path off: {ifname}: {e}; every packet goes through the TUN");
                 fp.detach_all();
@@ -195,6 +220,40 @@ pub fn prepare(s: &Settings, tun: &str, tun_mtu: u16) -> Option<FastPath> {
         hooks.join(", ")
     );
     Some(fp)
+}
+
+/// `fast-path-interfaces` left empty: the interfaces of the main table's
+/// routes, IPv6 (where clients' traffic to the prefix comes from: routes
+/// are symmetric in the networks nat64 serves) and, with `ipv4` (daemon
+/// mode, where replies to the pool arrive), IPv4; never the TUN or
+/// loopback. Read once at start: interfaces added later are not covered
+/// (list them, or restart).
+fn route_interfaces(tun: &str, ipv4: bool) -> anyhow::Result<Vec<String>> {
+    let mut families = vec!["-6"];
+    if ipv4 {
+        families.push("-4");
+    }
+    let mut out: Vec<String> = Vec::new();
+    for fam in families {
+        let text = crate::plumbing::output("ip", &["-j", fam, "route", "show"])?;
+        let routes: Vec<serde_json::Value> = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("`ip -j {fam} route show`: {e}"))?;
+        out.extend(devices_of(&routes, tun));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// The `dev` of each route (`ip -j route show` objects), minus `tun` and
+/// loopback.
+fn devices_of(routes: &[serde_json::Value], tun: &str) -> Vec<String> {
+    routes
+        .iter()
+        .filter_map(|r| r.get("dev")?.as_str())
+        .filter(|d| *d != tun && *d != "lo")
+        .map(str::to_owned)
+        .collect()
 }
 
 fn nix_ifindex(name: &str) -> u32 {
@@ -499,6 +558,21 @@ impl Feeder {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    /// Derived interfaces: every route's device but the TUN's and
+    /// loopback's (`ip -j route show` as iproute2 prints it).
+    #[test]
+    fn derived_interfaces_are_the_routes_devices() {
+        let routes: Vec<serde_json::Value> = serde_json::from_str(
+            r#"[{"dst":"default","gateway":"198.51.100.254","dev":"eth1","flags":[]},
+                {"dst":"198.51.100.0/24","dev":"eth1","protocol":"kernel","scope":"link"},
+                {"dst":"203.0.113.0/24","dev":"nat64","scope":"link","flags":[]},
+                {"dst":"2001:db8:1::/64","dev":"eth0","protocol":"kernel","metric":256},
+                {"type":"unreachable","dst":"2001:db8:9::/48","dev":"lo","metric":1024}]"#,
+        )
+        .unwrap();
+        assert_eq!(devices_of(&routes, "nat64"), ["eth1", "eth1", "eth0"]);
+    }
 
     /// The two directions of a session as map keys and outgoing tuples:
     /// each direction's key is the other's output reversed.

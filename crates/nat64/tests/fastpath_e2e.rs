@@ -370,6 +370,42 @@ fn sigkill_leaves_no_program_translating(napt: Napt, name: &str) {
     assert_eq!(t.stop_nat64(pid), 0);
 }
 
+/// `fast-path-interfaces` left out: nat64 attaches to the interfaces of
+/// its routes (here v6x and v4x, never the TUN) and flows cross there.
+#[test]
+fn interfaces_derived_from_the_routes() {
+    let Some(t) = Topo::new("fastpath-derived", Napt::Daemon) else {
+        return;
+    };
+    t.iperf3_server4();
+    let pid = t.start_nat64(&t.config("fast-path = \"tc-bpf\"\n"));
+    let log = t.nat64_log_tail();
+    if log.contains("fast path off") {
+        assert!(std::env::var_os("CI").is_none(), "{log}");
+        eprintln!("*** SKIP interfaces_derived_from_the_routes: no fast path here ***");
+        return;
+    }
+    let on = log
+        .lines()
+        .find(|l| l.contains("fast path on"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        on.contains("v4x ingress") && on.contains("v6x ingress") && !on.contains("nat64 "),
+        "{on}"
+    );
+    t.wait_path();
+    let before = translated(&t.stats(pid));
+    let v = t.iperf3_tcp("-t 2");
+    let bytes = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+    let through_tun = translated(&t.stats(pid)) - before;
+    eprintln!("derived interfaces: {on}; {bytes} bytes, {through_tun} packets through the TUN");
+    assert!(
+        bytes > 10_000_000 && through_tun < bytes / 65536,
+        "{bytes} {through_tun}"
+    );
+    assert_eq!(t.stop_nat64(pid), 0);
+}
+
 /// `nat64 binding del` takes a flow off the fast path at once: an
 /// IPv4-initiated stream to a static binding (forwarded in the kernel once
 /// established) stops crossing as soon as the entry is deleted.

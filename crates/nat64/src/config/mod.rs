@@ -120,7 +120,8 @@ pub struct FileConfig {
     /// (default).
     pub fast_path: FastPathMode,
     /// The interfaces client and IPv4 traffic arrive on (the program is
-    /// attached to their ingress).
+    /// attached to their ingress). Empty: the interfaces of the routes
+    /// (see [`crate::fastpath`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fast_path_interfaces: Vec<String>,
     /// Flows the program's tables hold (preallocated kernel memory, about
@@ -798,7 +799,9 @@ pub struct Settings {
     pub egress_v4: Option<Ipv4Addr>,
     /// `kernel` mode: recover leases from conntrack (`lease-recovery`).
     pub lease_recovery: bool,
-    /// `fast-path = "tc-bpf"`: the interfaces to attach to (empty: off).
+    /// `fast-path = "tc-bpf"`.
+    pub fast_path: bool,
+    /// Its interfaces (empty: derived from the routes at start).
     pub fast_path_interfaces: Vec<String>,
     /// `fast-path-max-flows`, or its default for the mode.
     pub fast_path_max_flows: u32,
@@ -1282,6 +1285,7 @@ impl FileConfig {
                     inner_pool,
                     egress_v4,
                     lease_recovery: self.lease_recovery == LeaseRecoveryMode::Conntrack,
+                    fast_path: self.fast_path == FastPathMode::TcBpf,
                     fast_path_interfaces,
                     fast_path_max_flows: self.fast_path_max_flows(),
                     wkp_strict: self.wkp_strict,
@@ -1720,14 +1724,6 @@ impl FileConfig {
                 "is not available with napt = \"none\" (SIIT/CLAT) yet: the program \
                  installs stateful flows (daemon or kernel mode)",
                 "remove fast-path, or set napt = \"daemon\" or \"kernel\"",
-            ));
-        }
-        if self.fast_path_interfaces.is_empty() {
-            f.err(err(
-                "fast-path-interfaces",
-                "",
-                "is empty: the program needs the interfaces client and IPv4 traffic arrive on",
-                "list them, e.g. fast-path-interfaces = [\"eth0\", \"eth1\"]",
             ));
         }
         if let Some(n) = self.fast_path_max_flows {
@@ -3779,11 +3775,10 @@ mod test {
         ));
         assert_eq!(s.fast_path_interfaces, ["eth0", "eth1"]);
         assert!(accepted(d).fast_path_interfaces.is_empty());
-        refused(
-            &format!("{d}fast-path = \"tc-bpf\"\n"),
-            "fast-path-interfaces",
-            "",
-        );
+        // No interfaces: derived from the routes at start.
+        let derived = accepted(&format!("{d}fast-path = \"tc-bpf\"\n"));
+        assert!(derived.fast_path && derived.fast_path_interfaces.is_empty());
+        assert!(!accepted(d).fast_path);
         refused(
             &format!("{d}fast-path-interfaces = [\"eth0\"]\n"),
             "fast-path-interfaces",
