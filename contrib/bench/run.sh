@@ -375,8 +375,9 @@ write_conf() { # write_conf MODE FILE [teardown]
 		# The capacity test's flows come from one /64 (one site).
 		echo "max-sessions-per-site = $((CAP_FLOWS > 1000000 ? CAP_FLOWS * 2 : 2000000))"
 		# Kernel mode: one lease per flowgen source (FLOW_SOURCES of them, one
-		# /64); the default guard (256) would measure the guard, not the rate.
-		is_knat64 "$m" && echo "max-leases-per-site = $((FLOW_SOURCES > 256 ? FLOW_SOURCES : 256))"
+		# /64, and the other tests' clients); the default guard (256) would measure
+		# the guard, not the rate.
+		is_knat64 "$m" && echo "max-leases-per-site = $((FLOW_SOURCES + 1024))"
 		if [[ -n $td ]]; then
 			echo
 			echo '[timeouts]'
