@@ -50,7 +50,7 @@ pub const PROGRAM_L3_NAME: &str = "nat64_xlat_l3";
 pub const DEFAULT_MAX_FLOWS: u32 = 65536;
 
 /// Per-flow flag: translate, then hand the packet to the local stack
-/// ([`Config::stack_into`]) rather than route and redirect it.
+/// ([`Config::to_stack`]) rather than route and redirect it.
 pub const FLOW_STACK_FORWARD: u32 = 0x1;
 
 /// The compiled program, when the build had clang.
@@ -180,26 +180,26 @@ pub enum Forwarding {
     /// policy routing sees what the user-space path sees); 0: the interface
     /// it arrived on.
     Redirect { fib_ifindex: u32 },
-    /// Translate and hand the packet to the local stack (`TC_ACT_OK`), which
-    /// routes it like any other. `mtu4`/`mtu6`: translated packets (or GSO
-    /// segments) above are passed untranslated instead (0: no check). Also
-    /// what `BPF_PROG_TEST_RUN` tests use.
-    Stack { mtu4: u16, mtu6: u16 },
+    /// Translate and hand every packet to the local stack, as
+    /// [`Config::to_stack`] says. Also what `BPF_PROG_TEST_RUN` tests use.
+    Stack,
 }
 
-/// Where a packet handed to the stack ([`Forwarding::Stack`], or a flow
-/// installed with [`FLOW_STACK_FORWARD`]) enters it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StackInto {
-    /// The interface it arrived on (`TC_ACT_OK`).
-    Arrival,
-    /// The ingress of interface `ifindex` (`bpf_redirect` with
-    /// `BPF_F_INGRESS`). Kernel mode names its TUN: a translated packet then
-    /// enters the stack exactly as one nat64 wrote into the TUN would
-    /// (firewall rules on `iifname`, rp_filter and policy routing see the
-    /// same), and packets above `mtu4` / `mtu6` (0: no check) are passed
-    /// untranslated, as the TUN's MTU would have stopped them.
-    Ingress { ifindex: u32, mtu4: u16, mtu6: u16 },
+/// Packets handed to the stack ([`Forwarding::Stack`], or a flow installed
+/// with [`FLOW_STACK_FORWARD`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ToStack {
+    /// Where they enter it: None, the interface they arrived on
+    /// (`TC_ACT_OK`); `Some(ifindex)`, that interface's ingress
+    /// (`bpf_redirect` with `BPF_F_INGRESS`). Kernel mode names its TUN: a
+    /// translated packet then enters the stack exactly as one nat64 wrote
+    /// into the TUN would (firewall rules on `iifname`, rp_filter and policy
+    /// routing see the same).
+    pub into: Option<u32>,
+    /// Translated packets (or GSO segments) above these sizes are passed
+    /// untranslated instead (0: no check): no route lookup judges them.
+    pub mtu4: u16,
+    pub mtu6: u16,
 }
 
 /// The program's settings (RFC 7915 knobs mirror `nat64_core::xlat::Config`:
@@ -209,7 +209,7 @@ pub struct Config {
     /// False: every packet is passed (the maps and links stay).
     pub enabled: bool,
     pub forwarding: Forwarding,
-    pub stack_into: StackInto,
+    pub to_stack: ToStack,
     /// RFC 7915 §4.1 lowest-ipv6-mtu: an IPv4 packet without DF whose
     /// translation is larger is passed (the TUN path fragments it).
     pub lowest_ipv6_mtu: u16,
@@ -222,7 +222,7 @@ impl Default for Config {
         Config {
             enabled: true,
             forwarding: Forwarding::Redirect { fib_ifindex: 0 },
-            stack_into: StackInto::Arrival,
+            to_stack: ToStack::default(),
             lowest_ipv6_mtu: 1280,
             copy_tos: true,
             decrement_ttl: true,
@@ -234,6 +234,9 @@ impl Config {
     fn raw(&self) -> RawConfig {
         let mut r = RawConfig {
             lowest_ipv6_mtu: self.lowest_ipv6_mtu,
+            mtu4: self.to_stack.mtu4,
+            mtu6: self.to_stack.mtu6,
+            stack_ifindex: self.to_stack.into.unwrap_or(0),
             ..RawConfig::default()
         };
         if !self.enabled {
@@ -247,21 +250,7 @@ impl Config {
         }
         match self.forwarding {
             Forwarding::Redirect { fib_ifindex } => r.fib_ifindex = fib_ifindex,
-            Forwarding::Stack { mtu4, mtu6 } => {
-                r.flags |= abi::CFG_STACK_FORWARD;
-                r.mtu4 = mtu4;
-                r.mtu6 = mtu6;
-            }
-        }
-        if let StackInto::Ingress {
-            ifindex,
-            mtu4,
-            mtu6,
-        } = self.stack_into
-        {
-            r.stack_ifindex = ifindex;
-            r.mtu4 = mtu4;
-            r.mtu6 = mtu6;
+            Forwarding::Stack => r.flags |= abi::CFG_STACK_FORWARD,
         }
         r
     }

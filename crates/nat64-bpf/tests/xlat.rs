@@ -10,13 +10,20 @@ mod common;
 
 use common::*;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
-use nat64_bpf::{Config, Counters, FastPath, FastPathError, Forwarding, L4Proto, SkBuffCtx, Stat};
+use nat64_bpf::{
+    Config, Counters, FastPath, FastPathError, Forwarding, L4Proto, SkBuffCtx, Stat, ToStack,
+};
 use std::net::Ipv4Addr;
 
 /// Test runs have no egress: translate and hand to the stack, no MTU.
 fn stack_config(mtu4: u16, mtu6: u16) -> Config {
     Config {
-        forwarding: Forwarding::Stack { mtu4, mtu6 },
+        forwarding: Forwarding::Stack,
+        to_stack: ToStack {
+            into: None,
+            mtu4,
+            mtu6,
+        },
         ..Config::default()
     }
 }

@@ -34,9 +34,9 @@
 //! CAP_NET_ADMIN (inherited from the main thread) only to remove a
 //! netlink-attached filter at exit on kernels without TCX.
 
-use crate::config::{NaptMode, Settings, TimeoutsSection};
+use crate::config::{NaptMode, Settings};
 use nat64_bpf::{
-    Config, FastPath, FastPathError, Forwarding, Hook, StackInto, Stat, FLOW_STACK_FORWARD,
+    Config, FastPath, FastPathError, Forwarding, Hook, Stat, ToStack, FLOW_STACK_FORWARD,
 };
 use nat64_core::addr::Prefix;
 use nat64_core::state::{self, FlowEvent, FlowPair};
@@ -172,16 +172,16 @@ pub fn prepare(s: &Settings, tun: &str, tun_mtu: u16) -> Option<FastPath> {
         // IPv6 packet above the TUN's MTU would have been refused with a
         // Packet Too Big on its way in, and one above `ipv4-mtu` once
         // translated gets one from nat64: both stay on the TUN path.
-        stack_into: if kernel {
-            StackInto::Ingress {
-                ifindex: tun_ifindex,
+        to_stack: if kernel {
+            ToStack {
+                into: Some(tun_ifindex),
                 mtu4: tun_mtu
                     .saturating_sub(20)
                     .min(s.ipv4_mtu.unwrap_or(u16::MAX)),
                 mtu6: 0,
             }
         } else {
-            StackInto::Arrival
+            ToStack::default()
         },
         lowest_ipv6_mtu: s.ipv6_mtu,
         copy_tos: true,
@@ -289,7 +289,7 @@ impl FastPathThread {
         });
         let stop = Arc::new(AtomicBool::new(false));
         let (st, c) = (stop.clone(), counters.clone());
-        let kernel = (s.napt == NaptMode::Kernel).then(|| s.timeouts.clone());
+        let kernel = s.napt == NaptMode::Kernel;
         let prefix = s.prefix;
         // TCX links detach when their descriptor closes, and map updates
         // on descriptors the thread holds need no capability (Linux 6.5+;
@@ -354,8 +354,8 @@ struct Feeder {
     fp: FastPath,
     engine: state::Engine,
     prefix: Prefix,
-    /// Kernel mode, with the lifetimes after which an idle flow goes.
-    kernel: Option<TimeoutsSection>,
+    /// Kernel mode (see the module comment).
+    kernel: bool,
     c: Arc<Counters>,
     /// Installed flows and the last `last_seen_ns` of each direction.
     flows: HashMap<FlowPair, (u64, u64)>,
@@ -371,7 +371,7 @@ impl Feeder {
         fp: FastPath,
         engine: state::Engine,
         prefix: Prefix,
-        kernel: Option<TimeoutsSection>,
+        kernel: bool,
         c: Arc<Counters>,
     ) -> Feeder {
         Feeder {
@@ -425,11 +425,7 @@ impl Feeder {
                 let (in6, out4, in4, out6) = tuples(&p, self.prefix);
                 // Kernel mode: into the stack through the TUN, for the
                 // kernel's NAT (see the module comment).
-                let flags6 = if self.kernel.is_some() {
-                    FLOW_STACK_FORWARD
-                } else {
-                    0
-                };
+                let flags6 = if self.kernel { FLOW_STACK_FORWARD } else { 0 };
                 let r = self
                     .fp
                     .insert_6to4(&in6, &out4, flags6)
@@ -447,14 +443,14 @@ impl Feeder {
                         debug!("fast path: {p:?} stays on the TUN path: {e}");
                         // Kernel mode offers it again with every reply: not
                         // one failed insert per packet.
-                        if self.kernel.is_some() {
+                        if self.kernel {
                             self.closed.insert(p, Instant::now());
                         }
                     }
                 }
             }
             FlowEvent::Closed(p) => {
-                if self.kernel.is_some() {
+                if self.kernel {
                     self.closed.insert(p, Instant::now());
                 }
                 self.remove(&p);
@@ -500,16 +496,6 @@ impl Feeder {
         }
     }
 
-    /// Kernel mode: how long a flow of `proto` may sit idle in the maps
-    /// (the lifetime a lease gets from one of its packets).
-    fn idle_limit(t: &TimeoutsSection, proto: L4Proto) -> Duration {
-        Duration::from_secs(match proto {
-            L4Proto::Tcp => t.tcp_established,
-            L4Proto::Udp => t.udp,
-            L4Proto::Icmp => t.icmp,
-        })
-    }
-
     /// Sessions whose entries carried packets since the last look get their
     /// timers refreshed; entries of sessions the engine no longer has go.
     fn refresh(&mut self, now: Timestamp) {
@@ -517,6 +503,10 @@ impl Feeder {
         let mut idle = Vec::new();
         let mono = nat64_bpf::monotonic_now_ns();
         let mut bytes = self.gone_bytes;
+        // Kernel mode: a flow idle for the lifetime a packet of it gives
+        // the lease leaves the maps (the engine's timeouts: SIGHUP changes
+        // them).
+        let idle_limit = self.kernel.then(|| self.engine.timeouts());
         for (p, (seen6, seen4)) in self.flows.iter_mut() {
             let (in6, _, in4, _) = tuples(p, self.prefix);
             let c6 = self.fp.counters_6to4(&in6).unwrap_or_default();
@@ -528,9 +518,9 @@ impl Feeder {
                 (*seen6, *seen4) = (a, b);
                 moved.push(*p);
             }
-            if let Some(t) = &self.kernel {
+            if let Some(t) = &idle_limit {
                 let quiet = Duration::from_nanos(mono.saturating_sub(a.max(b)));
-                if quiet > Self::idle_limit(t, p.proto) {
+                if quiet > t.established(p.proto) {
                     idle.push(*p);
                 }
             }

@@ -76,6 +76,27 @@ pub struct Timeouts {
     pub frag: Duration,
 }
 
+impl Timeouts {
+    /// What a packet of an established flow of `p` gives it (and, in
+    /// kernel mode, its client's lease): UDP, ICMP or TCP_EST.
+    pub fn established(&self, p: L4Proto) -> Duration {
+        match p {
+            L4Proto::Udp => self.udp,
+            L4Proto::Icmp => self.icmp,
+            L4Proto::Tcp => self.tcp_est,
+        }
+    }
+}
+
+/// [`Timeouts::established`] as a timer index.
+pub(crate) const fn established_timer(p: L4Proto) -> usize {
+    match p {
+        L4Proto::Udp => T_UDP,
+        L4Proto::Icmp => T_ICMP,
+        L4Proto::Tcp => T_EST,
+    }
+}
+
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
@@ -1774,11 +1795,7 @@ impl Engine {
             return flows
                 .iter()
                 .filter(|f| {
-                    let which = match f.proto {
-                        L4Proto::Udp => T_UDP,
-                        L4Proto::Icmp => T_ICMP,
-                        L4Proto::Tcp => T_EST,
-                    };
+                    let which = established_timer(f.proto);
                     g.lease6(&f.client.0).is_some_and(|l| {
                         l.v4 == f.pool.0 && l.refresh(now.saturating_add(self.sh.timeout_ms(which)))
                     })

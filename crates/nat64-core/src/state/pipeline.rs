@@ -27,8 +27,8 @@ use super::frag_cache::FragKey;
 use super::table::{Binding, Index, Lease, Session};
 use super::tcp_fsm::{self, Dir, Lifetime, TcpState};
 use super::{
-    client_key, Control, Filtering, FlowEvent, FlowPair, Mode, Processed, Shared, Tuple4Key,
-    MAX_HELD_SYNS, T_EST, T_FRAG, T_ICMP, T_TRANS, T_UDP,
+    client_key, established_timer, Control, Filtering, FlowEvent, FlowPair, Mode, Processed,
+    Shared, Tuple4Key, MAX_HELD_SYNS, T_EST, T_FRAG, T_ICMP, T_TRANS, T_UDP,
 };
 use crate::eam::EamTable;
 use crate::time::Timestamp;
@@ -539,10 +539,8 @@ impl EngineMapper {
     /// TCP_TRANS for a FIN/RST), never shortening a lease.
     fn kernel_deadline(&self, p: L4Proto, flags: u8) -> u64 {
         let which = match p {
-            L4Proto::Udp => T_UDP,
-            L4Proto::Icmp => T_ICMP,
             L4Proto::Tcp if flags & (tcp_fsm::FIN | tcp_fsm::RST) != 0 => T_TRANS,
-            L4Proto::Tcp => T_EST,
+            p => established_timer(p),
         };
         self.now.saturating_add(self.sh.timeout_ms(which))
     }
