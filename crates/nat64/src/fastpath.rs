@@ -441,7 +441,7 @@ impl Feeder {
                         let _ = self.fp.remove_6to4(&in6);
                         self.c.install_failed.fetch_add(1, Relaxed);
                         debug!("fast path: {p:?} stays on the TUN path: {e}");
-                        // Kernel mode offers it again with every reply: not
+                        // Kernel mode offers it again with each reply: not
                         // one failed insert per packet.
                         if self.kernel {
                             self.closed.insert(p, Instant::now());

@@ -52,6 +52,47 @@ pub(crate) struct EngineMapper {
     /// SIIT: the packet is being hairpinned (RFC 7757 §4.2.2), so its
     /// IPv4 source is translated by RFC 6052 alone (§4.2.1 rule 1).
     hairpin_simple: bool,
+    /// Kernel mode with the fast path: the flows whose first reply this
+    /// worker has seen ([`SeenOnce`]).
+    seen_once: SeenOnce,
+}
+
+/// Kernel mode, fast path: a flow is offered at its *second* reply through
+/// the TUN, not its first, so that one-reply flows (a DNS query, a probe,
+/// a refused connection) never cost a map insert and a removal in the
+/// fast-path thread. A direct-mapped table of flow tags, one per worker:
+/// a collision only delays an offer to a later reply, and memory is fixed
+/// (allocated on first use, so only when the fast path runs in kernel
+/// mode).
+#[derive(Default)]
+struct SeenOnce(Option<Box<[u32]>>);
+
+impl SeenOnce {
+    /// 8192 slots (32 KiB): a flow's first and second replies are about a
+    /// round trip apart, so even 100 k new flows/s put ~100 other first
+    /// replies between them.
+    const SLOTS_LOG2: u32 = 13;
+
+    /// True when `p` was seen before (offer it); else it is remembered.
+    fn again(&mut self, p: &FlowPair) -> bool {
+        let slots = self
+            .0
+            .get_or_insert_with(|| vec![0; 1 << Self::SLOTS_LOG2].into_boxed_slice());
+        let c = u128::from(p.client.0);
+        let ports = u64::from(p.pool.1) << 32 | u64::from(p.remote.1) << 16 | p.proto as u64;
+        let addrs = u64::from(u32::from(p.pool.0)) << 32 | u64::from(u32::from(p.remote.0));
+        let mut h = (c as u64) ^ ((c >> 64) as u64).rotate_left(29) ^ addrs.rotate_left(7) ^ ports;
+        h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^= h >> 31;
+        let slot = &mut slots[(h >> (64 - Self::SLOTS_LOG2)) as usize];
+        let tag = (h as u32) | 1;
+        if *slot == tag {
+            true
+        } else {
+            *slot = tag;
+            false
+        }
+    }
 }
 
 /// RFC 6146 §3.5.4 / §3.4: for ICMP queries the identifier is the port on
@@ -241,6 +282,7 @@ impl EngineMapper {
             now: 0,
             hairpin_simple: false,
             owner: core::cell::Cell::new(None),
+            seen_once: SeenOnce::default(),
         }
     }
 
@@ -618,11 +660,12 @@ impl EngineMapper {
     /// sessions: conntrack, which sees every packet of a flow whichever
     /// path translates it, is the state machine, and an installed flow is
     /// only the lease's address mapping for one 5-tuple. So every packet
-    /// coming back (4 → 6) offers its flow (the fast-path thread keeps the
-    /// set and ignores repeats) and a FIN or RST either way withdraws it;
-    /// hairpinned flows never leave (their packets must come back here).
+    /// coming back (4 → 6) from the second on ([`SeenOnce`]) offers its
+    /// flow (the fast-path thread keeps the set and ignores repeats) and a
+    /// FIN or RST either way withdraws it; hairpinned flows never leave
+    /// (their packets must come back here).
     fn kernel_flow_seen(
-        &self,
+        &mut self,
         proto: L4Proto,
         client: Ipv6Addr,
         pool: (Ipv4Addr, u16),
@@ -643,7 +686,7 @@ impl EngineMapper {
         };
         if proto == L4Proto::Tcp && flags & (tcp_fsm::FIN | tcp_fsm::RST) != 0 {
             h(FlowEvent::Closed(p));
-        } else {
+        } else if self.seen_once.again(&p) {
             h(FlowEvent::Established(p));
         }
     }
