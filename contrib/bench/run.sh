@@ -12,15 +12,17 @@
 #   kernel4nat  no translation: the client also has 192.0.2.2/24 and talks
 #               IPv4 to 198.51.100.2 through x: forwarding + nftables
 #               masquerade on v4x (NAT44 with conntrack). The reference.
-#   daemon      nat64 napt = "daemon": prefix 2001:db8:64::/96 (NSP), pool
-#               203.0.113.0/24 routed to the TUN; s4 routes the pool to x.
+#   daemon      nat64 napt = "daemon", fast-path = "off" (every packet through
+#               the TUN): prefix 2001:db8:64::/96 (NSP), pool 203.0.113.0/24
+#               routed to the TUN; s4 routes the pool to x.
 #   daemon1q    the same with tun.queues = 1: one worker, for the scaling
 #               ratio (daemon ÷ daemon1q); not in the default MODES.
-#   fastpath    daemon with fast-path = "tc-bpf" on v6x and v4x: established
-#               flows translated by the BPF program (issue 13); not in the
-#               default MODES.
-#   kernel      nat64 napt = "kernel": inner-pool 100.64.0.0/16, nat64 installs
-#               the masquerade (manage-nft); egress NAPT by conntrack.
+#   fastpath    daemon with fast-path = "tc-bpf" on v6x and v4x (what daemon
+#               mode does by default): established flows translated by the
+#               BPF program (issue 13).
+#   kernel      nat64 napt = "kernel" (fast path off, its default): inner-pool
+#               100.64.0.0/16, nat64 installs the masquerade (manage-nft);
+#               egress NAPT by conntrack.
 #   kernelfast  kernel with fast-path = "tc-bpf" on v6x (and the TUN's egress):
 #               established flows translated by the BPF program around the
 #               kernel's NAT (issue 13); not in the default MODES.
@@ -55,7 +57,7 @@
 #                   then the time from the last full table to an empty one.
 #
 # Environment (defaults in brackets):
-#   MODES ["kernel4nat daemon kernel"]
+#   MODES ["kernel4nat daemon fastpath kernel"]
 #   OFFLOAD ["on off"] veth TSO/GSO/GRO all on, all off; "default" = what a new
 #          veth has (TSO/GSO on, GRO off), as in the anchors' default rows
 #   TESTS ["tcp6to4_1 tcp4to6_1 tcp6to4_4 tcp4to6_4 udp6to4 udp4to6 connrate
@@ -105,7 +107,7 @@ if [[ ${1:-} == report ]]; then
 	exec python3 "$PY" report "${2:?usage: run.sh report RAW.csv}"
 fi
 
-MODES=${MODES:-"kernel4nat daemon kernel"}
+MODES=${MODES:-"kernel4nat daemon fastpath kernel"}
 OFFLOAD=${OFFLOAD:-"on off"}
 TESTS=${TESTS:-"tcp6to4_1 tcp4to6_1 tcp6to4_4 tcp4to6_4 udp6to4 udp4to6 udpnl6to4 udpnl4to6 connrate capacity teardown"}
 DURATION=${DURATION:-10}
@@ -346,6 +348,8 @@ write_conf() { # write_conf MODE FILE [teardown]
 			if [[ $m == fastpath ]]; then
 				echo 'fast-path = "tc-bpf"'
 				echo 'fast-path-interfaces = ["v6x", "v4x"]'
+			else
+				echo 'fast-path = "off"' # on by default in daemon mode
 			fi
 		else
 			echo 'napt = "kernel"'
@@ -354,6 +358,8 @@ write_conf() { # write_conf MODE FILE [teardown]
 			if [[ $m == kernelfast ]]; then
 				echo 'fast-path = "tc-bpf"'
 				echo 'fast-path-interfaces = ["v6x"]'
+			else
+				echo 'fast-path = "off"'
 			fi
 		fi
 		[[ -n $td ]] && echo "reap-interval-secs = $TD_REAP"

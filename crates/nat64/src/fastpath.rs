@@ -128,6 +128,10 @@ impl Counters {
 /// its path).
 pub fn prepare(s: &Settings, tun: &str, tun_mtu: u16) -> Option<FastPath> {
     if !s.fast_path {
+        info!(
+            "fast path off: {}; every packet goes through the TUN",
+            s.fast_path_off
+        );
         return None;
     }
     let kernel = s.napt == NaptMode::Kernel;

@@ -116,8 +116,9 @@ pub struct FileConfig {
     /// forwarding; [`crate::recovery`]). `off` (default) does nothing.
     pub lease_recovery: LeaseRecoveryMode,
     /// `tc-bpf`: established flows translated by a tc-BPF program on
-    /// `fast-path-interfaces` (issue 13; daemon and kernel mode). `off`
-    /// (default).
+    /// `fast-path-interfaces` (issue 13; daemon and kernel mode). `auto`
+    /// (default): on in daemon mode, off in the others (see
+    /// [`FastPathMode::Auto`]). `off`: never.
     pub fast_path: FastPathMode,
     /// The interfaces client and IPv4 traffic arrive on (the program is
     /// attached to their ingress). Empty: the interfaces of the routes
@@ -223,7 +224,7 @@ impl Default for FileConfig {
             inner_pool: None,
             egress_v4: None,
             lease_recovery: LeaseRecoveryMode::Off,
-            fast_path: FastPathMode::Off,
+            fast_path: FastPathMode::Auto,
             fast_path_interfaces: Vec::new(),
             fast_path_max_flows: None,
             wkp_strict: true,
@@ -264,6 +265,12 @@ impl Default for FileConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FastPathMode {
+    /// The default: `tc-bpf` in daemon mode, where it is faster than the
+    /// TUN path on every measured test but small-packet UDP (still above
+    /// the kernel's own forwarding); off in kernel mode, where it frees
+    /// the translator's CPU but moves small packets slower than the TUN
+    /// path (docs/adr/0012), and in SIIT/CLAT, which it does not serve yet.
+    Auto,
     Off,
     TcBpf,
 }
@@ -799,8 +806,12 @@ pub struct Settings {
     pub egress_v4: Option<Ipv4Addr>,
     /// `kernel` mode: recover leases from conntrack (`lease-recovery`).
     pub lease_recovery: bool,
-    /// `fast-path = "tc-bpf"`.
+    /// Whether nat64 tries the fast path at start (`fast-path`, `auto`
+    /// resolved for the mode); it still runs on the TUN path alone when
+    /// the program cannot load.
     pub fast_path: bool,
+    /// Why not, when `fast_path` is false: logged at start.
+    pub fast_path_off: &'static str,
     /// Its interfaces (empty: derived from the routes at start).
     pub fast_path_interfaces: Vec<String>,
     /// `fast-path-max-flows`, or its default for the mode.
@@ -1285,7 +1296,8 @@ impl FileConfig {
                     inner_pool,
                     egress_v4,
                     lease_recovery: self.lease_recovery == LeaseRecoveryMode::Conntrack,
-                    fast_path: self.fast_path == FastPathMode::TcBpf,
+                    fast_path: self.fast_path_off().is_none(),
+                    fast_path_off: self.fast_path_off().unwrap_or_default(),
                     fast_path_interfaces,
                     fast_path_max_flows: self.fast_path_max_flows(),
                     wkp_strict: self.wkp_strict,
@@ -1703,26 +1715,49 @@ impl FileConfig {
         Some(a)
     }
 
+    /// Why the fast path stays off for this config (None: nat64 tries it).
+    fn fast_path_off(&self) -> Option<&'static str> {
+        match (self.fast_path, self.napt) {
+            (FastPathMode::Off, _) => Some("fast-path = \"off\""),
+            (FastPathMode::TcBpf, _) | (FastPathMode::Auto, NaptMode::Daemon) => None,
+            (FastPathMode::Auto, NaptMode::Kernel) => Some(
+                "kernel mode uses it only with fast-path = \"tc-bpf\" (it frees the \
+                 translator's CPU, but small packets cross slower than through the TUN; \
+                 docs/operator.md 2.9)",
+            ),
+            (FastPathMode::Auto, NaptMode::None | NaptMode::Clat) => {
+                Some("SIIT and CLAT (napt = \"none\" / \"clat\") do not use it yet")
+            }
+        }
+    }
+
     /// `fast-path`: the stateful modes (daemon and kernel) and the
     /// interfaces to attach to.
     fn validate_fast_path(&self, f: &mut Findings) -> Vec<String> {
-        if self.fast_path == FastPathMode::Off {
-            if !self.fast_path_interfaces.is_empty() {
+        if let Some(why) = self.fast_path_off() {
+            if self.fast_path == FastPathMode::Off && !self.fast_path_interfaces.is_empty() {
                 f.err(err(
                     "fast-path-interfaces",
                     self.fast_path_interfaces.join(", "),
-                    "only applies with fast-path = \"tc-bpf\"",
-                    "set fast-path = \"tc-bpf\", or remove fast-path-interfaces",
+                    "only applies with the fast path on, and fast-path = \"off\"",
+                    "remove fast-path (the default, auto) or set it to \"tc-bpf\", or \
+                     remove fast-path-interfaces",
+                ));
+            } else if !self.fast_path_interfaces.is_empty() {
+                f.warn(format!(
+                    "fast-path-interfaces is ignored: the fast path is off ({why})"
                 ));
             }
             return Vec::new();
         }
-        if self.napt == NaptMode::None {
+        if self.fast_path == FastPathMode::TcBpf
+            && matches!(self.napt, NaptMode::None | NaptMode::Clat)
+        {
             f.err(err(
                 "fast-path",
                 "tc-bpf",
-                "is not available with napt = \"none\" (SIIT/CLAT) yet: the program \
-                 installs stateful flows (daemon or kernel mode)",
+                "is not available with napt = \"none\" or \"clat\" (SIIT/CLAT) yet: the \
+                 program installs stateful flows (daemon or kernel mode)",
                 "remove fast-path, or set napt = \"daemon\" or \"kernel\"",
             ));
         }
@@ -3778,9 +3813,30 @@ mod test {
         // No interfaces: derived from the routes at start.
         let derived = accepted(&format!("{d}fast-path = \"tc-bpf\"\n"));
         assert!(derived.fast_path && derived.fast_path_interfaces.is_empty());
-        assert!(!accepted(d).fast_path);
+        // The default (auto): on in daemon mode, off (and why) elsewhere.
+        assert!(accepted(d).fast_path);
+        assert!(accepted(&format!("{d}fast-path = \"auto\"\n")).fast_path);
+        let off = accepted(&format!("{d}fast-path = \"off\"\n"));
+        assert!(!off.fast_path && off.fast_path_off.contains("\"off\""));
+        let kernel_default = accepted(&kernel_base());
+        assert!(!kernel_default.fast_path);
+        assert!(kernel_default.fast_path_off.contains("kernel mode"));
+        let siit_default = accepted(&siit_base());
+        assert!(!siit_default.fast_path && siit_default.fast_path_off.contains("SIIT"));
+        // Interfaces the default leaves unused are a warning; with an
+        // explicit "off", a contradiction.
+        let ignored = accepted(&(kernel_base() + "fast-path-interfaces = [\"eth0\"]\n"));
+        assert!(!ignored.fast_path && ignored.fast_path_interfaces.is_empty());
+        assert!(
+            ignored
+                .warnings
+                .iter()
+                .any(|w| w.contains("fast-path-interfaces is ignored")),
+            "{:?}",
+            ignored.warnings
+        );
         refused(
-            &format!("{d}fast-path-interfaces = [\"eth0\"]\n"),
+            &format!("{d}fast-path = \"off\"\nfast-path-interfaces = [\"eth0\"]\n"),
             "fast-path-interfaces",
             "eth0",
         );
@@ -3811,6 +3867,15 @@ mod test {
         );
         refused(
             &(siit_base() + "fast-path = \"tc-bpf\"\nfast-path-interfaces = [\"eth0\"]\n"),
+            "fast-path",
+            "tc-bpf",
+        );
+        let clat =
+            "prefix = \"2001:db8:64::/96\"\nnapt = \"clat\"\nclat-v6 = \"2001:db8:1::c1a7\"\n\
+                    clat-uplink = \"eth0\"\n";
+        assert!(!accepted(clat).fast_path, "auto: off in CLAT");
+        refused(
+            &format!("{clat}fast-path = \"tc-bpf\"\n"),
             "fast-path",
             "tc-bpf",
         );
