@@ -183,6 +183,26 @@ fn flows_cross_in_the_kernel(napt: Napt, name: &str) {
     if !kernel {
         let icmp = st.get("sessions_icmp").copied().unwrap_or(0);
         assert!(installed - removed <= icmp, "{st:?}");
+        // `show sessions` says which sessions are on the fast path: the
+        // ones still installed, no closed TCP flow among them.
+        let rows = t.ok(
+            &t.x,
+            &format!(
+                "{} show sessions --socket {sock} --json | jq -r '.[] | \"\\(.proto) \\(.fast_path)\"'",
+                bin()
+            ),
+        );
+        let on: Vec<&str> = rows.lines().filter(|l| l.ends_with(" true")).collect();
+        eprintln!("{name}: sessions (proto on-fast-path):\n{rows}");
+        assert_eq!(on.len() as u64, installed - removed, "{rows}\n{st:?}");
+        assert!(!on.iter().any(|l| l.starts_with("tcp")), "{rows}");
+        let table = t.ok(&t.x, &format!("{} show sessions --socket {sock}", bin()));
+        assert!(table.starts_with("PROTO") && table.lines().next().unwrap().ends_with("PATH"));
+        assert_eq!(
+            table.lines().filter(|l| l.ends_with("fast-path")).count(),
+            on.len(),
+            "{table}"
+        );
     }
     // What the program translated is in `nat64 show stats` and /metrics
     // (copied once a second): at least the 10 MiB download's packets.

@@ -435,6 +435,10 @@ pub struct SessionInfo {
     pub expires_at: Timestamp,
     /// From the last time the engine was told (`sweep` or a new flow).
     pub expires_in: Duration,
+    /// Offered to the fast path ([`FlowEvent::Established`]) and not
+    /// withdrawn: its packets cross in the kernel (unless the program's
+    /// table was full, which the fast path counts as `install_failed`).
+    pub fast_path: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1511,21 +1515,7 @@ impl Engine {
     pub fn sessions(&self) -> Vec<SessionInfo> {
         let c = self.sh.lock();
         let now = c.last_now;
-        c.sessions
-            .iter()
-            .map(|s| {
-                let d = s.deadline.load(Relaxed);
-                SessionInfo {
-                    proto: s.proto,
-                    v6: (s.v6, s.v6_port),
-                    v4: (s.v4, s.v4_port),
-                    remote: (s.remote, s.remote_port),
-                    tcp_state: (s.proto == L4Proto::Tcp).then(|| s.tcp_state()),
-                    expires_at: Timestamp(d),
-                    expires_in: Duration::from_millis(d.saturating_sub(now)),
-                }
-            })
-            .collect()
+        c.sessions.iter().map(|s| SessionInfo::of(s, now)).collect()
     }
 
     pub fn pool_usage(&self) -> Vec<PoolAddrUsage> {

@@ -22,7 +22,7 @@
 //! every row present for the whole listing is returned exactly once (keys
 //! only increase); rows added or removed meanwhile appear at most once.
 
-use super::table::DEAD;
+use super::table::{Session, DEAD};
 use super::{BindingInfo, Engine, SessionInfo};
 use crate::time::Timestamp;
 use crate::xlat::L4Proto;
@@ -103,6 +103,21 @@ impl PartialOrd for BindingKey {
 }
 
 impl SessionInfo {
+    /// What `show` says of session `s` at engine time `now` (ms).
+    pub(crate) fn of(s: &Session, now: u64) -> SessionInfo {
+        let d = s.deadline.load(Relaxed);
+        SessionInfo {
+            proto: s.proto,
+            v6: (s.v6, s.v6_port),
+            v4: (s.v4, s.v4_port),
+            remote: (s.remote, s.remote_port),
+            tcp_state: (s.proto == L4Proto::Tcp).then(|| s.tcp_state()),
+            expires_at: Timestamp(d),
+            expires_in: Duration::from_millis(d.saturating_sub(now)),
+            fast_path: s.offered(),
+        }
+    }
+
     pub fn key(&self) -> SessionKey {
         SessionKey {
             proto: self.proto,
@@ -225,15 +240,7 @@ impl Engine {
                     v6: (s.v6, s.v6_port),
                     remote: (s.remote, s.remote_port),
                 };
-                sel.offer(k, || SessionInfo {
-                    proto: s.proto,
-                    v6: (s.v6, s.v6_port),
-                    v4: (s.v4, s.v4_port),
-                    remote: (s.remote, s.remote_port),
-                    tcp_state: (s.proto == L4Proto::Tcp).then(|| s.tcp_state()),
-                    expires_at: Timestamp(d),
-                    expires_in: Duration::from_millis(d.saturating_sub(now)),
-                });
+                sel.offer(k, || SessionInfo::of(s, now));
             }
             drop(c);
             if lo == 0 {

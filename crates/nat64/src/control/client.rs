@@ -333,7 +333,9 @@ impl Rows {
 
 fn header(what: ShowWhat) -> Vec<String> {
     let h: &[&str] = match what {
-        ShowWhat::Sessions => &["PROTO", "IPV6", "IPV4", "REMOTE", "STATE", "EXPIRES"],
+        ShowWhat::Sessions => &[
+            "PROTO", "IPV6", "IPV4", "REMOTE", "STATE", "EXPIRES", "PATH",
+        ],
         _ => &["PROTO", "IPV6", "IPV4", "STATIC", "SESSIONS"],
     };
     h.iter().map(|s| s.to_string()).collect()
@@ -365,6 +367,7 @@ fn session_cells(r: &SessionRow) -> Vec<String> {
         format!("{}:{}", r.remote, r.remote_port),
         r.tcp_state.clone().unwrap_or_else(|| "-".into()),
         format!("{:.0}s", r.expires_in_secs),
+        if r.fast_path { "fast-path" } else { "tun" }.into(),
     ]
 }
 

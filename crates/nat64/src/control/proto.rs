@@ -135,6 +135,9 @@ pub struct SessionRow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_state: Option<String>,
     pub expires_in_secs: f64,
+    /// On the fast path: its packets cross in the kernel (issue 13).
+    #[serde(default)]
+    pub fast_path: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -417,6 +420,7 @@ fn execute(req: Request, tel: &Telemetry) -> Result<Answer, String> {
                     remote_port: s.remote.1,
                     tcp_state: s.tcp_state.map(|t| t.to_string()),
                     expires_in_secs: s.expires_in.as_secs_f64(),
+                    fast_path: s.fast_path,
                 })
                 .collect();
             Ok(Answer {
