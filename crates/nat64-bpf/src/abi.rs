@@ -12,7 +12,7 @@ pub(crate) const IPPROTO_ICMPV6: u8 = 58;
 
 /// `struct nat64_flow6`: an IPv6 5-tuple.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Flow6Key {
     pub src: [u8; 16],
     pub dst: [u8; 16],
@@ -25,7 +25,7 @@ pub struct Flow6Key {
 
 /// `struct nat64_flow4`: an IPv4 5-tuple.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Flow4Key {
     pub src: [u8; 4],
     pub dst: [u8; 4],

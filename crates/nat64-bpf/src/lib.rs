@@ -22,6 +22,7 @@
 //! i.e. `CLOCK_MONOTONIC` ([`monotonic_now_ns`]).
 
 mod abi;
+mod batch;
 mod test_run;
 
 pub use abi::{Flow4Key, Flow6Key, RawConfig, RawCounters, To4Value, To6Value};
@@ -35,7 +36,7 @@ use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType};
 use aya::{EbpfError, EbpfLoader};
 use core::net::{Ipv4Addr, Ipv6Addr};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 /// Name of the program (its function in `bpf/nat64_xlat.bpf.c`); also the
 /// name of the netlink tc filter in the fallback attach mode, by which stale
@@ -94,6 +95,12 @@ pub enum FastPathError {
     Load(#[source] EbpfError),
     #[error("max_flows must be at least 1")]
     ZeroFlows,
+    #[error("{what}: {source}")]
+    Sys {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
     #[error("no interface named {0:?}")]
     NoInterface(String),
     #[error(
@@ -153,6 +160,30 @@ impl From<RawCounters> for Counters {
             packets: c.packets,
             bytes: c.bytes,
         }
+    }
+}
+
+/// Every installed flow's counters at one moment ([`FastPath::snapshot`]).
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    six: foldhash::HashMap<Flow6Key, RawCounters>,
+    four: foldhash::HashMap<Flow4Key, RawCounters>,
+}
+
+impl Snapshot {
+    /// Counters of a flow's IPv6 → IPv4 entry, if installed.
+    pub fn counters_6to4(&self, in_: &Flow6) -> Option<Counters> {
+        self.six.get(&key6(in_)).map(|&c| c.into())
+    }
+
+    /// Counters of a flow's IPv4 → IPv6 entry, if installed.
+    pub fn counters_4to6(&self, in_: &Flow4) -> Option<Counters> {
+        self.four.get(&key4(in_)).map(|&c| c.into())
+    }
+
+    /// Entries each way.
+    pub fn len(&self) -> (usize, usize) {
+        (self.six.len(), self.four.len())
     }
 }
 
@@ -413,6 +444,10 @@ pub struct FastPath {
     links: Vec<Link>,
     flows6: HashMap<MapData, Flow6Key, To4Value>,
     flows4: HashMap<MapData, Flow4Key, To6Value>,
+    /// The two flow maps' descriptors again, for batched reads
+    /// ([`FastPath::snapshot`]).
+    flows6_fd: OwnedFd,
+    flows4_fd: OwnedFd,
     config: Array<MapData, RawConfig>,
     stats: PerCpuArray<MapData, u64>,
     ebpf: aya::Ebpf,
@@ -557,16 +592,31 @@ impl FastPath {
             ebpf.take_map(name)
                 .unwrap_or_else(|| panic!("the object has map {name}"))
         };
-        let flows6 =
-            HashMap::try_from(take(&mut ebpf, "flows_6to4")).map_err(map_err("flows_6to4"))?;
-        let flows4 =
-            HashMap::try_from(take(&mut ebpf, "flows_4to6")).map_err(map_err("flows_4to6"))?;
+        // A second descriptor of a hash map, for what aya does not wrap.
+        let dup = |m: &aya::maps::Map| match m {
+            aya::maps::Map::HashMap(d) => {
+                d.fd()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|source| FastPathError::Sys {
+                        what: "duplicating a map descriptor",
+                        source,
+                    })
+            }
+            _ => unreachable!("flow maps are hash maps"),
+        };
+        let (m6, m4) = (take(&mut ebpf, "flows_6to4"), take(&mut ebpf, "flows_4to6"));
+        let (flows6_fd, flows4_fd) = (dup(&m6)?, dup(&m4)?);
+        let flows6 = HashMap::try_from(m6).map_err(map_err("flows_6to4"))?;
+        let flows4 = HashMap::try_from(m4).map_err(map_err("flows_4to6"))?;
         let config = Array::try_from(take(&mut ebpf, "config")).map_err(map_err("config"))?;
         let stats = PerCpuArray::try_from(take(&mut ebpf, "stats")).map_err(map_err("stats"))?;
         let mut fp = FastPath {
             links: Vec::new(),
             flows6,
             flows4,
+            flows6_fd,
+            flows4_fd,
             config,
             stats,
             ebpf,
@@ -838,6 +888,46 @@ impl FastPath {
     pub fn counters_4to6(&self, in_: &Flow4) -> Option<Counters> {
         let k = key4(in_);
         self.flows4.get(&k, 0).ok().map(|v| v.c.into())
+    }
+
+    /// The counters of every installed flow, both directions, as of now:
+    /// a few batched reads for the whole table (`BPF_MAP_LOOKUP_BATCH`),
+    /// entry by entry on kernels without batch operations.
+    pub fn snapshot(&self) -> Result<Snapshot, FastPathError> {
+        let mut s = Snapshot::default();
+        let mut six: Vec<(Flow6Key, To4Value)> = Vec::new();
+        match batch::lookup_all(self.flows6_fd.as_fd(), &mut six) {
+            Ok(()) => s.six.extend(six.into_iter().map(|(k, v)| (k, v.c))),
+            Err(e) if batch::unsupported(&e) => {
+                for r in self.flows6.iter() {
+                    let (k, v) = r.map_err(map_err("flows_6to4"))?;
+                    s.six.insert(k, v.c);
+                }
+            }
+            Err(source) => {
+                return Err(FastPathError::Sys {
+                    what: "reading flows_6to4 in batches",
+                    source,
+                })
+            }
+        }
+        let mut four: Vec<(Flow4Key, To6Value)> = Vec::new();
+        match batch::lookup_all(self.flows4_fd.as_fd(), &mut four) {
+            Ok(()) => s.four.extend(four.into_iter().map(|(k, v)| (k, v.c))),
+            Err(e) if batch::unsupported(&e) => {
+                for r in self.flows4.iter() {
+                    let (k, v) = r.map_err(map_err("flows_4to6"))?;
+                    s.four.insert(k, v.c);
+                }
+            }
+            Err(source) => {
+                return Err(FastPathError::Sys {
+                    what: "reading flows_4to6 in batches",
+                    source,
+                })
+            }
+        }
+        Ok(s)
     }
 
     /// Every IPv6 → IPv4 entry: incoming tuple, outgoing tuple, counters

@@ -607,6 +607,50 @@ fn counters_accumulate_and_reset_on_insert() {
     assert_eq!(fp.flows_4to6().count(), 0);
 }
 
+/// A snapshot (batched reads, several batches) holds every installed
+/// flow's counters, as the entry-by-entry reads give them.
+#[test]
+fn snapshot_reads_every_flow_in_batches() {
+    let Some(mut fp) = fast_path_sized("snapshot_reads_every_flow_in_batches", 16384) else {
+        return;
+    };
+    fp.set_config(&stack_config(0, 0)).unwrap();
+    let f = flow(L4Proto::Udp);
+    install(&mut fp, &f);
+    // 10,000 more (the reader asks 4,096 at a time): client ports
+    // 1..=10000 on pool ports 20001..=30000.
+    let others: Vec<TestFlow> = (1..=10_000u16)
+        .map(|p| {
+            let mut o = f;
+            o.in6.src_port = p;
+            o.out4.src_port = 20_000 + p;
+            o.in4 = o.out4.reversed();
+            o.out6 = o.in6.reversed();
+            o
+        })
+        .collect();
+    for o in &others {
+        install(&mut fp, o);
+    }
+    for _ in 0..3 {
+        translated(&fp, &f, &client_udp(b"up"));
+    }
+    translated(&fp, &f, &server_udp(b"down"));
+    let s = fp.snapshot().unwrap();
+    assert_eq!(s.len(), (10_001, 10_001));
+    let c = s.counters_6to4(&f.in6).unwrap();
+    assert_eq!(c, fp.counters_6to4(&f.in6).unwrap());
+    assert_eq!(c.packets, 3);
+    assert_eq!(s.counters_4to6(&f.in4).unwrap().packets, 1);
+    for o in &others {
+        assert_eq!(s.counters_6to4(&o.in6).unwrap().packets, 0);
+        assert_eq!(s.counters_4to6(&o.in4).unwrap().packets, 0);
+    }
+    let mut gone = f;
+    gone.in6.src_port = 10_001;
+    assert_eq!(s.counters_6to4(&gone.in6), None);
+}
+
 #[test]
 fn api_refuses_what_the_program_cannot_do() {
     let Some(mut fp) = fast_path("api_refuses_what_the_program_cannot_do") else {

@@ -368,6 +368,8 @@ struct Feeder {
     closed: HashMap<FlowPair, Instant>,
     /// Bytes of flows removed, 6 → 4 and 4 → 6 (for [`Counters::bytes`]).
     gone_bytes: [u64; 2],
+    /// A batched read of the counters failed once (logged then).
+    batch_failed: bool,
 }
 
 impl Feeder {
@@ -387,6 +389,7 @@ impl Feeder {
             flows: HashMap::new(),
             closed: HashMap::new(),
             gone_bytes: [0; 2],
+            batch_failed: false,
         }
     }
 
@@ -511,10 +514,24 @@ impl Feeder {
         // the lease leaves the maps (the engine's timeouts: SIGHUP changes
         // them).
         let idle_limit = self.kernel.then(|| self.engine.timeouts());
+        // Every entry's counters in a few batched reads, not two system
+        // calls per flow (entry by entry only if that fails).
+        let snap = match self.fp.snapshot() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                if !std::mem::replace(&mut self.batch_failed, true) {
+                    warn!("fast path: reading the counters in batches failed ({e}); reading them flow by flow");
+                }
+                None
+            }
+        };
         for (p, (seen6, seen4)) in self.flows.iter_mut() {
             let (in6, _, in4, _) = tuples(p, self.prefix);
-            let c6 = self.fp.counters_6to4(&in6).unwrap_or_default();
-            let c4 = self.fp.counters_4to6(&in4).unwrap_or_default();
+            let (c6, c4) = match &snap {
+                Some(s) => (s.counters_6to4(&in6), s.counters_4to6(&in4)),
+                None => (self.fp.counters_6to4(&in6), self.fp.counters_4to6(&in4)),
+            };
+            let (c6, c4) = (c6.unwrap_or_default(), c4.unwrap_or_default());
             bytes[0] += c6.bytes;
             bytes[1] += c4.bytes;
             let (a, b) = (c6.last_seen_ns, c4.last_seen_ns);

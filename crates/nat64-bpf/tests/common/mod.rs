@@ -12,6 +12,11 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// cannot run here: not root, or built without clang. Under CI a build
 /// without clang is a failure, not a skip.
 pub fn fast_path(test: &str) -> Option<FastPath> {
+    fast_path_sized(test, 1024)
+}
+
+/// [`fast_path`] with tables of `max_flows` entries.
+pub fn fast_path_sized(test: &str, max_flows: u32) -> Option<FastPath> {
     if !nat64_bpf::built_with_program() {
         if std::env::var_os("CI").is_some() {
             panic!("{test}: nat64-bpf was built without clang/libbpf headers, and CI is set");
@@ -26,7 +31,7 @@ pub fn fast_path(test: &str) -> Option<FastPath> {
         skip(&format!("{test}: needs root (CAP_BPF, CAP_NET_ADMIN)"));
         return None;
     }
-    Some(FastPath::load(1024).unwrap_or_else(|e| panic!("{test}: load: {e}")))
+    Some(FastPath::load(max_flows).unwrap_or_else(|e| panic!("{test}: load: {e}")))
 }
 
 /// Says so on the real stderr (the test harness captures `eprintln!` of
