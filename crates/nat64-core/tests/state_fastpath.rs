@@ -79,14 +79,21 @@ fn tcp_idle_past_its_lifetime_is_withdrawn_and_offered_again() {
 /// UDP (and ICMP echo): offered when the first reply comes back; an
 /// expired session is withdrawn.
 #[test]
-fn udp_is_offered_on_the_first_reply_and_withdrawn_at_expiry() {
+fn udp_is_offered_beyond_one_exchange_and_withdrawn_at_expiry() {
     let (mut h, seen) = hooked(daemon_cfg(&[("192.0.2.0", 31)]));
+    // A query and its answer (DNS): never offered.
+    let q = t6(L4Proto::Udp, "2001:db8::1", 5001, "198.51.100.2", 53);
+    let oq = h.out(&q, 0, 0).unwrap();
+    h.inb(&t4(L4Proto::Udp, oq.dst, 53, oq.src, oq.src_port), 0, 5)
+        .unwrap();
+    assert!(take(&seen).is_empty(), "one exchange");
     let t = t6(L4Proto::Udp, "2001:db8::1", 5000, "198.51.100.2", 53);
     let o = h.out(&t, 0, 0).unwrap();
     h.out(&t, 0, 10).unwrap();
     assert!(take(&seen).is_empty(), "one way only");
     let back = t4(L4Proto::Udp, o.dst, o.dst_port, o.src, o.src_port);
     h.inb(&back, 0, 20).unwrap();
+    assert!(take(&seen).is_empty(), "the first reply only");
     h.inb(&back, 0, 30).unwrap();
     let ev = take(&seen);
     assert_eq!(ev.len(), 1, "{ev:?}");

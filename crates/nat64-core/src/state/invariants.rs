@@ -261,6 +261,8 @@ fn check_sessions(c: &Control, bindings: &ByV6, r: &mut Report) {
                 )
             });
         } else {
+            // UDP/ICMP keep only the directions they saw there.
+            let st = st & !(Session::SEEN_V6 | Session::SEEN_V4);
             r.ensure(st == TcpState::Closed as u8, || {
                 format!("non-TCP session {} has TCP state byte {st}", skey(s))
             });

@@ -540,7 +540,8 @@ pub struct FlowPair {
 pub enum FlowEvent {
     /// The session may be translated outside the engine from now on: TCP
     /// reached ESTABLISHED (RFC 6146 §3.5.2); UDP and ICMP echo carried
-    /// traffic both ways.
+    /// more than one exchange ([`Session::again_both_ways`](table::Session));
+    /// kernel mode: a flow's second reply through the TUN.
     Established(FlowPair),
     /// It must not any more: a TCP FIN or RST was seen, or the session was
     /// removed (expiry, `binding del`, a static entry replaced).

@@ -307,12 +307,15 @@ impl EngineMapper {
                 } else {
                     T_ICMP
                 };
-                // Traffic both ways: the fast path may carry it.
-                if dir == Dir::V4 {
-                    if let Some(h) = self.sh.flow_hook.get() {
-                        if !s.offered() && !self.sh.is_local_v4(s.remote) && s.offer() {
-                            h(FlowEvent::Established(s.flow_pair()));
-                        }
+                // Traffic both ways, beyond one exchange: the fast path
+                // may carry it.
+                if let Some(h) = self.sh.flow_hook.get() {
+                    if !s.offered()
+                        && s.again_both_ways(dir)
+                        && !self.sh.is_local_v4(s.remote)
+                        && s.offer()
+                    {
+                        h(FlowEvent::Established(s.flow_pair()));
                     }
                 }
                 s.refresh(now.saturating_add(self.sh.timeout_ms(which)))
@@ -470,6 +473,9 @@ impl EngineMapper {
             }
         };
         let s = c.add_session(&b, dst4, rp, state, self.lifetime(t.proto));
+        if t.proto != L4Proto::Tcp {
+            s.again_both_ways(Dir::V6);
+        }
         self.owner.set(Some(s.owner));
         c.publish_batched();
         Ok(compute_outgoing_tuple_4(&s, t, dst4))
@@ -570,6 +576,9 @@ impl EngineMapper {
         }
         check_limits(&mut c, &b.v6)?;
         let s = c.add_session(&b, t.src, rp, state, self.lifetime(t.proto));
+        if t.proto != L4Proto::Tcp {
+            s.again_both_ways(Dir::V4);
+        }
         self.owner.set(Some(s.owner));
         c.publish_batched();
         Ok(compute_outgoing_tuple_6(

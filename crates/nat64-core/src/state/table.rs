@@ -14,7 +14,7 @@
 //! split into 64 shards ([`Sharded`]) so that growing it never rehashes
 //! everything at once.
 
-use super::tcp_fsm::TcpState;
+use super::tcp_fsm::{Dir, TcpState};
 use crate::xlat::L4Proto;
 use core::hash::BuildHasher;
 use hashbrown::HashTable;
@@ -78,6 +78,29 @@ impl Session {
     /// Set in `tcp` (above any [`TcpState`]) once the session was offered to
     /// the fast path ([`super::FlowEvent::Established`]).
     pub const OFFERED: u8 = 0x80;
+
+    /// UDP and ICMP sessions, in `tcp` (which they do not use otherwise): a
+    /// packet went IPv6 → IPv4 / IPv4 → IPv6 ([`Session::again_both_ways`]).
+    pub const SEEN_V6: u8 = 0x20;
+    pub const SEEN_V4: u8 = 0x40;
+
+    /// A UDP or ICMP session carried a packet going `dir` (its creating
+    /// packet included); true when one had gone that way before and one the
+    /// other way: more than a single exchange, the fast path's threshold
+    /// (ADR 0012 §1). A DNS query and its answer never pass it.
+    pub fn again_both_ways(&self, dir: Dir) -> bool {
+        let (me, other) = match dir {
+            Dir::V6 => (Self::SEEN_V6, Self::SEEN_V4),
+            Dir::V4 => (Self::SEEN_V4, Self::SEEN_V6),
+        };
+        let both = me | other;
+        // The common case (both seen) without a write to a shared line.
+        if self.tcp.load(Relaxed) & both == both {
+            return true;
+        }
+        let old = self.tcp.fetch_or(me, Relaxed);
+        old & both == both
+    }
 
     /// Whether the fast path was told about this session.
     pub fn offered(&self) -> bool {
