@@ -97,7 +97,7 @@ pub enum FastPathError {
     ZeroFlows,
     #[error("{what}: {source}")]
     Sys {
-        what: &'static str,
+        what: String,
         #[source]
         source: io::Error,
     },
@@ -161,6 +161,39 @@ impl From<RawCounters> for Counters {
             bytes: c.bytes,
         }
     }
+}
+
+/// Every entry of flow map `map` (named `name`; `fd` a descriptor of it)
+/// into `into`, by its counters (`counters` of a value): in batches, entry
+/// by entry on kernels without batch operations.
+fn read_counters<K, V>(
+    fd: std::os::fd::BorrowedFd<'_>,
+    map: &HashMap<MapData, K, V>,
+    name: &'static str,
+    into: &mut foldhash::HashMap<K, RawCounters>,
+    counters: fn(&V) -> RawCounters,
+) -> Result<(), FastPathError>
+where
+    K: aya::Pod + Eq + std::hash::Hash,
+    V: aya::Pod,
+{
+    let mut all: Vec<(K, V)> = Vec::new();
+    match batch::lookup_all(fd, &mut all) {
+        Ok(()) => into.extend(all.iter().map(|(k, v)| (*k, counters(v)))),
+        Err(e) if batch::unsupported(&e) => {
+            for r in map.iter() {
+                let (k, v) = r.map_err(map_err(name))?;
+                into.insert(k, counters(&v));
+            }
+        }
+        Err(source) => {
+            return Err(FastPathError::Sys {
+                what: format!("reading {name} in batches"),
+                source,
+            })
+        }
+    }
+    Ok(())
 }
 
 /// Every installed flow's counters at one moment ([`FastPath::snapshot`]).
@@ -599,7 +632,7 @@ impl FastPath {
                     .as_fd()
                     .try_clone_to_owned()
                     .map_err(|source| FastPathError::Sys {
-                        what: "duplicating a map descriptor",
+                        what: "duplicating a map descriptor".into(),
                         source,
                     })
             }
@@ -895,38 +928,21 @@ impl FastPath {
     /// entry by entry on kernels without batch operations.
     pub fn snapshot(&self) -> Result<Snapshot, FastPathError> {
         let mut s = Snapshot::default();
-        let mut six: Vec<(Flow6Key, To4Value)> = Vec::new();
-        match batch::lookup_all(self.flows6_fd.as_fd(), &mut six) {
-            Ok(()) => s.six.extend(six.into_iter().map(|(k, v)| (k, v.c))),
-            Err(e) if batch::unsupported(&e) => {
-                for r in self.flows6.iter() {
-                    let (k, v) = r.map_err(map_err("flows_6to4"))?;
-                    s.six.insert(k, v.c);
-                }
-            }
-            Err(source) => {
-                return Err(FastPathError::Sys {
-                    what: "reading flows_6to4 in batches",
-                    source,
-                })
-            }
-        }
-        let mut four: Vec<(Flow4Key, To6Value)> = Vec::new();
-        match batch::lookup_all(self.flows4_fd.as_fd(), &mut four) {
-            Ok(()) => s.four.extend(four.into_iter().map(|(k, v)| (k, v.c))),
-            Err(e) if batch::unsupported(&e) => {
-                for r in self.flows4.iter() {
-                    let (k, v) = r.map_err(map_err("flows_4to6"))?;
-                    s.four.insert(k, v.c);
-                }
-            }
-            Err(source) => {
-                return Err(FastPathError::Sys {
-                    what: "reading flows_4to6 in batches",
-                    source,
-                })
-            }
-        }
+        let (six, four) = (&mut s.six, &mut s.four);
+        read_counters(
+            self.flows6_fd.as_fd(),
+            &self.flows6,
+            "flows_6to4",
+            six,
+            |v| v.c,
+        )?;
+        read_counters(
+            self.flows4_fd.as_fd(),
+            &self.flows4,
+            "flows_4to6",
+            four,
+            |v| v.c,
+        )?;
         Ok(s)
     }
 
