@@ -127,11 +127,8 @@ impl Counters {
 /// TUN's MTU (kernel mode: packets the TUN would not have taken stay on
 /// its path).
 pub fn prepare(s: &Settings, tun: &str, tun_mtu: u16) -> Option<FastPath> {
-    if !s.fast_path {
-        info!(
-            "fast path off: {}; every packet goes through the TUN",
-            s.fast_path_off
-        );
+    if let Some(why) = s.fast_path_off {
+        info!("fast path off: {why}; every packet goes through the TUN");
         return None;
     }
     let kernel = s.napt == NaptMode::Kernel;

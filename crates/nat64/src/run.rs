@@ -543,7 +543,7 @@ fn note_restart_only(old: &Settings, new: &Settings) {
     if old.reap_interval != new.reap_interval {
         changed.push("reap-interval-secs");
     }
-    if old.fast_path != new.fast_path || old.fast_path_interfaces != new.fast_path_interfaces {
+    if old.fast_path() != new.fast_path() || old.fast_path_interfaces != new.fast_path_interfaces {
         changed.push("fast-path, fast-path-interfaces");
     }
     if old.fast_path_max_flows != new.fast_path_max_flows {

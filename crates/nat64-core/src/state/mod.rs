@@ -930,15 +930,23 @@ impl Control {
     }
 
     /// Adds a session on binding `b` (RFC 6146 §3.5.1 "create a new session
-    /// table entry").
+    /// table entry") for a packet going `from`: a TCP session starts in
+    /// `tcp`, a UDP or ICMP one with that direction seen
+    /// ([`Session::again_both_ways`]).
     pub fn add_session(
         &mut self,
         b: &Arc<Binding>,
         remote: Ipv4Addr,
         remote_port: u16,
         tcp: TcpState,
+        from: tcp_fsm::Dir,
         deadline: u64,
     ) -> Arc<Session> {
+        let state = if b.proto == L4Proto::Tcp {
+            tcp as u8
+        } else {
+            Session::seen(from)
+        };
         let s = Arc::new(Session {
             proto: b.proto,
             v6: b.v6,
@@ -948,7 +956,7 @@ impl Control {
             remote,
             remote_port,
             deadline: AtomicU64::new(deadline),
-            tcp: AtomicU8::new(tcp as u8),
+            tcp: AtomicU8::new(state),
             owner: (self.next_owner % u32::from(self.flow_queues)) as u8,
             slot: AtomicU32::new(self.sessions.len() as u32),
         });

@@ -472,10 +472,7 @@ impl EngineMapper {
                 )
             }
         };
-        let s = c.add_session(&b, dst4, rp, state, self.lifetime(t.proto));
-        if t.proto != L4Proto::Tcp {
-            s.again_both_ways(Dir::V6);
-        }
+        let s = c.add_session(&b, dst4, rp, state, Dir::V6, self.lifetime(t.proto));
         self.owner.set(Some(s.owner));
         c.publish_batched();
         Ok(compute_outgoing_tuple_4(&s, t, dst4))
@@ -575,10 +572,7 @@ impl EngineMapper {
             return Err(DropReason::WkpNonGlobal);
         }
         check_limits(&mut c, &b.v6)?;
-        let s = c.add_session(&b, t.src, rp, state, self.lifetime(t.proto));
-        if t.proto != L4Proto::Tcp {
-            s.again_both_ways(Dir::V4);
-        }
+        let s = c.add_session(&b, t.src, rp, state, Dir::V4, self.lifetime(t.proto));
         self.owner.set(Some(s.owner));
         c.publish_batched();
         Ok(compute_outgoing_tuple_6(

@@ -84,16 +84,21 @@ impl Session {
     pub const SEEN_V6: u8 = 0x20;
     pub const SEEN_V4: u8 = 0x40;
 
+    /// The bit of a packet going `dir`.
+    pub const fn seen(dir: Dir) -> u8 {
+        match dir {
+            Dir::V6 => Self::SEEN_V6,
+            Dir::V4 => Self::SEEN_V4,
+        }
+    }
+
     /// A UDP or ICMP session carried a packet going `dir` (its creating
-    /// packet included); true when one had gone that way before and one the
+    /// packet's bit is set when it is made); true when one had gone that way before and one the
     /// other way: more than a single exchange, the fast path's threshold
     /// (ADR 0012 §1). A DNS query and its answer never pass it.
     pub fn again_both_ways(&self, dir: Dir) -> bool {
-        let (me, other) = match dir {
-            Dir::V6 => (Self::SEEN_V6, Self::SEEN_V4),
-            Dir::V4 => (Self::SEEN_V4, Self::SEEN_V6),
-        };
-        let both = me | other;
+        let me = Self::seen(dir);
+        let both = Self::SEEN_V6 | Self::SEEN_V4;
         // The common case (both seen) without a write to a shared line.
         if self.tcp.load(Relaxed) & both == both {
             return true;

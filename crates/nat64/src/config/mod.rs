@@ -806,12 +806,10 @@ pub struct Settings {
     pub egress_v4: Option<Ipv4Addr>,
     /// `kernel` mode: recover leases from conntrack (`lease-recovery`).
     pub lease_recovery: bool,
-    /// Whether nat64 tries the fast path at start (`fast-path`, `auto`
-    /// resolved for the mode); it still runs on the TUN path alone when
-    /// the program cannot load.
-    pub fast_path: bool,
-    /// Why not, when `fast_path` is false: logged at start.
-    pub fast_path_off: &'static str,
+    /// Why nat64 does not try the fast path at start (`fast-path`, `auto`
+    /// resolved for the mode; logged); None: it does ([`Settings::fast_path`]),
+    /// and still runs on the TUN path alone when the program cannot load.
+    pub fast_path_off: Option<&'static str>,
     /// Its interfaces (empty: derived from the routes at start).
     pub fast_path_interfaces: Vec<String>,
     /// `fast-path-max-flows`, or its default for the mode.
@@ -862,6 +860,13 @@ pub struct Settings {
     pub clat: Option<ClatSettings>,
     /// Non-fatal remarks (printed at startup and by `check`).
     pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Whether nat64 tries the fast path at start.
+    pub fn fast_path(&self) -> bool {
+        self.fast_path_off.is_none()
+    }
 }
 
 // ----------------------------------------------------------------- bounds ---
@@ -1296,8 +1301,7 @@ impl FileConfig {
                     inner_pool,
                     egress_v4,
                     lease_recovery: self.lease_recovery == LeaseRecoveryMode::Conntrack,
-                    fast_path: self.fast_path_off().is_none(),
-                    fast_path_off: self.fast_path_off().unwrap_or_default(),
+                    fast_path_off: self.fast_path_off(),
                     fast_path_interfaces,
                     fast_path_max_flows: self.fast_path_max_flows(),
                     wkp_strict: self.wkp_strict,
@@ -3812,21 +3816,24 @@ mod test {
         assert!(accepted(d).fast_path_interfaces.is_empty());
         // No interfaces: derived from the routes at start.
         let derived = accepted(&format!("{d}fast-path = \"tc-bpf\"\n"));
-        assert!(derived.fast_path && derived.fast_path_interfaces.is_empty());
+        assert!(derived.fast_path() && derived.fast_path_interfaces.is_empty());
         // The default (auto): on in daemon mode, off (and why) elsewhere.
-        assert!(accepted(d).fast_path);
-        assert!(accepted(&format!("{d}fast-path = \"auto\"\n")).fast_path);
+        assert!(accepted(d).fast_path());
+        assert!(accepted(&format!("{d}fast-path = \"auto\"\n")).fast_path());
         let off = accepted(&format!("{d}fast-path = \"off\"\n"));
-        assert!(!off.fast_path && off.fast_path_off.contains("\"off\""));
+        assert!(!off.fast_path() && off.fast_path_off.unwrap().contains("\"off\""));
         let kernel_default = accepted(&kernel_base());
-        assert!(!kernel_default.fast_path);
-        assert!(kernel_default.fast_path_off.contains("kernel mode"));
+        assert!(!kernel_default.fast_path());
+        assert!(kernel_default
+            .fast_path_off
+            .unwrap()
+            .contains("kernel mode"));
         let siit_default = accepted(&siit_base());
-        assert!(!siit_default.fast_path && siit_default.fast_path_off.contains("SIIT"));
+        assert!(!siit_default.fast_path() && siit_default.fast_path_off.unwrap().contains("SIIT"));
         // Interfaces the default leaves unused are a warning; with an
         // explicit "off", a contradiction.
         let ignored = accepted(&(kernel_base() + "fast-path-interfaces = [\"eth0\"]\n"));
-        assert!(!ignored.fast_path && ignored.fast_path_interfaces.is_empty());
+        assert!(!ignored.fast_path() && ignored.fast_path_interfaces.is_empty());
         assert!(
             ignored
                 .warnings
@@ -3873,7 +3880,7 @@ mod test {
         let clat =
             "prefix = \"2001:db8:64::/96\"\nnapt = \"clat\"\nclat-v6 = \"2001:db8:1::c1a7\"\n\
                     clat-uplink = \"eth0\"\n";
-        assert!(!accepted(clat).fast_path, "auto: off in CLAT");
+        assert!(!accepted(clat).fast_path(), "auto: off in CLAT");
         refused(
             &format!("{clat}fast-path = \"tc-bpf\"\n"),
             "fast-path",
