@@ -31,6 +31,7 @@ THROUGHPUT = [
 ]
 STATEFUL = [
     ("connrate", "max. connection establishment rate", "flows/s"),
+    ("conncost", "CPU per new flow at a fixed rate, whole machine (lower is better)", "core-µs"),
     ("capacity", "connection table: flows held", "flows"),
     ("teardown", "connection tear-down rate", "flows/s"),
 ]
@@ -278,9 +279,10 @@ def cmd_report(path):
                     oks = [r for r in rs if r["ok"] == "1"]
                     ex = extra(oks[-1])
                     nbound = sum(extra(r).get("bound") == "ge" for r in oks)
-                    cell = ("≥ " if nbound == len(oks) else "") + fmt(v, 0)
+                    nd = 2 if t == "conncost" else 0
+                    cell = ("≥ " if nbound == len(oks) else "") + fmt(v, nd)
                     if lo != hi:
-                        cell += f" ({fmt(lo, 0)}–{fmt(hi, 0)})"
+                        cell += f" ({fmt(lo, nd)}–{fmt(hi, nd)})"
                     if t == "connrate":
                         gm = [num(extra(r).get("gen_max")) for r in oks]
                         gm = [g for g in gm if g is not None]
@@ -290,6 +292,11 @@ def cmd_report(path):
                             cell += " (sender-bound)"
                         elif nbound:
                             cell += f" ({nbound} of {len(oks)} sender-bound)"
+                    elif t == "conncost":
+                        cell += f" at {fmt(num(ex.get('rate')), 0)}/s"
+                        lost = sum(num(extra(r).get("lost")) or 0 for r in oks)
+                        if lost:
+                            cell += f", {fmt(lost, 0)} lost"
                     elif t == "capacity":
                         cell += f" of {fmt(num(ex.get('sent')), 0)} sent at {fmt(num(ex.get('gen_rate')), 0)}/s"
                         if ex.get("rss_mib", "NA") != "NA":

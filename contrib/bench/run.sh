@@ -46,6 +46,13 @@
 #                   from the generator's own maximum) for the highest rate with
 #                   no loss; the table is emptied before every trial (nat64
 #                   restarted, conntrack -F).
+#   conncost        what a new flow costs: CONNCOST_FLOWS new flows at a fixed
+#                   CONNCOST_RATE (below every mode's connrate), the whole
+#                   machine's busy CPU over the run (/proc/stat, generator
+#                   included) divided by the flows: core-microseconds per
+#                   flow, lower is better. Resolves differences the zero-loss
+#                   rate search cannot (its trials end at the first lost
+#                   packet, so one stall moves it by 10 %).
 #   capacity        RFC 9693 connection tracking table capacity: CAP_FLOWS new
 #                   flows at CAP_RATE; then the flows the table holds (nat64
 #                   sessions_udp, or the namespace's conntrack count), the
@@ -68,6 +75,7 @@
 #   STATEFUL_OFFLOAD [off, or the first OFFLOAD] offload setting the
 #          connrate/capacity/teardown tests run under (once, not per setting)
 #   CONN_FLOWS [100000] CONN_ITER [7] CONN_LOSS [0] (fraction of loss tolerated)
+#   CONNCOST_FLOWS [500000] CONNCOST_RATE [100000] new flows/s
 #   CAP_FLOWS [1000000] CAP_RATE [auto: 80 % of the mode's connrate median
 #          from this run, or 50000 without one] new flows/s while filling
 #   TD_FLOWS [200000] TD_RATE [100000] TD_TIMEOUT [5] TD_REAP [15]
@@ -123,6 +131,8 @@ PORT=${PORT:-5201}
 CONN_FLOWS=${CONN_FLOWS:-100000}
 CONN_ITER=${CONN_ITER:-7}
 CONN_LOSS=${CONN_LOSS:-0}
+CONNCOST_FLOWS=${CONNCOST_FLOWS:-500000}
+CONNCOST_RATE=${CONNCOST_RATE:-100000}
 CAP_FLOWS=${CAP_FLOWS:-1000000}
 CAP_RATE=${CAP_RATE:-auto}
 TD_FLOWS=${TD_FLOWS:-200000}
@@ -150,10 +160,10 @@ die() { log "ERROR: $*"; exit 1; }
 for m in $MODES; do [[ $m =~ ^(kernel4nat|daemon|daemon1q|fastpath|kernel|kernelfast)$ ]] || die "unknown mode '$m' (kernel4nat daemon daemon1q fastpath kernel kernelfast)"; done
 for o in $OFFLOAD; do [[ $o =~ ^(on|off|default)$ ]] || die "OFFLOAD takes on, off and/or default, not '$o'"; done
 for t in $TESTS; do
-	[[ $t =~ ^(tcp(6to4|4to6)_[0-9]+|udp6to4|udp4to6|udpnl6to4|udpnl4to6|connrate|capacity|teardown)$ ]] || die "unknown test '$t'"
+	[[ $t =~ ^(tcp(6to4|4to6)_[0-9]+|udp6to4|udp4to6|udpnl6to4|udpnl4to6|connrate|conncost|capacity|teardown)$ ]] || die "unknown test '$t'"
 done
 [[ $CAP_RATE == auto || $CAP_RATE =~ ^[0-9]+$ ]] || die "CAP_RATE must be auto or a number"
-for v in DURATION REPS SENDERS UDP_LEN CONN_FLOWS CONN_ITER CAP_FLOWS TD_FLOWS TD_RATE TD_TIMEOUT TD_REAP FLOW_SOURCES FLOW_DPORTS; do
+for v in DURATION REPS SENDERS UDP_LEN CONN_FLOWS CONN_ITER CONNCOST_FLOWS CONNCOST_RATE CAP_FLOWS TD_FLOWS TD_RATE TD_TIMEOUT TD_REAP FLOW_SOURCES FLOW_DPORTS; do
 	[[ ${!v} =~ ^[0-9]+$ && ${!v} -ge 1 ]] || die "$v must be a positive integer"
 done
 [[ $(id -u) -eq 0 ]] || die "needs root (namespaces, TUN, raw sockets): run it as root"
@@ -717,6 +727,22 @@ run_connrate() { # binary search for the highest loss-free new-flow rate
 	log "  $m/$off connrate #$rep: $([[ $bound == ge ]] && echo '>= ')$lo flows/s (generator max $gmax, $trials trials)"
 }
 
+run_conncost() { # whole-machine CPU per new flow at a fixed rate
+	local m=$1 off=$2 rep=$3 lost us loss
+	if ! alive "$m"; then fail_row "$m" "$off" conncost "$rep" us/flow; return; fi
+	fresh_table "$m" || { fail_row "$m" "$off" conncost "$rep" us/flow "trial setup failed"; return; }
+	cpu_begin "$m"
+	gen "$m" "$CONNCOST_FLOWS" "$CONNCOST_RATE" || { fail_row "$m" "$off" conncost "$rep" us/flow "flowgen failed"; return; }
+	cpu_end
+	lost=$((GEN_SENT - GEN_RECV))
+	# CPU_FIELDS: xlat,host_busy (% of one core),sirq,other,wall_s
+	us=$(awk -v c="$CPU_FIELDS" -v n="$GEN_SENT" 'BEGIN { split(c, f, ","); printf "%.2f", f[2] / 100 * f[5] / (n > 0 ? n : 1) * 1e6 }')
+	loss=$(awk -v l="$lost" -v n="$GEN_SENT" 'BEGIN { printf "%.2f", (n > 0 ? l / n * 100 : 0) }')
+	row "$m" "$off" conncost "$rep" 1 "$us" us/flow NA NA "$GEN_RATE" NA "$loss" "$CPU_FIELDS" \
+		"flows=$GEN_SENT;rate=$GEN_RATE;lost=$lost" ""
+	log "  $m/$off conncost #$rep: $us core-us/flow ($GEN_SENT flows at $GEN_RATE/s, lost $lost, cpu $CPU_FIELDS)"
+}
+
 run_capacity() {
 	local m=$1 off=$2 rep=$3 rss0=NA rss1=NA held ct0 ct1 s0 s1 ctmax ex rate
 	if ! alive "$m"; then fail_row "$m" "$off" capacity "$rep" flows; return; fi
@@ -833,13 +859,16 @@ for off in $OFFLOAD; do
 	fi
 	if [[ $off == "$STATEFUL_OFFLOAD" ]]; then
 		for t in "${ST_TESTS[@]}"; do
-			for m in $MODES; do
-				case $t in
-				connrate) for ((rep = 1; rep <= REPS; rep++)); do run_connrate "$m" "$off" "$rep"; done ;;
-				capacity) run_capacity "$m" "$off" 1 ;;
-				teardown) run_teardown "$m" "$off" 1 ;;
-				esac
-			done
+			case $t in
+			connrate | conncost)
+				# Modes take turns within each repetition, as in the
+				# throughput tests: drift on a shared machine hits all.
+				for ((rep = 1; rep <= REPS; rep++)); do
+					for m in $MODES; do "run_$t" "$m" "$off" "$rep"; done
+				done
+				;;
+			*) for m in $MODES; do "run_$t" "$m" "$off" 1; done ;;
+			esac
 		done
 	fi
 done

@@ -75,6 +75,13 @@ struct {
 } config SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * NAT64_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} flow_filter SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, STAT_MAX);
 	__type(key, __u32);
@@ -91,6 +98,27 @@ static __always_inline int count(__u32 what, int verdict)
 }
 
 #define PASS(what) count(what, TC_ACT_OK)
+
+/* Whether a key of `n` 32-bit words may be installed: its slot's bit in
+ * the miss filter (nat64_xlat.h), from word `base` on. */
+static __always_inline int maybe_installed(const __u32 *w, const int n, __u32 base)
+{
+	__u32 h = 0, slot, word;
+	__u64 *bits;
+
+#pragma unroll
+	for (int i = 0; i < n; i++)
+		h = (h ^ w[i]) * NAT64_FILTER_MUL;
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	slot = h >> (32 - NAT64_FILTER_BITS_LOG2);
+	word = base + (slot >> 6);
+	bits = bpf_map_lookup_elem(&flow_filter, &word);
+	return !bits || (*bits >> (slot & 63)) & 1;
+}
 
 static __always_inline __u16 csum_fold32(__u32 s)
 {
@@ -340,11 +368,54 @@ static __always_inline int route(struct __sk_buff *skb, struct bpf_fib_lookup *f
 	return 0;
 }
 
-static __always_inline void account(struct nat64_counters *c, __u32 bytes)
+/*
+ * route() through the flow's cache `rc` (struct nat64_route): a lookup
+ * younger than NAT64_ROUTE_TTL_NS, made with the same TOS, whose MTU took a
+ * packet at least this size, is reused; else the lookup runs and is cached.
+ * On a hit the FIB is not consulted: a route change reaches the flow within
+ * the TTL. Two CPUs refreshing one flow at once write the same result
+ * unless the route changed in between; a reader may then take one packet's
+ * next hop from each (the next refresh settles it).
+ */
+static __always_inline int route_cached(struct __sk_buff *skb, struct bpf_fib_lookup *fib,
+					const struct nat64_config *cfg, struct nat64_route *rc,
+					__u64 now, __u8 tos, struct bpf_redir_neigh *nh,
+					__u32 *ifindex, __u32 *why)
+{
+	__u64 at = *(volatile __u64 *)&rc->at_ns;
+	__u16 size = fib->tot_len;
+	int fresh = at && now - at < NAT64_ROUTE_TTL_NS && rc->tos == tos;
+
+	if (fresh && size <= rc->fits) {
+		*ifindex = rc->ifindex;
+		nh->nh_family = rc->family;
+		__builtin_memcpy(nh->ipv6_nh, rc->nh, 16);
+		return 0;
+	}
+	if (route(skb, fib, cfg, nh, ifindex, why))
+		return -1;
+	/* Only a larger packet than cached: the MTU took it too. */
+	if (fresh && rc->ifindex == *ifindex && size > rc->fits) {
+		rc->fits = size;
+		return 0;
+	}
+	rc->at_ns = 0;
+	asm volatile("" ::: "memory");
+	rc->ifindex = *ifindex;
+	rc->family = nh->nh_family;
+	__builtin_memcpy(rc->nh, nh->ipv6_nh, 16);
+	rc->fits = size;
+	rc->tos = tos;
+	asm volatile("" ::: "memory");
+	*(volatile __u64 *)&rc->at_ns = now;
+	return 0;
+}
+
+static __always_inline void account(struct nat64_counters *c, __u32 bytes, __u64 now)
 {
 	__sync_fetch_and_add(&c->packets, 1);
 	__sync_fetch_and_add(&c->bytes, bytes);
-	c->last_seen_ns = bpf_ktime_get_ns();
+	c->last_seen_ns = now;
 }
 
 static __always_inline int forward(const struct nat64_config *cfg, int stack, __u32 ifindex,
@@ -362,7 +433,7 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, const struct nat64_c
 	const __u32 l3 = ETH_HLEN;
 	void *data, *data_end;
 	struct ipv6hdr *ip6;
-	struct nat64_flow6 key = {};
+	struct nat64_flow6 key __attribute__((aligned(8))) = {};
 	struct nat64_to4 *val;
 	struct l4info l4 = {};
 	struct bpf_fib_lookup fib = {};
@@ -372,6 +443,7 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, const struct nat64_c
 	__u8 proto, proto4, tos, ttl;
 	int gso = skb->gso_size != 0, stack, df;
 	__s64 diff;
+	__u64 now;
 	__u16 l4_sum = 0;
 
 	ensure_linear(skb, l3 + sizeof(*ip6) + sizeof(struct tcphdr));
@@ -416,9 +488,12 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, const struct nat64_c
 	__builtin_memcpy(key.dst, &ip6->daddr, 16);
 	*(__u32 *)&key.sport = l4.ports;
 	key.proto = proto;
+	if (!maybe_installed((const __u32 *)&key, sizeof(key) / 4, 0))
+		return PASS(STAT_PASS_MISS);
 	val = bpf_map_lookup_elem(&flows_6to4, &key);
 	if (!val)
 		return PASS(STAT_PASS_MISS);
+	now = bpf_ktime_get_ns();
 	proto4 = proto == IPPROTO_ICMPV6 ? IPPROTO_ICMP : proto;
 
 	/* RFC 7915 §5.1 sizes, DF and MTU, judged per GSO segment. */
@@ -443,7 +518,7 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, const struct nat64_c
 		fib.tos = tos;
 		fib.ipv4_src = val->out.src;
 		fib.ipv4_dst = val->out.dst;
-		if (route(skb, &fib, cfg, &nh, &ifindex, &why))
+		if (route_cached(skb, &fib, cfg, &val->route, now, tos, &nh, &ifindex, &why))
 			return PASS(why);
 	}
 
@@ -507,7 +582,7 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, const struct nat64_c
 					sizeof(ethertype), 0))
 			goto err;
 	}
-	account(&val->c, plen + sizeof(*ip6));
+	account(&val->c, plen + sizeof(*ip6), now);
 	count(STAT_XLAT_6TO4, 0);
 	return forward(cfg, stack, ifindex, &nh);
 err:
@@ -528,7 +603,7 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, const struct nat64_c
 	const __u32 lw = ETH_HLEN; /* the IPv4 (then IPv6) header while rewriting */
 	void *data, *data_end;
 	struct iphdr *ip4;
-	struct nat64_flow4 key = {};
+	struct nat64_flow4 key __attribute__((aligned(8))) = {};
 	struct nat64_to6 *val;
 	struct l4info l4 = {};
 	struct bpf_fib_lookup fib = {};
@@ -539,6 +614,7 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, const struct nat64_c
 	__u8 proto, proto6, tos, ttl;
 	int gso = skb->gso_size != 0, stack, df;
 	__s64 diff;
+	__u64 now;
 
 	ensure_linear(skb, l3 + sizeof(*ip4) + sizeof(struct tcphdr));
 	ensure_linear(skb, l3 + sizeof(*ip4) + sizeof(struct udphdr));
@@ -571,9 +647,12 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, const struct nat64_c
 	key.dst = ip4->daddr;
 	*(__u32 *)&key.sport = l4.ports;
 	key.proto = proto;
+	if (!maybe_installed((const __u32 *)&key, sizeof(key) / 4, NAT64_FILTER_WORDS))
+		return PASS(STAT_PASS_MISS);
 	val = bpf_map_lookup_elem(&flows_4to6, &key);
 	if (!val)
 		return PASS(STAT_PASS_MISS);
+	now = bpf_ktime_get_ns();
 	proto6 = proto == IPPROTO_ICMP ? IPPROTO_ICMPV6 : proto;
 
 	/* RFC 7915 §4.1 sizes, Fragment header and MTU, per GSO segment. */
@@ -606,7 +685,7 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, const struct nat64_c
 		fib.flowinfo = bpf_htonl((__u32)tos << 20);
 		__builtin_memcpy(fib.ipv6_src, val->out.src, 16);
 		__builtin_memcpy(fib.ipv6_dst, val->out.dst, 16);
-		if (route(skb, &fib, cfg, &nh, &ifindex, &why))
+		if (route_cached(skb, &fib, cfg, &val->route, now, tos, &nh, &ifindex, &why))
 			return PASS(why);
 	}
 
@@ -660,7 +739,7 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, const struct nat64_c
 					sizeof(ethertype), 0))
 			goto err;
 	}
-	account(&val->c, total);
+	account(&val->c, total, now);
 	count(STAT_XLAT_4TO6, 0);
 	return forward(cfg, stack, ifindex, &nh);
 err:

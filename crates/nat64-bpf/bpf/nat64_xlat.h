@@ -41,12 +41,29 @@ struct nat64_counters {
 	__u64 bytes; /* IP bytes as received, before translation */
 };
 
+/* The route a flow's translated packets took: the program's cache of its
+ * last bpf_fib_lookup, reused for NAT64_ROUTE_TTL_NS (zero when installed;
+ * the daemon never reads it). */
+struct nat64_route {
+	__u64 at_ns; /* bpf_ktime_get_ns() of the lookup; 0: none yet */
+	__u32 nh[4]; /* next hop for bpf_redirect_neigh (IPv4: nh[0]) */
+	__u32 ifindex; /* egress */
+	__u16 fits; /* largest translated size (per GSO segment) the route's MTU took */
+	__u8 tos; /* TOS / traffic class it was looked up with */
+	__u8 family; /* of the next hop: AF_INET / AF_INET6 */
+};
+
+/* How long a cached route is used before it is looked up again: a route,
+ * MTU or forwarding change reaches an installed flow within this time. */
+#define NAT64_ROUTE_TTL_NS 1000000ull
+
 /* Value of `flows_6to4`: what an IPv6 packet of the key's flow becomes. */
 struct nat64_to4 {
 	struct nat64_flow4 out;
 	__u32 flags; /* NAT64_FLOW_* */
 	__u32 pad;
 	struct nat64_counters c;
+	struct nat64_route route;
 };
 
 /* Value of `flows_4to6`: what an IPv4 packet of the key's flow becomes. */
@@ -55,6 +72,7 @@ struct nat64_to6 {
 	__u32 flags;
 	__u32 pad;
 	struct nat64_counters c;
+	struct nat64_route route;
 };
 
 /* Per-flow flags. */
@@ -86,6 +104,23 @@ struct nat64_config {
 	__u32 stack_ifindex;
 };
 
+/*
+ * Miss filter (`flow_filter`, an array of __u64 words): one bit per hash
+ * slot of each flow map's keys, set by the loader while a key of that slot
+ * is installed (it counts them). A packet whose slot bit is clear cannot be
+ * in the map: it is passed without the hash map lookup, whose bucket read
+ * is a cache miss in a large table. Words [0, NAT64_FILTER_WORDS) are
+ * `flows_6to4`'s, the next NAT64_FILTER_WORDS `flows_4to6`'s.
+ *
+ * The slot of a key: h = 0, then h = (h ^ w) * NAT64_FILTER_MUL for each
+ * 32-bit word w of the key in memory order (host byte order reads), then
+ * MurmurHash3's finalizer (fmix32), and the top NAT64_FILTER_BITS_LOG2 bits
+ * of h. Mirrored in `src/filter.rs`.
+ */
+#define NAT64_FILTER_BITS_LOG2 20
+#define NAT64_FILTER_WORDS (1u << (NAT64_FILTER_BITS_LOG2 - 6))
+#define NAT64_FILTER_MUL 0x9e3779b1u
+
 #define NAT64_CFG_STACK_FORWARD 0x1u /* every flow as NAT64_FLOW_STACK_FORWARD */
 #define NAT64_CFG_NO_COPY_TOS 0x2u /* traffic class / TOS written as 0 */
 #define NAT64_CFG_NO_DECREMENT_TTL 0x4u /* TTL / hop limit copied as is */
@@ -115,10 +150,13 @@ enum nat64_stat {
 /* The same numbers are pinned on the Rust side (src/abi.rs layout test). */
 _Static_assert(sizeof(struct nat64_flow6) == 40, "nat64_flow6 layout");
 _Static_assert(sizeof(struct nat64_flow4) == 16, "nat64_flow4 layout");
-_Static_assert(sizeof(struct nat64_to4) == 48, "nat64_to4 layout");
+_Static_assert(sizeof(struct nat64_route) == 32, "nat64_route layout");
+_Static_assert(sizeof(struct nat64_to4) == 80, "nat64_to4 layout");
 _Static_assert(__builtin_offsetof(struct nat64_to4, c) == 24, "nat64_to4 layout");
-_Static_assert(sizeof(struct nat64_to6) == 72, "nat64_to6 layout");
+_Static_assert(__builtin_offsetof(struct nat64_to4, route) == 48, "nat64_to4 layout");
+_Static_assert(sizeof(struct nat64_to6) == 104, "nat64_to6 layout");
 _Static_assert(__builtin_offsetof(struct nat64_to6, c) == 48, "nat64_to6 layout");
+_Static_assert(__builtin_offsetof(struct nat64_to6, route) == 72, "nat64_to6 layout");
 _Static_assert(sizeof(struct nat64_config) == 20, "nat64_config layout");
 _Static_assert(STAT_MAX == 16, "Stat::ALL in src/lib.rs");
 

@@ -44,6 +44,19 @@ pub struct RawCounters {
     pub bytes: u64,
 }
 
+/// `struct nat64_route`: the program's cache of a flow's route (written
+/// by the program only; installed as zeroes).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RawRoute {
+    pub at_ns: u64,
+    pub nh: [u8; 16],
+    pub ifindex: u32,
+    pub fits: u16,
+    pub tos: u8,
+    pub family: u8,
+}
+
 /// `struct nat64_to4`: value of `flows_6to4`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,6 +65,7 @@ pub struct To4Value {
     pub flags: u32,
     pub pad: u32,
     pub c: RawCounters,
+    pub route: RawRoute,
 }
 
 /// `struct nat64_to6`: value of `flows_4to6`.
@@ -62,6 +76,7 @@ pub struct To6Value {
     pub flags: u32,
     pub pad: u32,
     pub c: RawCounters,
+    pub route: RawRoute,
 }
 
 /// `struct nat64_config`: the `config` array's one entry.
@@ -90,6 +105,8 @@ unsafe impl aya::Pod for Flow6Key {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Flow4Key {}
 // SAFETY: as above.
+unsafe impl aya::Pod for RawRoute {}
+// SAFETY: as above.
 unsafe impl aya::Pod for To4Value {}
 // SAFETY: as above.
 unsafe impl aya::Pod for To6Value {}
@@ -107,6 +124,18 @@ impl Flow6Key {
             pad: [0; 3],
         }
     }
+
+    /// The key as the map stores it.
+    pub(crate) fn bytes(&self) -> [u8; 40] {
+        let mut b = [0; 40];
+        b[..16].copy_from_slice(&self.src);
+        b[16..32].copy_from_slice(&self.dst);
+        b[32..34].copy_from_slice(&self.sport);
+        b[34..36].copy_from_slice(&self.dport);
+        b[36] = self.proto;
+        b[37..].copy_from_slice(&self.pad);
+        b
+    }
 }
 
 impl Flow4Key {
@@ -119,6 +148,18 @@ impl Flow4Key {
             proto,
             pad: [0; 3],
         }
+    }
+
+    /// The key as the map stores it.
+    pub(crate) fn bytes(&self) -> [u8; 16] {
+        let mut b = [0; 16];
+        b[..4].copy_from_slice(&self.src);
+        b[4..8].copy_from_slice(&self.dst);
+        b[8..10].copy_from_slice(&self.sport);
+        b[10..12].copy_from_slice(&self.dport);
+        b[12] = self.proto;
+        b[13..].copy_from_slice(&self.pad);
+        b
     }
 }
 
@@ -145,14 +186,23 @@ mod test {
 
         assert_eq!(size_of::<RawCounters>(), 24);
 
-        assert_eq!(size_of::<To4Value>(), 48);
+        assert_eq!(size_of::<RawRoute>(), 32);
+        assert_eq!(offset_of!(RawRoute, nh), 8);
+        assert_eq!(offset_of!(RawRoute, ifindex), 24);
+        assert_eq!(offset_of!(RawRoute, fits), 28);
+        assert_eq!(offset_of!(RawRoute, tos), 30);
+        assert_eq!(offset_of!(RawRoute, family), 31);
+
+        assert_eq!(size_of::<To4Value>(), 80);
         assert_eq!(offset_of!(To4Value, flags), 16);
         assert_eq!(offset_of!(To4Value, c), 24);
+        assert_eq!(offset_of!(To4Value, route), 48);
         assert_eq!(core::mem::align_of::<To4Value>(), 8);
 
-        assert_eq!(size_of::<To6Value>(), 72);
+        assert_eq!(size_of::<To6Value>(), 104);
         assert_eq!(offset_of!(To6Value, flags), 40);
         assert_eq!(offset_of!(To6Value, c), 48);
+        assert_eq!(offset_of!(To6Value, route), 72);
 
         assert_eq!(size_of::<RawConfig>(), 20);
         assert_eq!(offset_of!(RawConfig, stack_ifindex), 16);

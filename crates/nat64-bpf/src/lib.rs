@@ -23,9 +23,10 @@
 
 mod abi;
 mod batch;
+mod filter;
 mod test_run;
 
-pub use abi::{Flow4Key, Flow6Key, RawConfig, RawCounters, To4Value, To6Value};
+pub use abi::{Flow4Key, Flow6Key, RawConfig, RawCounters, RawRoute, To4Value, To6Value};
 pub use nat64_core::xlat::{L4Proto, Tuple4 as Flow4, Tuple6 as Flow6};
 pub use test_run::{SkBuffCtx, TestRunOutput};
 
@@ -35,6 +36,7 @@ use aya::programs::tc::{self, TcAttachOptions, TcError};
 use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType};
 use aya::{EbpfError, EbpfLoader};
 use core::net::{Ipv4Addr, Ipv6Addr};
+use filter::{Half, MissFilter};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
@@ -483,6 +485,7 @@ pub struct FastPath {
     flows4_fd: OwnedFd,
     config: Array<MapData, RawConfig>,
     stats: PerCpuArray<MapData, u64>,
+    filter: MissFilter,
     ebpf: aya::Ebpf,
     max_flows: u32,
 }
@@ -590,6 +593,33 @@ fn flow4(k: &Flow4Key) -> Flow4 {
     }
 }
 
+/// `BPF_NOEXIST`: a map update that only adds.
+const BPF_NOEXIST: u64 = 1;
+
+/// Installs a key with `insert(flags)` counted in the miss filter: its bit
+/// is set before the entry exists; a replaced entry was counted already.
+/// Errors name the flow map `map` (of `max` entries).
+fn insert_counted(
+    filter: &mut MissFilter,
+    half: Half,
+    key: &[u8],
+    (map, max): (&'static str, u32),
+    mut insert: impl FnMut(u64) -> Result<(), MapError>,
+) -> Result<(), FastPathError> {
+    filter.add(half, key).map_err(map_err("flow_filter"))?;
+    let r = match insert(BPF_NOEXIST) {
+        Err(MapError::SyscallError(s)) if s.io_error.raw_os_error() == Some(libc::EEXIST) => {
+            filter.sub(half, key);
+            return insert(0).map_err(insert_error(map, max));
+        }
+        r => r,
+    };
+    if r.is_err() {
+        filter.sub(half, key);
+    }
+    r.map_err(insert_error(map, max))
+}
+
 fn insert_error(map: &'static str, max: u32) -> impl Fn(MapError) -> FastPathError {
     move |e| match &e {
         MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::E2BIG) => {
@@ -644,6 +674,9 @@ impl FastPath {
         let flows4 = HashMap::try_from(m4).map_err(map_err("flows_4to6"))?;
         let config = Array::try_from(take(&mut ebpf, "config")).map_err(map_err("config"))?;
         let stats = PerCpuArray::try_from(take(&mut ebpf, "stats")).map_err(map_err("stats"))?;
+        let filter = MissFilter::new(
+            Array::try_from(take(&mut ebpf, "flow_filter")).map_err(map_err("flow_filter"))?,
+        );
         let mut fp = FastPath {
             links: Vec::new(),
             flows6,
@@ -652,6 +685,7 @@ impl FastPath {
             flows4_fd,
             config,
             stats,
+            filter,
             ebpf,
             max_flows,
         };
@@ -852,10 +886,14 @@ impl FastPath {
                 last_seen_ns: monotonic_now_ns(),
                 ..RawCounters::default()
             },
+            route: RawRoute::default(),
         };
-        self.flows6
-            .insert(key6(in_), v, 0)
-            .map_err(insert_error("flows_6to4", self.max_flows))
+        let k = key6(in_);
+        let (filter, flows) = (&mut self.filter, &mut self.flows6);
+        let map = ("flows_6to4", self.max_flows);
+        insert_counted(filter, Half::SixToFour, &k.bytes(), map, |flags| {
+            flows.insert(k, v, flags)
+        })
     }
 
     /// Installs (or replaces) the IPv4 → IPv6 direction of a flow.
@@ -876,10 +914,14 @@ impl FastPath {
                 last_seen_ns: monotonic_now_ns(),
                 ..RawCounters::default()
             },
+            route: RawRoute::default(),
         };
-        self.flows4
-            .insert(key4(in_), v, 0)
-            .map_err(insert_error("flows_4to6", self.max_flows))
+        let k = key4(in_);
+        let (filter, flows) = (&mut self.filter, &mut self.flows4);
+        let map = ("flows_4to6", self.max_flows);
+        insert_counted(filter, Half::FourToSix, &k.bytes(), map, |flags| {
+            flows.insert(k, v, flags)
+        })
     }
 
     /// Removes a flow's IPv6 → IPv4 entry; returns its last counters
@@ -888,7 +930,10 @@ impl FastPath {
         let k = key6(in_);
         let last = self.counters_6to4(in_);
         match self.flows6.remove(&k) {
-            Ok(()) => Ok(last),
+            Ok(()) => {
+                self.filter.sub(Half::SixToFour, &k.bytes());
+                Ok(last)
+            }
             Err(MapError::KeyNotFound | MapError::ElementNotFound) => Ok(None),
             Err(MapError::SyscallError(s)) if s.io_error.raw_os_error() == Some(libc::ENOENT) => {
                 Ok(None)
@@ -902,7 +947,10 @@ impl FastPath {
         let k = key4(in_);
         let last = self.counters_4to6(in_);
         match self.flows4.remove(&k) {
-            Ok(()) => Ok(last),
+            Ok(()) => {
+                self.filter.sub(Half::FourToSix, &k.bytes());
+                Ok(last)
+            }
             Err(MapError::KeyNotFound | MapError::ElementNotFound) => Ok(None),
             Err(MapError::SyscallError(s)) if s.io_error.raw_os_error() == Some(libc::ENOENT) => {
                 Ok(None)
@@ -921,6 +969,24 @@ impl FastPath {
     pub fn counters_4to6(&self, in_: &Flow4) -> Option<Counters> {
         let k = key4(in_);
         self.flows4.get(&k, 0).ok().map(|v| v.c.into())
+    }
+
+    /// The program's cached route of a flow's IPv6 → IPv4 entry (all zero
+    /// until a packet was redirected): for diagnostics and tests.
+    pub fn route_6to4(&self, in_: &Flow6) -> Option<RawRoute> {
+        self.flows6.get(&key6(in_), 0).ok().map(|v| v.route)
+    }
+
+    /// The same for a flow's IPv4 → IPv6 entry.
+    pub fn route_4to6(&self, in_: &Flow4) -> Option<RawRoute> {
+        self.flows4.get(&key4(in_), 0).ok().map(|v| v.route)
+    }
+
+    /// Bits set in the miss filter for each map (6 → 4, 4 → 6), read back
+    /// from the kernel: at most one per installed entry (fewer when two
+    /// keys share a slot), 0 when none is installed.
+    pub fn filter_bits(&self) -> Result<(u32, u32), FastPathError> {
+        self.filter.bits_set().map_err(map_err("flow_filter"))
     }
 
     /// The counters of every installed flow, both directions, as of now:

@@ -263,6 +263,13 @@ fn netlink_fallback_removes_stale_filters() {
     });
 }
 
+/// Waits out the program's route cache (`NAT64_ROUTE_TTL_NS`, 1 ms): a
+/// route, MTU or forwarding change reaches an installed flow's next packet
+/// after that.
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(2));
+}
+
 /// The real forwarding path: bpf_fib_lookup on the translated destination
 /// (route MTU, forwarding sysctls), bpf_redirect_neigh (TC_ACT_REDIRECT,
 /// which a test run reports without sending). One-armed: both families on
@@ -310,8 +317,31 @@ fn route_lookup_and_redirect() {
         assert_eq!(out.data[14..], userspace(&v4, &f, 0).unwrap()[..]);
         assert_eq!(fp.stats().unwrap().get(Stat::Xlat6to4), 1);
 
+        // The route is cached per flow: egress, next hop (on-link: the
+        // destination), the size the MTU took, the TOS looked up with.
+        let r = fp.route_6to4(&f.in6).unwrap();
+        assert_eq!(r.ifindex, ifindex(DEV));
+        assert_eq!((r.family, &r.nh[..4]), (2, &[198, 51, 100, 2][..]));
+        assert_eq!((r.fits, r.tos), (20 + 32 + 1000, 0));
+        let r6 = fp.route_4to6(&f.in4).unwrap();
+        assert_eq!((r6.ifindex, r6.family), (ifindex(DEV), 10));
+        assert_eq!(r6.nh, f.out6.dst.octets());
+        // Back-to-back packets of the flow reuse it (fewer lookups than
+        // packets: 20 runs within the 1 ms TTL of one another at least
+        // once), and a larger packet widens what it took.
+        let mut looked_up = std::collections::HashSet::new();
+        for _ in 0..20 {
+            assert_eq!(run(&fp, &v6).retval, TC_ACT_REDIRECT);
+            looked_up.insert(fp.route_6to4(&f.in6).unwrap().at_ns);
+        }
+        assert!(looked_up.len() < 20, "a lookup for every packet");
+        let v6_big = client_tcp(&t, &[7; 1200]);
+        assert_eq!(run(&fp, &v6_big).retval, TC_ACT_REDIRECT);
+        assert_eq!(fp.route_6to4(&f.in6).unwrap().fits, 20 + 32 + 1200);
+
         // The route's MTU: a translated packet above it is passed.
         sh(&format!("ip link set {DEV} mtu 1400"));
+        settle();
         let fits = client_tcp(&t, &vec![1; 1420 - 72]);
         assert_eq!(run(&fp, &fits).retval, TC_ACT_REDIRECT);
         let big = frame_to(DEV_MAC, ETH_P_IPV6, &client_tcp(&t, &vec![1; 1421 - 72]));
@@ -319,21 +349,25 @@ fn route_lookup_and_redirect() {
         assert_eq!((out.retval, &out.data), (TC_ACT_OK, &big));
         assert_eq!(fp.stats().unwrap().get(Stat::PassMtu), 1);
         sh(&format!("ip link set {DEV} mtu 1500"));
+        settle();
 
         // No route for the translated destination: passed.
         sh(&format!("ip route del 198.51.100.0/24 dev {DEV}"));
+        settle();
         let v6 = client_tcp(&t, b"no route");
         let fr = frame_to(DEV_MAC, ETH_P_IPV6, &v6);
         let out = fp.test_run(&fr, Some(&ctx)).unwrap();
         assert_eq!((out.retval, &out.data), (TC_ACT_OK, &fr));
         assert!(fp.stats().unwrap().get(Stat::PassFib) >= 1);
         sh(&format!("ip route add 198.51.100.0/24 dev {DEV}"));
+        settle();
         assert_eq!(run(&fp, &v6).retval, TC_ACT_REDIRECT);
 
         // Forwarding disabled on the receiving interface: passed.
         sh(&format!(
             "echo 0 > /proc/sys/net/ipv4/conf/{DEV}/forwarding"
         ));
+        settle();
         let fib_before = fp.stats().unwrap().get(Stat::PassFib);
         let out = fp.test_run(&fr, Some(&ctx)).unwrap();
         assert_eq!((out.retval, &out.data), (TC_ACT_OK, &fr));
@@ -356,6 +390,7 @@ fn route_lookup_and_redirect() {
 
         // A per-flow STACK_FORWARD entry translates without the lookup.
         sh("echo 0 > /proc/sys/net/ipv4/conf/nat64t1/forwarding");
+        settle();
         fp.insert_6to4(&f.in6, &f.out4, nat64_bpf::FLOW_STACK_FORWARD)
             .unwrap();
         let out = run(&fp, &v6);

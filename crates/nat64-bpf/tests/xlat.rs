@@ -651,6 +651,82 @@ fn snapshot_reads_every_flow_in_batches() {
     assert_eq!(s.counters_6to4(&gone.in6), None);
 }
 
+/// The miss filter follows installs: a bit per installed key (a replaced
+/// entry is not counted twice), cleared when its last key leaves, and the
+/// program's slot for every key is the loader's (10,000 flows, each
+/// translated both ways: a key whose bit the program looked for elsewhere
+/// would pass as a miss).
+#[test]
+fn miss_filter_follows_installs() {
+    let Some(mut fp) = fast_path_sized("miss_filter_follows_installs", 16384) else {
+        return;
+    };
+    fp.set_config(&stack_config(0, 0)).unwrap();
+    assert_eq!(fp.filter_bits().unwrap(), (0, 0));
+    let f = flow(L4Proto::Udp);
+    install(&mut fp, &f);
+    assert_eq!(fp.filter_bits().unwrap(), (1, 1));
+    fp.insert_6to4(&f.in6, &f.out4, 0).unwrap();
+    assert_eq!(fp.filter_bits().unwrap(), (1, 1), "a replaced entry");
+    translated(&fp, &f, &client_udp(b"up"));
+    assert!(fp.remove_6to4(&f.in6).unwrap().is_some());
+    assert_eq!(fp.filter_bits().unwrap(), (0, 1));
+    assert_eq!(fp.remove_6to4(&f.in6).unwrap(), None);
+    assert_eq!(fp.filter_bits().unwrap(), (0, 1));
+    expect_passed(&fp, &f, &frame(&client_udp(b"gone")), Stat::PassMiss, None);
+    assert!(fp.remove_4to6(&f.in4).unwrap().is_some());
+    assert_eq!(fp.filter_bits().unwrap(), (0, 0));
+
+    let flows: Vec<TestFlow> = (1..=10_000u16)
+        .map(|p| {
+            let mut o = f;
+            o.in6.src_port = p;
+            o.out4.src_port = 20_000 + p;
+            o.in4 = o.out4.reversed();
+            o.out6 = o.in6.reversed();
+            o
+        })
+        .collect();
+    for o in &flows {
+        install(&mut fp, o);
+    }
+    let (six, four) = fp.filter_bits().unwrap();
+    // 10,000 keys in 2^20 slots share ~48 on average.
+    assert!(
+        (9_800..=10_000).contains(&six),
+        "{six} bits for 10,000 keys"
+    );
+    assert!(
+        (9_800..=10_000).contains(&four),
+        "{four} bits for 10,000 keys"
+    );
+    for o in &flows {
+        let up = udp6(
+            o.in6.src,
+            o.in6.src_port,
+            o.in6.dst,
+            o.in6.dst_port,
+            64,
+            b"u",
+        );
+        translated(&fp, o, &up);
+        let down = udp4(
+            o.in4.src,
+            o.in4.src_port,
+            o.in4.dst,
+            o.in4.dst_port,
+            64,
+            b"d",
+        );
+        translated(&fp, o, &down);
+    }
+    for o in &flows {
+        fp.remove_6to4(&o.in6).unwrap().unwrap();
+        fp.remove_4to6(&o.in4).unwrap().unwrap();
+    }
+    assert_eq!(fp.filter_bits().unwrap(), (0, 0));
+}
+
 #[test]
 fn api_refuses_what_the_program_cannot_do() {
     let Some(mut fp) = fast_path("api_refuses_what_the_program_cannot_do") else {
