@@ -67,10 +67,17 @@
 #   MODES ["kernel4nat daemon fastpath kernel"]
 #   OFFLOAD ["on off"] veth TSO/GSO/GRO all on, all off; "default" = what a new
 #          veth has (TSO/GSO on, GRO off), as in the anchors' default rows
-#   TESTS ["tcp6to4_1 tcp4to6_1 tcp6to4_4 tcp4to6_4 udp6to4 udp4to6 connrate
+#   TESTS ["tcp6to4_1 tcp4to6_1 tcp6to4_4 tcp4to6_4 udp6to4 udp4to6 udpnl6to4
+#          udpnl4to6 connrate conncost
 #          capacity teardown"]
 #   DURATION [10] s per iperf3 run   REPS [3] repetitions, the tables give medians
 #   SENDERS [1] parallel iperf3 UDP clients (ports PORT..PORT+SENDERS-1)
+#   TCP_PROCS [streams] how a tcp*_N test makes its N streams: "streams", N
+#          iperf3 clients of one stream each (ports PORT..PORT+N-1), as iperf3
+#          >= 3.16 gives each stream its own thread; "one", one iperf3 -P N
+#          (iperf3 3.12, Debian 12's, then sends every stream from one thread,
+#          and a run may end up with one vCPU doing sender, forwarding and
+#          receiver while the other idles: the bimodal results of Run H)
 #   UDP_LEN [64]   PORT [5201]
 #   STATEFUL_OFFLOAD [off, or the first OFFLOAD] offload setting the
 #          connrate/capacity/teardown tests run under (once, not per setting)
@@ -117,10 +124,19 @@ fi
 
 MODES=${MODES:-"kernel4nat daemon fastpath kernel"}
 OFFLOAD=${OFFLOAD:-"on off"}
-TESTS=${TESTS:-"tcp6to4_1 tcp4to6_1 tcp6to4_4 tcp4to6_4 udp6to4 udp4to6 udpnl6to4 udpnl4to6 connrate capacity teardown"}
+TESTS=${TESTS:-"tcp6to4_1 tcp4to6_1 tcp6to4_4 tcp4to6_4 udp6to4 udp4to6 udpnl6to4 udpnl4to6 connrate conncost capacity teardown"}
 DURATION=${DURATION:-10}
 REPS=${REPS:-3}
 SENDERS=${SENDERS:-1}
+TCP_PROCS=${TCP_PROCS:-streams}
+[[ $TCP_PROCS == streams || $TCP_PROCS == one ]] || { echo "TCP_PROCS must be 'streams' or 'one', not '$TCP_PROCS'" >&2; exit 1; }
+# iperf3 servers each mode runs: one per UDP sender or per TCP stream.
+SERVERS=$SENDERS
+if [[ $TCP_PROCS == streams ]]; then
+	for t in ${TESTS:-}; do
+		[[ $t =~ ^tcp(6to4|4to6)_([0-9]+)$ ]] && ((BASH_REMATCH[2] > SERVERS)) && SERVERS=${BASH_REMATCH[2]}
+	done
+fi
 UDP_LEN=${UDP_LEN:-64}
 UDP_BUF=${UDP_BUF:-4M}
 UDP_TRIAL=${UDP_TRIAL:-$DURATION}
@@ -324,9 +340,9 @@ set_offload() { # set_offload on|off|default : TSO/GSO/GRO on every veth of ever
 }
 
 declare -A SRV_PID
-start_servers() { # start_servers MODE : SENDERS iperf3 servers in s4
+start_servers() { # start_servers MODE : SERVERS iperf3 servers in s4
 	local m=$1 i p
-	for ((i = 0; i < SENDERS; i++)); do
+	for ((i = 0; i < SERVERS; i++)); do
 		p=$((PORT + i))
 		start_bg_log "$WORK/$m.iperf3-s.$p.log" -- ip netns exec "${NS_S4[$m]}" iperf3 -s -4 -p "$p"
 		SRV_PID[$m.$p]=$BGPID
@@ -339,7 +355,7 @@ start_servers() { # start_servers MODE : SENDERS iperf3 servers in s4
 }
 restart_servers() {
 	local m=$1 i
-	for ((i = 0; i < SENDERS; i++)); do stop_pid "${SRV_PID[$m.$((PORT + i))]}"; done
+	for ((i = 0; i < SERVERS; i++)); do stop_pid "${SRV_PID[$m.$((PORT + i))]}"; done
 	start_servers "$m"
 }
 
@@ -536,13 +552,14 @@ row() { # row MODE OFF TEST REP OK VALUE UNIT GBPS RETR TX RX LOSS CPU_FIELDS EX
 fail_row() { row "$1" "$2" "$3" "$4" 0 NA "$5" NA NA NA NA NA "NA,NA,NA,NA,NA" "" "${FAILED[$1]:-$6}"; }
 
 # ----------------------------------------------------------------- iperf3 ---
-# iperf_trial MODE NAME SECS ARGS... : SENDERS (UDP) or one iperf3 client(s)
+# iperf_trial MODE NAME SECS ARGS... : SENDERS (UDP), IT_PROCS (TCP, set by
+# run_iperf; 1 otherwise) or one iperf3 client(s)
 # from c6 for SECS seconds; sets IT_OK IT_GBPS IT_RETR IT_TX IT_RX IT_LOSS
 # IT_ERR, IT_EX (TUN drops) and CPU_FIELDS.
 iperf_trial() {
 	local m=$1 name=$2 secs=$3 n=1 i j rc=0 files=() cpids=() d0 d1
 	shift 3
-	[[ " $* " == *" -u "* ]] && n=$SENDERS
+	if [[ " $* " == *" -u "* ]]; then n=$SENDERS; else n=${IT_PROCS:-1}; fi
 	IT_EX=""
 	d0=$(tun_drops "$m")
 	cpu_begin "$m"
@@ -578,15 +595,19 @@ iperf_failed() { # iperf_failed MODE OFF TEST REP
 
 run_iperf() { # run_iperf MODE OFF TEST REP
 	local m=$1 off=$2 t=$3 rep=$4 args=()
+	local streams=${t#*_} dir=()
+	IT_PROCS=1
+	[[ $t == tcp4to6_* ]] && dir=(-R)
+	if [[ $t == tcp* && $TCP_PROCS == streams ]]; then IT_PROCS=$streams streams=1; fi
 	case $t in
-	tcp6to4_*) args=(-P "${t#*_}") ;;
-	tcp4to6_*) args=(-R -P "${t#*_}") ;;
+	tcp*) args=("${dir[@]}" -P "$streams") ;;
 	udp6to4) args=(-u -l "$UDP_LEN" -b 0 -w "$UDP_BUF") ;;
 	udp4to6) args=(-u -l "$UDP_LEN" -b 0 -w "$UDP_BUF" -R) ;;
 	udpnl*) run_udp_search "$@"; return ;;
 	esac
 	if ! alive "$m"; then fail_row "$m" "$off" "$t" "$rep" "${t%%_*}"; return; fi
 	iperf_trial "$m" "$m.$off.$t.$rep" "$DURATION" "${args[@]}"
+	IT_PROCS=1
 	if [[ $IT_OK != 1 ]]; then iperf_failed "$m" "$off" "$t" "$rep"; return; fi
 	if [[ $t == tcp* ]]; then
 		row "$m" "$off" "$t" "$rep" 1 "$IT_GBPS" Gbit/s "$IT_GBPS" "$IT_RETR" NA NA NA "$CPU_FIELDS" "$IT_EX" ""
@@ -828,7 +849,7 @@ run_teardown() {
 }
 
 # ------------------------------------------------------------------- main ---
-log "run $RUN_ID: modes [$MODES] offload [$OFFLOAD] tests [$TESTS] duration ${DURATION}s reps $REPS senders $SENDERS; loadavg $(cut -d' ' -f1-3 /proc/loadavg); raw CSV $CSV"
+log "run $RUN_ID: modes [$MODES] offload [$OFFLOAD] tests [$TESTS] duration ${DURATION}s reps $REPS senders $SENDERS tcp-procs $TCP_PROCS; loadavg $(cut -d' ' -f1-3 /proc/loadavg); raw CSV $CSV"
 for m in $MODES; do
 	setup_topo "$m"
 	start_servers "$m"

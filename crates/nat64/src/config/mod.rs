@@ -126,7 +126,7 @@ pub struct FileConfig {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fast_path_interfaces: Vec<String>,
     /// Flows the program's tables hold (preallocated kernel memory, about
-    /// 270 B a flow); flows beyond stay on the TUN path. Default: daemon
+    /// 370 B a flow); flows beyond stay on the TUN path. Default: daemon
     /// mode `limits.max-sessions` up to 262,144; kernel mode 65,536.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fast_path_max_flows: Option<u32>,
@@ -1772,7 +1772,7 @@ impl FileConfig {
                     n,
                     format!(
                         "is outside {FAST_PATH_MIN_FLOWS}-{FAST_PATH_MAX_FLOWS} (each flow \
-                         takes ~270 B of kernel memory, allocated at start)"
+                         takes ~370 B of kernel memory, allocated at start)"
                     ),
                     "remove it for the default, or pick a value in that range",
                 ));
