@@ -11,8 +11,10 @@
  * sent with bpf_redirect_neigh (or handed to the stack, STACK_FORWARD).
  *
  * Order of work, so that a packet is either translated completely or not
- * touched at all: parse (read only) -> flow lookup -> route lookup for the
- * translated destination (with the translated size: MTU) -> rewrite.
+ * touched at all: parse (read only) -> miss filter (no installed key in the
+ * packet's slot: passed without the lookup) -> flow lookup -> route for the
+ * translated destination (with the translated size: MTU; the flow's cached
+ * lookup when younger than NAT64_ROUTE_TTL_NS) -> rewrite.
  * A helper failing during the rewrite drops the packet (STAT_ERROR).
  *
  * Checksums: the L4 checksum is updated with bpf_l4_csum_replace (the

@@ -607,6 +607,21 @@ fn counters_accumulate_and_reset_on_insert() {
     assert_eq!(fp.flows_4to6().count(), 0);
 }
 
+/// `n` flows like `f` but for their ports: client ports 1..=n on pool
+/// ports 20001..
+fn siblings(f: &TestFlow, n: u16) -> Vec<TestFlow> {
+    (1..=n)
+        .map(|p| {
+            let mut o = *f;
+            o.in6.src_port = p;
+            o.out4.src_port = 20_000 + p;
+            o.in4 = o.out4.reversed();
+            o.out6 = o.in6.reversed();
+            o
+        })
+        .collect()
+}
+
 /// A snapshot (batched reads, several batches) holds every installed
 /// flow's counters, as the entry-by-entry reads give them.
 #[test]
@@ -617,18 +632,8 @@ fn snapshot_reads_every_flow_in_batches() {
     fp.set_config(&stack_config(0, 0)).unwrap();
     let f = flow(L4Proto::Udp);
     install(&mut fp, &f);
-    // 10,000 more (the reader asks 4,096 at a time): client ports
-    // 1..=10000 on pool ports 20001..=30000.
-    let others: Vec<TestFlow> = (1..=10_000u16)
-        .map(|p| {
-            let mut o = f;
-            o.in6.src_port = p;
-            o.out4.src_port = 20_000 + p;
-            o.in4 = o.out4.reversed();
-            o.out6 = o.in6.reversed();
-            o
-        })
-        .collect();
+    // 10,000 more (the reader asks 4,096 at a time).
+    let others = siblings(&f, 10_000);
     for o in &others {
         install(&mut fp, o);
     }
@@ -677,16 +682,7 @@ fn miss_filter_follows_installs() {
     assert!(fp.remove_4to6(&f.in4).unwrap().is_some());
     assert_eq!(fp.filter_bits().unwrap(), (0, 0));
 
-    let flows: Vec<TestFlow> = (1..=10_000u16)
-        .map(|p| {
-            let mut o = f;
-            o.in6.src_port = p;
-            o.out4.src_port = 20_000 + p;
-            o.in4 = o.out4.reversed();
-            o.out6 = o.in6.reversed();
-            o
-        })
-        .collect();
+    let flows = siblings(&f, 10_000);
     for o in &flows {
         install(&mut fp, o);
     }
