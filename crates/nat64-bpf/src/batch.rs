@@ -29,14 +29,16 @@ struct BatchAttr {
     flags: u64,
 }
 
-/// Appends every entry of the hash map `map` (keys `K`, values `V`, as
-/// the map was created with) to `out`. Entries added or removed meanwhile
-/// may or may not show; none shows twice. `Err` with `EINVAL` or
+/// Calls `each` with every entry of the hash map `map` (keys `K`, values
+/// `V`, as the map was created with), a batch of `CHUNK` at a time: no
+/// copy of the whole table is held. Entries added or removed meanwhile may
+/// or may not show; none shows twice. `Err` with `EINVAL` or
 /// `ENOTSUPP`/`EOPNOTSUPP`: the kernel has no batch operations (the caller
-/// reads entry by entry instead).
+/// reads entry by entry instead); after another error `each` may have seen
+/// part of the map.
 pub(crate) fn lookup_all<K: Pod, V: Pod>(
     map: BorrowedFd<'_>,
-    out: &mut Vec<(K, V)>,
+    mut each: impl FnMut(&K, &V),
 ) -> io::Result<()> {
     let mut keys: Vec<K> = Vec::with_capacity(CHUNK as usize);
     let mut values: Vec<V> = Vec::with_capacity(CHUNK as usize);
@@ -89,7 +91,11 @@ pub(crate) fn lookup_all<K: Pod, V: Pod>(
             keys.set_len(n);
             values.set_len(n);
         }
-        out.extend(keys.drain(..).zip(values.drain(..)));
+        for (k, v) in keys.iter().zip(&values) {
+            each(k, v);
+        }
+        keys.clear();
+        values.clear();
         if done {
             return Ok(());
         }

@@ -179,9 +179,10 @@ where
     K: aya::Pod + Eq + std::hash::Hash,
     V: aya::Pod,
 {
-    let mut all: Vec<(K, V)> = Vec::new();
-    match batch::lookup_all(fd, &mut all) {
-        Ok(()) => into.extend(all.iter().map(|(k, v)| (*k, counters(v)))),
+    match batch::lookup_all(fd, |k: &K, v: &V| {
+        into.insert(*k, counters(v));
+    }) {
+        Ok(()) => {}
         Err(e) if batch::unsupported(&e) => {
             for r in map.iter() {
                 let (k, v) = r.map_err(map_err(name))?;
