@@ -552,14 +552,12 @@ row() { # row MODE OFF TEST REP OK VALUE UNIT GBPS RETR TX RX LOSS CPU_FIELDS EX
 fail_row() { row "$1" "$2" "$3" "$4" 0 NA "$5" NA NA NA NA NA "NA,NA,NA,NA,NA" "" "${FAILED[$1]:-$6}"; }
 
 # ----------------------------------------------------------------- iperf3 ---
-# iperf_trial MODE NAME SECS ARGS... : SENDERS (UDP), IT_PROCS (TCP, set by
-# run_iperf; 1 otherwise) or one iperf3 client(s)
-# from c6 for SECS seconds; sets IT_OK IT_GBPS IT_RETR IT_TX IT_RX IT_LOSS
+# iperf_trial MODE NAME SECS CLIENTS ARGS... : CLIENTS iperf3 clients (ports
+# PORT..) from c6 for SECS seconds; sets IT_OK IT_GBPS IT_RETR IT_TX IT_RX IT_LOSS
 # IT_ERR, IT_EX (TUN drops) and CPU_FIELDS.
 iperf_trial() {
-	local m=$1 name=$2 secs=$3 n=1 i j rc=0 files=() cpids=() d0 d1
-	shift 3
-	if [[ " $* " == *" -u "* ]]; then n=$SENDERS; else n=${IT_PROCS:-1}; fi
+	local m=$1 name=$2 secs=$3 n=$4 i j rc=0 files=() cpids=() d0 d1
+	shift 4
 	IT_EX=""
 	d0=$(tun_drops "$m")
 	cpu_begin "$m"
@@ -595,19 +593,20 @@ iperf_failed() { # iperf_failed MODE OFF TEST REP
 
 run_iperf() { # run_iperf MODE OFF TEST REP
 	local m=$1 off=$2 t=$3 rep=$4 args=()
-	local streams=${t#*_} dir=()
-	IT_PROCS=1
+	local streams=${t#*_} clients=$SENDERS dir=()
 	[[ $t == tcp4to6_* ]] && dir=(-R)
-	if [[ $t == tcp* && $TCP_PROCS == streams ]]; then IT_PROCS=$streams streams=1; fi
 	case $t in
-	tcp*) args=("${dir[@]}" -P "$streams") ;;
+	tcp*)
+		clients=1
+		[[ $TCP_PROCS == streams ]] && clients=$streams streams=1
+		args=("${dir[@]}" -P "$streams")
+		;;
 	udp6to4) args=(-u -l "$UDP_LEN" -b 0 -w "$UDP_BUF") ;;
 	udp4to6) args=(-u -l "$UDP_LEN" -b 0 -w "$UDP_BUF" -R) ;;
 	udpnl*) run_udp_search "$@"; return ;;
 	esac
 	if ! alive "$m"; then fail_row "$m" "$off" "$t" "$rep" "${t%%_*}"; return; fi
-	iperf_trial "$m" "$m.$off.$t.$rep" "$DURATION" "${args[@]}"
-	IT_PROCS=1
+	iperf_trial "$m" "$m.$off.$t.$rep" "$DURATION" "$clients" "${args[@]}"
 	if [[ $IT_OK != 1 ]]; then iperf_failed "$m" "$off" "$t" "$rep"; return; fi
 	if [[ $t == tcp* ]]; then
 		row "$m" "$off" "$t" "$rep" 1 "$IT_GBPS" Gbit/s "$IT_GBPS" "$IT_RETR" NA NA NA "$CPU_FIELDS" "$IT_EX" ""
@@ -630,7 +629,7 @@ run_udp_search() {
 	[[ $t == udpnl4to6 ]] && dir=(-R)
 	if ! alive "$m"; then fail_row "$m" "$off" "$t" "$rep" pps; return; fi
 	local base=(-u -l "$UDP_LEN" -w "$UDP_BUF" "${dir[@]}")
-	iperf_trial "$m" "$m.$off.$t.$rep.full" "$UDP_TRIAL" "${base[@]}" -b 0
+	iperf_trial "$m" "$m.$off.$t.$rep.full" "$UDP_TRIAL" "$SENDERS" "${base[@]}" -b 0
 	trials=1
 	if [[ $IT_OK != 1 ]]; then iperf_failed "$m" "$off" "$t" "$rep"; return; fi
 	blast="full_tx=$IT_TX;full_rx=$IT_RX;full_loss=$IT_LOSS"
@@ -641,7 +640,7 @@ run_udp_search() {
 		for ((i = 0; i < UDP_STEPS; i++)); do
 			rate=$(((lo + hi) / 2))
 			((rate > 0)) || break
-			iperf_trial "$m" "$m.$off.$t.$rep.$i" "$UDP_TRIAL" "${base[@]}" -b "$((rate * UDP_LEN * 8))/$UDP_BURST"
+			iperf_trial "$m" "$m.$off.$t.$rep.$i" "$UDP_TRIAL" "$SENDERS" "${base[@]}" -b "$((rate * UDP_LEN * 8))/$UDP_BURST"
 			trials=$((trials + 1))
 			if [[ $IT_OK == 1 ]] && loss_ok "$IT_LOSS"; then
 				lo=$rate

@@ -396,8 +396,9 @@ static __always_inline int route_cached(struct __sk_buff *skb, struct bpf_fib_lo
 	}
 	if (route(skb, fib, cfg, nh, ifindex, why))
 		return -1;
-	/* Only a larger packet than cached: the MTU took it too. */
-	if (fresh && rc->ifindex == *ifindex && size > rc->fits) {
+	/* Only a larger packet than cached (a hit returned above): the MTU
+	 * took it too. */
+	if (fresh && rc->ifindex == *ifindex) {
 		rc->fits = size;
 		return 0;
 	}

@@ -113,6 +113,14 @@ unsafe impl aya::Pod for To6Value {}
 // SAFETY: as above.
 unsafe impl aya::Pod for RawConfig {}
 
+/// A map key or value as the kernel stores it: its bytes in memory order.
+pub(crate) fn bytes_of<T: aya::Pod>(v: &T) -> &[u8] {
+    // SAFETY: `Pod` types here are `#[repr(C)]` with every padding byte an
+    // explicit field (see above), so all `size_of::<T>()` bytes behind `v`
+    // are initialised; the slice borrows `v`.
+    unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>()) }
+}
+
 impl Flow6Key {
     pub fn new(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, proto: u8) -> Self {
         Flow6Key {
@@ -123,18 +131,6 @@ impl Flow6Key {
             proto,
             pad: [0; 3],
         }
-    }
-
-    /// The key as the map stores it.
-    pub(crate) fn bytes(&self) -> [u8; 40] {
-        let mut b = [0; 40];
-        b[..16].copy_from_slice(&self.src);
-        b[16..32].copy_from_slice(&self.dst);
-        b[32..34].copy_from_slice(&self.sport);
-        b[34..36].copy_from_slice(&self.dport);
-        b[36] = self.proto;
-        b[37..].copy_from_slice(&self.pad);
-        b
     }
 }
 
@@ -148,18 +144,6 @@ impl Flow4Key {
             proto,
             pad: [0; 3],
         }
-    }
-
-    /// The key as the map stores it.
-    pub(crate) fn bytes(&self) -> [u8; 16] {
-        let mut b = [0; 16];
-        b[..4].copy_from_slice(&self.src);
-        b[4..8].copy_from_slice(&self.dst);
-        b[8..10].copy_from_slice(&self.sport);
-        b[10..12].copy_from_slice(&self.dport);
-        b[12] = self.proto;
-        b[13..].copy_from_slice(&self.pad);
-        b
     }
 }
 

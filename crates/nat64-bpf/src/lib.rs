@@ -892,7 +892,7 @@ impl FastPath {
         let k = key6(in_);
         let (filter, flows) = (&mut self.filter, &mut self.flows6);
         let map = ("flows_6to4", self.max_flows);
-        insert_counted(filter, Half::SixToFour, &k.bytes(), map, |flags| {
+        insert_counted(filter, Half::SixToFour, abi::bytes_of(&k), map, |flags| {
             flows.insert(k, v, flags)
         })
     }
@@ -920,7 +920,7 @@ impl FastPath {
         let k = key4(in_);
         let (filter, flows) = (&mut self.filter, &mut self.flows4);
         let map = ("flows_4to6", self.max_flows);
-        insert_counted(filter, Half::FourToSix, &k.bytes(), map, |flags| {
+        insert_counted(filter, Half::FourToSix, abi::bytes_of(&k), map, |flags| {
             flows.insert(k, v, flags)
         })
     }
@@ -932,7 +932,7 @@ impl FastPath {
         let last = self.counters_6to4(in_);
         match self.flows6.remove(&k) {
             Ok(()) => {
-                self.filter.sub(Half::SixToFour, &k.bytes());
+                self.filter.sub(Half::SixToFour, abi::bytes_of(&k));
                 Ok(last)
             }
             Err(MapError::KeyNotFound | MapError::ElementNotFound) => Ok(None),
@@ -949,7 +949,7 @@ impl FastPath {
         let last = self.counters_4to6(in_);
         match self.flows4.remove(&k) {
             Ok(()) => {
-                self.filter.sub(Half::FourToSix, &k.bytes());
+                self.filter.sub(Half::FourToSix, abi::bytes_of(&k));
                 Ok(last)
             }
             Err(MapError::KeyNotFound | MapError::ElementNotFound) => Ok(None),
